@@ -1,0 +1,270 @@
+//! `poolwatch`: the device-side command line. Thin: parses arguments and calls the library.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use image::RgbImage;
+use poolwatch::annotations::{OwnAnnotation, OwnBox, write_own};
+use poolwatch::config::Config;
+use poolwatch::detect::{Detector, ImageRecord};
+use poolwatch::model::{Autoencoder, contract::parse_size};
+use poolwatch::pool::MaskSpec;
+use poolwatch::source::dir::{image_paths, load_rgb};
+use poolwatch::synth::{Scene, SynthSettings, frame_plan, parse_range};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "poolwatch", version, about = "Swimmer detection for poolside cameras", args_override_self = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect swimmers in images or directories of images; one JSON line per image on stdout.
+    Detect {
+        /// The ONNX model (defaults to the config's `model`).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// A TOML config (pool mask, heatmap and box settings).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also write each image annotated with its heatmap and boxes into this directory.
+        #[arg(long)]
+        annotate: Option<PathBuf>,
+        /// Images or directories.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Write synthetic pool frames with exact swimmer annotations.
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 12)]
+        frames: u64,
+        /// Swimmers per scene, e.g. 1..3 (0 for empty pools).
+        #[arg(long, default_value = "1..4")]
+        swimmers: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "640x480")]
+        size: String,
+        /// Camera placements (venues) the frames are spread over.
+        #[arg(long, default_value_t = 1)]
+        scenes: u32,
+        /// Seconds between consecutive frames of a scene.
+        #[arg(long, default_value_t = 0.5)]
+        interval: f32,
+        /// Image format: jpg or png.
+        #[arg(long, default_value = "jpg")]
+        format: String,
+    },
+    /// Print a model's metadata.
+    Info {
+        model: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the pool mask automatic detection (or the config's mask) finds for an image.
+    Mask {
+        image: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Take the mask from this config instead of automatic detection.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also write the image with the non-pool area darkened.
+        #[arg(long)]
+        preview: Option<PathBuf>,
+    },
+}
+
+/// An error that means bad input from the user (config, model): exit status 2.
+struct Usage(anyhow::Error);
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Detect { model, config, annotate, inputs } => detect(model, config, annotate, &inputs),
+        Command::Synth { out, frames, swimmers, seed, size, scenes, interval, format } => {
+            synth(&out, frames, &swimmers, seed, &size, scenes, interval, &format).map_err(Usage)
+        }
+        Command::Info { model, json } => info(&model, json).map_err(Usage),
+        Command::Mask { image, out, config, preview } => mask(&image, &out, config, preview).map_err(Usage),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Usage(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn detect(model: Option<PathBuf>, config: Option<PathBuf>, annotate: Option<PathBuf>, inputs: &[PathBuf]) -> Result<ExitCode, Usage> {
+    let cfg = load_config(config.as_deref()).map_err(Usage)?;
+    let model_path = model
+        .or(cfg.model.clone())
+        .ok_or_else(|| Usage(anyhow::anyhow!("no model: give --model FILE or set `model` in the config")))?;
+    let model = Autoencoder::load(&model_path).map_err(|e| Usage(e.into()))?;
+    if let Some(dir) = &annotate {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).map_err(Usage)?;
+    }
+    let mut detector = Detector::new(model, &cfg);
+    // Expand each input on its own so one missing path does not stop the others.
+    let mut paths = Vec::new();
+    let mut failed = 0usize;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for input in inputs {
+        match image_paths(std::slice::from_ref(input)) {
+            Ok(p) => paths.extend(p),
+            Err(e) => {
+                log::error!("{e}");
+                let _ = writeln!(out, "{}", serde_json::json!({"image": input.display().to_string(), "error": e.to_string()}));
+                failed += 1;
+            }
+        }
+    }
+    let mut processed = 0usize;
+    for path in &paths {
+        let name = path.display().to_string();
+        let result = load_rgb(path).map_err(anyhow::Error::from).and_then(|img| {
+            let d = detector.detect(&img)?;
+            if let Some(dir) = &annotate {
+                write_annotated(dir, path, &img, &detector, &d)?;
+            }
+            Ok(d)
+        });
+        let line = match result {
+            Ok(d) => {
+                processed += 1;
+                serde_json::to_string(&ImageRecord::new(name, &d)).unwrap_or_default()
+            }
+            Err(e) => {
+                failed += 1;
+                log::error!("{}", one_line(&e));
+                serde_json::json!({"image": name, "error": one_line(&e)}).to_string()
+            }
+        };
+        if writeln!(out, "{line}").is_err() {
+            break; // stdout closed (e.g. piped into head): nothing more to say.
+        }
+    }
+    log::info!("{processed} images processed, {failed} failed");
+    Ok(if processed == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn write_annotated(dir: &Path, path: &Path, img: &RgbImage, det: &Detector, d: &poolwatch::Detection) -> Result<()> {
+    let status = format!("{} swimmer(s)  thr {:.3}  {:.1} ms", d.boxes.len(), d.threshold, d.timings.total);
+    let annotated = poolwatch::overlay::annotate(img, det.heatmap(), d.threshold, &d.boxes, &status);
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("frame");
+    let out = dir.join(format!("{stem}.jpg"));
+    annotated.save(&out).with_context(|| format!("cannot write {}", out.display()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn synth(out: &Path, frames: u64, swimmers: &str, seed: u64, size: &str, scenes: u32, interval: f32, format: &str) -> Result<ExitCode> {
+    let (width, height) = parse_size(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    let swimmers = parse_range(swimmers).map_err(|e| anyhow::anyhow!("--swimmers: {e}"))?;
+    if format != "jpg" && format != "png" {
+        bail!("--format: '{format}' is not jpg or png");
+    }
+    if scenes == 0 || !(interval >= 0.0) {
+        bail!("--scenes must be at least 1 and --interval not negative");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let settings = SynthSettings { width, height, swimmers, seed, scenes, interval };
+    let mut scene: Option<(u64, Scene)> = None;
+    let mut img = RgbImage::new(width, height);
+    for i in 0..frames {
+        let (scene_seed, t) = frame_plan(&settings, frames, i);
+        if scene.as_ref().is_none_or(|(s, _)| *s != scene_seed) {
+            scene = Some((scene_seed, Scene::new(scene_seed, width, height, swimmers)));
+        }
+        let Some((_, sc)) = &scene else { unreachable!() };
+        let truth = sc.render_into(t, seed.wrapping_mul(31).wrapping_add(i), &mut img);
+        let name = format!("{i:06}.{format}");
+        let path = out.join(&name);
+        img.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        let ann = OwnAnnotation {
+            image: name,
+            width,
+            height,
+            boxes: truth
+                .iter()
+                .map(|t| OwnBox {
+                    x1: t.bbox.x1,
+                    y1: t.bbox.y1,
+                    x2: t.bbox.x2,
+                    y2: t.bbox.y2,
+                    label: "swimmer".into(),
+                    lane: Some(t.lane),
+                    distance_m: Some(t.distance_m),
+                })
+                .collect(),
+            pool: Some(sc.pool_corners().to_vec()),
+        };
+        write_own(&out.join(format!("{i:06}.json")), &ann)?;
+    }
+    log::info!("wrote {frames} frames to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info(path: &Path, json: bool) -> Result<ExitCode> {
+    let proto = poolwatch::model::infer::read_proto(path)?;
+    let meta = poolwatch::model::ModelMeta::from_proto(path, &proto)?;
+    // Loading through tract proves the device can run it.
+    Autoencoder::from_proto(path, &proto)?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let cal = meta.calibration.as_ref().map(|c| {
+        serde_json::json!({"frames": c.frames, "quantile": c.quantile, "threshold": c.threshold,
+            "raw_threshold": c.raw_threshold, "heatmap": c.heatmap})
+    });
+    let arch = meta.arch.as_ref().map(|a| {
+        serde_json::json!({"name": a.name, "channels": a.channels, "kernels": a.kernels, "upsample": a.upsample,
+            "macs_per_frame": a.macs(meta.width, meta.height)})
+    });
+    let v = serde_json::json!({
+        "file": path.display().to_string(), "bytes": size, "input": format!("{}x{}", meta.width, meta.height),
+        "quantization": meta.quantization, "arch": arch, "preprocess": meta.preprocess, "calibration": cal,
+        "training": meta.training,
+    });
+    if json {
+        println!("{v}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mask(image: &Path, out: &Path, config: Option<PathBuf>, preview: Option<PathBuf>) -> Result<ExitCode> {
+    let spec = match config {
+        Some(c) => load_config(Some(&c))?.pool.mask,
+        None => MaskSpec::Auto,
+    };
+    let img = load_rgb(image)?;
+    let m = spec.build(&img)?;
+    m.save(out).with_context(|| format!("cannot write {}", out.display()))?;
+    let share = m.pixels().filter(|p| p[0] > 0).count() as f64 / (m.width() * m.height()) as f64;
+    log::info!("pool covers {:.1}% of the image", share * 100.0);
+    if let Some(p) = preview {
+        poolwatch::pool::preview(&img, &m).save(&p).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,332 @@
+//! Boxes: the heatmap thresholded, cleaned by morphology, split into connected components, fragments of
+//! one swimmer merged, each box scored and scaled to the source image's pixel coordinates.
+
+use crate::heatmap::Heatmap;
+use image::{GrayImage, Luma};
+use imageproc::distance_transform::Norm;
+use imageproc::region_labelling::{Connectivity, connected_components};
+use serde::{Deserialize, Serialize};
+
+/// An axis-aligned box in source-image pixels, `x2`/`y2` exclusive, with a score in [0,1).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub score: f32,
+}
+
+impl BBox {
+    pub fn new(x1: f32, y1: f32, x2: f32, y2: f32) -> BBox {
+        BBox { x1, y1, x2, y2, score: 1.0 }
+    }
+
+    pub fn width(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0)
+    }
+
+    pub fn height(&self) -> f32 {
+        (self.y2 - self.y1).max(0.0)
+    }
+
+    pub fn area(&self) -> f32 {
+        self.width() * self.height()
+    }
+
+    pub fn center(&self) -> (f32, f32) {
+        ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
+    }
+
+    pub fn iou(&self, o: &BBox) -> f32 {
+        let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
+        let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
+        let inter = iw * ih;
+        let union = self.area() + o.area() - inter;
+        if union <= 0.0 { 0.0 } else { inter / union }
+    }
+
+    /// Distance between the two boxes' edges (0 when they touch or overlap).
+    pub fn gap(&self, o: &BBox) -> f32 {
+        let dx = (self.x1.max(o.x1) - self.x2.min(o.x2)).max(0.0);
+        let dy = (self.y1.max(o.y1) - self.y2.min(o.y2)).max(0.0);
+        dx.max(dy)
+    }
+
+    pub fn union(&self, o: &BBox) -> BBox {
+        BBox {
+            x1: self.x1.min(o.x1),
+            y1: self.y1.min(o.y1),
+            x2: self.x2.max(o.x2),
+            y2: self.y2.max(o.y2),
+            score: self.score.max(o.score),
+        }
+    }
+}
+
+/// Where the box threshold comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Threshold {
+    /// A fixed value on the heatmap's score.
+    Fixed(f32),
+    Named(ThresholdMode),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdMode {
+    /// From the model's calibration on empty frames (falls back to adaptive without one).
+    Calibrated,
+    /// Per frame: mean + `adaptive_k` standard deviations of the pool's scores.
+    Adaptive,
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold::Named(ThresholdMode::Calibrated)
+    }
+}
+
+/// How boxes are cut out of a heatmap.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoxSettings {
+    pub threshold: Threshold,
+    /// Multiplies the calibrated threshold (above 1: fewer false alarms, below: more recall).
+    pub threshold_scale: f32,
+    /// Standard deviations above the mean for the adaptive threshold.
+    pub adaptive_k: f32,
+    /// Opening radius in model pixels: removes specks.
+    pub open_radius: u8,
+    /// Closing radius in model pixels: joins nearby fragments.
+    pub close_radius: u8,
+    /// Smallest box, as a fraction of the frame's area.
+    pub min_area: f32,
+    /// Boxes closer than this fraction of the frame width are merged.
+    pub merge_gap: f32,
+    pub max_boxes: usize,
+}
+
+impl Default for BoxSettings {
+    fn default() -> Self {
+        BoxSettings {
+            threshold: Threshold::default(),
+            threshold_scale: 1.0,
+            adaptive_k: 4.0,
+            open_radius: 1,
+            close_radius: 2,
+            min_area: 0.0004,
+            merge_gap: 0.01,
+            max_boxes: 32,
+        }
+    }
+}
+
+impl BoxSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Threshold::Fixed(t) = self.threshold
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(format!("threshold {t} must be a positive number, \"calibrated\" or \"adaptive\""));
+        }
+        if !(self.threshold_scale > 0.0) {
+            return Err("threshold_scale must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.min_area) || !(0.0..1.0).contains(&self.merge_gap) {
+            return Err("min_area and merge_gap are fractions of the frame, in [0,1)".into());
+        }
+        if self.max_boxes == 0 {
+            return Err("max_boxes must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Cuts boxes out of heatmaps; holds the threshold in force and scratch images.
+#[derive(Debug)]
+pub struct BoxExtractor {
+    settings: BoxSettings,
+    /// The threshold from calibration, if the model has one (already scaled).
+    calibrated: Option<f32>,
+    binary: GrayImage,
+}
+
+impl BoxExtractor {
+    pub fn new(settings: BoxSettings, calibrated: Option<f32>) -> BoxExtractor {
+        let calibrated = calibrated.map(|t| t * settings.threshold_scale);
+        BoxExtractor { settings, calibrated, binary: GrayImage::new(1, 1) }
+    }
+
+    pub fn settings(&self) -> &BoxSettings {
+        &self.settings
+    }
+
+    /// The threshold this heatmap is cut at.
+    pub fn threshold_for(&self, hm: &Heatmap) -> f32 {
+        match (&self.settings.threshold, self.calibrated) {
+            (Threshold::Fixed(t), _) => *t,
+            (Threshold::Named(ThresholdMode::Calibrated), Some(t)) => t,
+            _ => {
+                let vals: Vec<f32> = hm.score.iter().copied().filter(|v| *v > 0.0).collect();
+                if vals.is_empty() {
+                    return f32::INFINITY;
+                }
+                let n = vals.len() as f32;
+                let mean = vals.iter().sum::<f32>() / n;
+                let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
+                (mean + self.settings.adaptive_k * var.sqrt()).max(1e-6)
+            }
+        }
+    }
+
+    /// Boxes in source coordinates for a heatmap of a `src_w` x `src_h` frame, best score first.
+    pub fn extract(&mut self, hm: &Heatmap, src_w: u32, src_h: u32) -> (Vec<BBox>, f32) {
+        let thr = self.threshold_for(hm);
+        let (w, h) = (hm.width, hm.height);
+        if self.binary.dimensions() != (w, h) {
+            self.binary = GrayImage::new(w, h);
+        }
+        for (p, &s) in self.binary.pixels_mut().zip(&hm.score) {
+            *p = Luma([if s > thr { 255 } else { 0 }]);
+        }
+        let s = &self.settings;
+        if s.open_radius > 0 {
+            imageproc::morphology::open_mut(&mut self.binary, Norm::LInf, s.open_radius);
+        }
+        if s.close_radius > 0 {
+            imageproc::morphology::close_mut(&mut self.binary, Norm::LInf, s.close_radius);
+        }
+        let labels = connected_components(&self.binary, Connectivity::Eight, Luma([0u8]));
+        // Per component: bounds, pixel count and peak score.
+        let mut comps: Vec<([u32; 4], usize, f32)> = Vec::new();
+        for (x, y, l) in labels.enumerate_pixels() {
+            let l = l[0] as usize;
+            if l == 0 {
+                continue;
+            }
+            if comps.len() < l {
+                comps.resize(l, ([u32::MAX, u32::MAX, 0, 0], 0, 0.0));
+            }
+            let c = &mut comps[l - 1];
+            c.0 = [c.0[0].min(x), c.0[1].min(y), c.0[2].max(x + 1), c.0[3].max(y + 1)];
+            c.1 += 1;
+            c.2 = c.2.max(hm.score[(y * w + x) as usize]);
+        }
+        let (sx, sy) = (src_w as f32 / w as f32, src_h as f32 / h as f32);
+        let min_px = s.min_area * (w * h) as f32;
+        let mut boxes: Vec<BBox> = comps
+            .iter()
+            .filter(|c| c.1 > 0 && c.1 as f32 >= min_px.max(1.0))
+            .map(|(b, _, peak)| BBox {
+                x1: b[0] as f32 * sx,
+                y1: b[1] as f32 * sy,
+                x2: b[2] as f32 * sx,
+                y2: b[3] as f32 * sy,
+                score: peak / (peak + thr),
+            })
+            .collect();
+        boxes = merge(boxes, s.merge_gap * src_w as f32);
+        boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
+        boxes.truncate(s.max_boxes);
+        (boxes, thr)
+    }
+}
+
+/// Repeatedly merges boxes that overlap or lie within `gap` pixels of each other.
+pub fn merge(mut boxes: Vec<BBox>, gap: f32) -> Vec<BBox> {
+    loop {
+        let mut merged = false;
+        'outer: for i in 0..boxes.len() {
+            for j in i + 1..boxes.len() {
+                if boxes[i].gap(&boxes[j]) <= gap {
+                    let b = boxes.swap_remove(j);
+                    boxes[i] = boxes[i].union(&b);
+                    merged = true;
+                    break 'outer;
+                }
+            }
+        }
+        if !merged {
+            return boxes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heatmap(w: u32, h: u32, blobs: &[(u32, u32, u32, u32, f32)]) -> Heatmap {
+        let mut score = vec![0.0; (w * h) as usize];
+        for &(x1, y1, x2, y2, v) in blobs {
+            for y in y1..y2 {
+                for x in x1..x2 {
+                    score[(y * w + x) as usize] = v;
+                }
+            }
+        }
+        Heatmap { width: w, height: h, score }
+    }
+
+    fn settings() -> BoxSettings {
+        BoxSettings { threshold: Threshold::Fixed(1.0), min_area: 0.002, merge_gap: 0.0, ..Default::default() }
+    }
+
+    #[test]
+    fn finds_blobs_scaled_to_source_and_drops_specks() {
+        // 100x50 heatmap of a 200x100 frame: one 10x8 blob, one single-pixel speck, one below threshold.
+        let hm = heatmap(100, 50, &[(10, 10, 20, 18, 5.0), (60, 30, 61, 31, 9.0), (70, 5, 90, 20, 0.5)]);
+        let mut ex = BoxExtractor::new(settings(), None);
+        let (boxes, thr) = ex.extract(&hm, 200, 100);
+        assert_eq!(thr, 1.0);
+        assert_eq!(boxes.len(), 1, "{boxes:?}");
+        let b = boxes[0];
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (20.0, 20.0, 40.0, 36.0));
+        assert!((b.score - 5.0 / 6.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn fragments_of_one_swimmer_merge() {
+        let hm = heatmap(100, 50, &[(10, 10, 20, 20, 3.0), (23, 10, 33, 20, 4.0)]);
+        let mut ex = BoxExtractor::new(BoxSettings { close_radius: 0, ..settings() }, None);
+        assert_eq!(ex.extract(&hm, 100, 50).0.len(), 2);
+        let mut ex = BoxExtractor::new(BoxSettings { close_radius: 0, merge_gap: 0.05, ..settings() }, None);
+        let boxes = ex.extract(&hm, 100, 50).0;
+        assert_eq!(boxes.len(), 1);
+        assert_eq!((boxes[0].x1, boxes[0].x2), (10.0, 33.0));
+        // Closing joins them too.
+        let mut ex = BoxExtractor::new(BoxSettings { close_radius: 2, ..settings() }, None);
+        assert_eq!(ex.extract(&hm, 100, 50).0.len(), 1);
+    }
+
+    #[test]
+    fn calibrated_and_adaptive_thresholds() {
+        let hm = heatmap(50, 50, &[(0, 0, 50, 50, 0.1), (20, 20, 30, 30, 2.0)]);
+        let ex = BoxExtractor::new(BoxSettings { threshold_scale: 2.0, ..BoxSettings::default() }, Some(0.5));
+        assert_eq!(ex.threshold_for(&hm), 1.0);
+        let ex = BoxExtractor::new(BoxSettings::default(), None);
+        let t = ex.threshold_for(&hm);
+        assert!(t > 0.1 && t < 2.0, "adaptive {t}");
+        let mut ex = BoxExtractor::new(BoxSettings::default(), None);
+        let boxes = ex.extract(&hm, 50, 50).0;
+        assert_eq!(boxes.len(), 1);
+        assert_eq!((boxes[0].x1, boxes[0].y1, boxes[0].x2, boxes[0].y2), (20.0, 20.0, 30.0, 30.0));
+    }
+
+    #[test]
+    fn iou_and_gap() {
+        let a = BBox::new(0.0, 0.0, 10.0, 10.0);
+        let b = BBox::new(5.0, 0.0, 15.0, 10.0);
+        assert!((a.iou(&b) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(a.gap(&BBox::new(13.0, 0.0, 20.0, 5.0)), 3.0);
+        assert_eq!(a.gap(&b), 0.0);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(BoxSettings { threshold: Threshold::Fixed(-1.0), ..Default::default() }.validate().is_err());
+        assert!(BoxSettings { min_area: 2.0, ..Default::default() }.validate().is_err());
+        assert!(BoxSettings::default().validate().is_ok());
+    }
+}

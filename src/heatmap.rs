@@ -1,0 +1,344 @@
+//! The heatmap: per-pixel reconstruction error (squared error summed over channels, raised to an
+//! exponent), masked to the pool, smoothed, and optionally standardised by the per-pixel error
+//! statistics of empty frames so that error that is always there (lane ropes, reflections) fades.
+
+use crate::model::Calibration;
+use serde::{Deserialize, Serialize};
+
+/// How reconstruction error becomes a score map.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeatmapSettings {
+    /// The squared error is raised to this power (the seed's contrast exponent).
+    pub exponent: f32,
+    /// Gaussian smoothing of the error map, in model pixels (0 = none).
+    pub blur_sigma: f32,
+    /// Divide by the empty-frame spread, per pixel, after subtracting the empty-frame mean.
+    pub standardize: bool,
+}
+
+impl Default for HeatmapSettings {
+    fn default() -> Self {
+        HeatmapSettings { exponent: 1.0, blur_sigma: 1.5, standardize: true }
+    }
+}
+
+/// A score per model pixel; higher is more anomalous. Zero outside the pool.
+#[derive(Clone, Debug, Default)]
+pub struct Heatmap {
+    pub width: u32,
+    pub height: u32,
+    pub score: Vec<f32>,
+}
+
+impl Heatmap {
+    pub fn at(&self, x: u32, y: u32) -> f32 {
+        self.score[(y * self.width + x) as usize]
+    }
+
+    pub fn max(&self) -> f32 {
+        self.score.iter().copied().fold(0.0, f32::max)
+    }
+}
+
+/// Turns (input, reconstruction) pairs into heatmaps, reusing its buffers.
+#[derive(Debug)]
+pub struct HeatmapBuilder {
+    settings: HeatmapSettings,
+    width: usize,
+    height: usize,
+    kernel: Vec<f32>,
+    tmp: Vec<f32>,
+    /// Per-pixel (mean, 1/spread) when standardising.
+    stats: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl HeatmapBuilder {
+    /// `calibration` supplies the empty-frame statistics; without it the heatmap is not standardised.
+    pub fn new(width: u32, height: u32, settings: HeatmapSettings, calibration: Option<&Calibration>) -> Self {
+        let stats = calibration.filter(|_| settings.standardize).map(|c| {
+            let floor = spread_floor(&c.std);
+            (c.mean.clone(), c.std.iter().map(|&s| 1.0 / s.max(floor)).collect())
+        });
+        HeatmapBuilder {
+            kernel: gaussian_kernel(settings.blur_sigma),
+            settings,
+            width: width as usize,
+            height: height as usize,
+            tmp: vec![0.0; (width * height) as usize],
+            stats,
+        }
+    }
+
+    pub fn settings(&self) -> &HeatmapSettings {
+        &self.settings
+    }
+
+    pub fn standardized(&self) -> bool {
+        self.stats.is_some()
+    }
+
+    /// The smoothed raw error (before standardisation) into `out`.
+    pub fn raw_into(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
+        let plane = self.width * self.height;
+        out.width = self.width as u32;
+        out.height = self.height as u32;
+        out.score.resize(plane, 0.0);
+        let e = self.settings.exponent;
+        for i in 0..plane {
+            let mut s = 0.0;
+            for c in 0..3 {
+                let d = input[c * plane + i] - recon[c * plane + i];
+                s += d * d;
+            }
+            if e != 1.0 {
+                s = s.powf(e);
+            }
+            out.score[i] = s * mask[i];
+        }
+        blur(&mut out.score, &mut self.tmp, self.width, self.height, &self.kernel);
+        for i in 0..plane {
+            out.score[i] *= mask[i];
+        }
+    }
+
+    /// The heatmap of one frame into `out` (its buffer is reused).
+    pub fn build_into(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
+        self.raw_into(input, recon, mask, out);
+        if let Some((mean, inv)) = &self.stats {
+            for i in 0..out.score.len() {
+                out.score[i] = ((out.score[i] - mean[i]) * inv[i]).max(0.0) * mask[i];
+            }
+        }
+    }
+}
+
+/// Spreads below this are raised to it, so near-constant pixels do not explode when standardised.
+fn spread_floor(std: &[f32]) -> f32 {
+    let mut v: Vec<f32> = std.iter().copied().filter(|s| *s > 0.0).collect();
+    if v.is_empty() {
+        return 1e-6;
+    }
+    let mid = v.len() / 2;
+    let (_, median, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    (*median * 0.5).max(1e-6)
+}
+
+fn gaussian_kernel(sigma: f32) -> Vec<f32> {
+    if sigma <= 0.0 {
+        return vec![1.0];
+    }
+    let r = (sigma * 2.5).ceil() as i32;
+    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let s: f32 = k.iter().sum();
+    k.into_iter().map(|v| v / s).collect()
+}
+
+/// Separable convolution with edge clamping, in place (`tmp` is scratch of the same size).
+fn blur(data: &mut [f32], tmp: &mut [f32], w: usize, h: usize, k: &[f32]) {
+    if k.len() == 1 {
+        return;
+    }
+    let r = (k.len() / 2) as isize;
+    for y in 0..h {
+        let row = &data[y * w..(y + 1) * w];
+        for x in 0..w {
+            let mut s = 0.0;
+            for (j, kv) in k.iter().enumerate() {
+                let xx = (x as isize + j as isize - r).clamp(0, w as isize - 1) as usize;
+                s += row[xx] * kv;
+            }
+            tmp[y * w + x] = s;
+        }
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let mut s = 0.0;
+            for (j, kv) in k.iter().enumerate() {
+                let yy = (y as isize + j as isize - r).clamp(0, h as isize - 1) as usize;
+                s += tmp[yy * w + x] * kv;
+            }
+            data[y * w + x] = s;
+        }
+    }
+}
+
+/// Thresholds sit this much above the empty frames' peaks.
+pub const CALIBRATION_MARGIN: f32 = 1.1;
+
+/// The largest value of the 3x3 minimum filter of a map: the peak a 1-pixel opening lets through.
+fn eroded_peak(m: &[f32], w: usize, h: usize) -> f32 {
+    let mut best = 0.0f32;
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            let mut lo = f32::MAX;
+            for dy in 0..3 {
+                let row = &m[(y + dy - 1) * w + x - 1..(y + dy - 1) * w + x + 2];
+                lo = lo.min(row[0]).min(row[1]).min(row[2]);
+            }
+            best = best.max(lo);
+        }
+    }
+    best
+}
+
+/// Accumulates heatmaps of held-out empty frames into a [`Calibration`].
+pub struct Calibrator {
+    builder: HeatmapBuilder,
+    maps: Vec<Vec<f32>>,
+    width: u32,
+    height: u32,
+}
+
+impl Calibrator {
+    pub fn new(width: u32, height: u32, settings: HeatmapSettings) -> Self {
+        Calibrator { builder: HeatmapBuilder::new(width, height, settings, None), maps: Vec::new(), width, height }
+    }
+
+    /// Adds one empty frame (model input and its reconstruction, CHW) with its pool mask.
+    pub fn add(&mut self, input: &[f32], recon: &[f32], mask: &[f32]) {
+        let mut h = Heatmap::default();
+        self.builder.raw_into(input, recon, mask, &mut h);
+        self.maps.push(h.score);
+    }
+
+    pub fn frames(&self) -> usize {
+        self.maps.len()
+    }
+
+    /// Per-pixel mean and spread, and the thresholds at quantile `q` of the empty frames' scores.
+    pub fn finish(self, q: f32) -> Option<Calibration> {
+        let n = self.maps.len();
+        if n == 0 {
+            return None;
+        }
+        let plane = (self.width * self.height) as usize;
+        let mut mean = vec![0.0f64; plane];
+        let mut sq = vec![0.0f64; plane];
+        for m in &self.maps {
+            for i in 0..plane {
+                mean[i] += m[i] as f64;
+                sq[i] += (m[i] as f64).powi(2);
+            }
+        }
+        let mean: Vec<f32> = mean.iter().map(|s| (s / n as f64) as f32).collect();
+        let std: Vec<f32> = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, &m)| ((s / n as f64 - (m as f64).powi(2)).max(0.0)).sqrt() as f32)
+            .collect();
+        // With few frames the per-pixel spread is noisy: blend it with a local average of itself.
+        let mut std_s = std.clone();
+        let mut tmp = vec![0.0; plane];
+        blur(&mut std_s, &mut tmp, self.width as usize, self.height as usize, &gaussian_kernel(3.0));
+        let std: Vec<f32> = std.iter().zip(&std_s).map(|(a, b)| a.max(*b)).collect();
+        let floor = spread_floor(&std);
+        // Per frame, the highest score that survives the box stage's opening (a 3x3 minimum): the
+        // thresholds sit at quantile `q` of these peaks, with a margin, so empty frames raise no box.
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut raw_peaks = Vec::with_capacity(n);
+        let mut std_peaks = Vec::with_capacity(n);
+        let mut standardised = vec![0.0f32; plane];
+        for m in &self.maps {
+            for i in 0..plane {
+                standardised[i] = if m[i] > 0.0 { ((m[i] - mean[i]) / std[i].max(floor)).max(0.0) } else { 0.0 };
+            }
+            raw_peaks.push(eroded_peak(m, w, h));
+            std_peaks.push(eroded_peak(&standardised, w, h));
+        }
+        let quantile = |v: &mut Vec<f32>| -> f32 {
+            let k = ((v.len() - 1) as f32 * q).round() as usize;
+            *v.select_nth_unstable_by(k, f32::total_cmp).1 * CALIBRATION_MARGIN
+        };
+        let settings = self.builder.settings().clone();
+        Some(Calibration {
+            width: self.width,
+            height: self.height,
+            threshold: quantile(&mut std_peaks).max(1e-6),
+            raw_threshold: quantile(&mut raw_peaks).max(1e-9),
+            mean,
+            std,
+            heatmap: settings,
+            quantile: q,
+            frames: n,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(blur: f32, standardize: bool, exponent: f32) -> HeatmapSettings {
+        HeatmapSettings { exponent, blur_sigma: blur, standardize }
+    }
+
+    #[test]
+    fn squared_error_summed_over_channels_with_exponent_and_mask() {
+        // 2x1 image: pixel 0 differs by (0.1, 0.2, 0.2), pixel 1 is outside the pool.
+        let input = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
+        let recon = [0.4, 0.0, 0.3, 0.0, 0.3, 0.0];
+        let mut b = HeatmapBuilder::new(2, 1, settings(0.0, false, 1.0), None);
+        let mut h = Heatmap::default();
+        b.build_into(&input, &recon, &[1.0, 0.0], &mut h);
+        assert!((h.score[0] - 0.09).abs() < 1e-6, "{}", h.score[0]);
+        assert_eq!(h.score[1], 0.0);
+        let mut b = HeatmapBuilder::new(2, 1, settings(0.0, false, 0.5), None);
+        b.build_into(&input, &recon, &[1.0, 1.0], &mut h);
+        assert!((h.score[0] - 0.3).abs() < 1e-6);
+        assert!((h.score[1] - 0.75f32.sqrt()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn blur_preserves_mass_and_spreads() {
+        let mut d = vec![0.0; 25];
+        d[12] = 1.0;
+        let mut t = vec![0.0; 25];
+        blur(&mut d, &mut t, 5, 5, &gaussian_kernel(0.8));
+        let s: f32 = d.iter().sum();
+        assert!((s - 1.0).abs() < 1e-3, "{s}");
+        assert!(d[12] < 1.0 && d[11] > 0.0 && d[12] > d[11] && d[11] > d[10]);
+    }
+
+    #[test]
+    fn standardisation_suppresses_error_that_is_always_there() {
+        // Pixel 0 always has error 1.0 +- 0.1 on empty frames (a lane rope); pixel 1 always ~0.
+        let (w, h) = (2u32, 1u32);
+        let mut cal = Calibrator::new(w, h, settings(0.0, true, 1.0));
+        for k in 0..20 {
+            let e: f32 = 1.0 + if k % 2 == 0 { 0.1 } else { -0.1 };
+            let e1: f32 = if k % 2 == 0 { 0.011 } else { 0.009 };
+            let input = [e.sqrt(), e1.sqrt(), 0.0, 0.0, 0.0, 0.0];
+            cal.add(&input, &[0.0; 6], &[1.0, 1.0]);
+        }
+        let c = cal.finish(0.99).unwrap();
+        assert!((c.mean[0] - 1.0).abs() < 1e-4 && (c.mean[1] - 0.01).abs() < 1e-4);
+        // A frame with the usual rope error and a swimmer-sized error at pixel 1.
+        let mut b = HeatmapBuilder::new(w, h, settings(0.0, true, 1.0), Some(&c));
+        let mut hm = Heatmap::default();
+        b.build_into(&[1.0, 0.9, 0.0, 0.0, 0.0, 0.0], &[0.0; 6], &[1.0, 1.0], &mut hm);
+        assert!(hm.score[0] < 1.0, "rope standardised away: {}", hm.score[0]);
+        assert!(hm.score[1] > 10.0, "swimmer stands out: {}", hm.score[1]);
+    }
+
+    #[test]
+    fn thresholds_sit_above_the_empty_frames_peaks() {
+        // 6x6 frames of uniform error 0.01 * (k+1), one with an isolated hot pixel that an opening removes.
+        let (w, h) = (6u32, 6u32);
+        let n = 36;
+        let mut cal = Calibrator::new(w, h, settings(0.0, true, 1.0));
+        for k in 0..5 {
+            let e = 0.01 * (k + 1) as f32;
+            let mut input = vec![0.0f32; 3 * n];
+            input[..n].iter_mut().for_each(|v| *v = e.sqrt());
+            if k == 0 {
+                input[14] = 3.0; // a single-pixel glint
+            }
+            cal.add(&input, &vec![0.0; 3 * n], &vec![1.0; n]);
+        }
+        let c = cal.finish(1.0).unwrap();
+        assert!((c.raw_threshold - 0.05 * CALIBRATION_MARGIN).abs() < 1e-4, "{}", c.raw_threshold);
+        assert!(c.threshold > 0.0 && c.threshold.is_finite());
+        assert_eq!(c.frames, 5);
+    }
+}

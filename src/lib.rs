@@ -1,0 +1,32 @@
+//! poolwatch: swimmer detection for poolside cameras.
+//!
+//! A convolutional autoencoder trained only on frames of the empty pool reconstructs water, lanes and
+//! reflections; what it cannot reconstruct (a swimmer) shows up as reconstruction error. The library is the
+//! pipeline, one module per stage, in the order the data flows:
+//!
+//! [`frame::Frame`] -> [`preprocess`] (model input) -> [`model`] (reconstruction) -> [`heatmap`] ->
+//! [`boxes`] -> outputs ([`overlay`], JSON records in [`detect`]).
+//!
+//! [`detect::Detector`] ties the stages together for one frame at a time.
+
+pub mod annotations;
+pub mod augment;
+pub mod boxes;
+pub mod calibrate;
+pub mod config;
+pub mod dataset;
+pub mod detect;
+pub mod frame;
+pub mod geometry;
+pub mod heatmap;
+pub mod inpaint;
+pub mod model;
+pub mod overlay;
+pub mod pool;
+pub mod preprocess;
+pub mod source;
+pub mod synth;
+
+pub use boxes::BBox;
+pub use detect::{Detection, Detector};
+pub use frame::Frame;

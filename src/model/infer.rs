@@ -1,0 +1,100 @@
+//! Inference through tract: the model is loaded and checked once, its optimised plan built once, and
+//! every frame runs through the same plan and state.
+
+use super::contract::{ModelError, ModelMeta};
+use prost::Message;
+use std::path::{Path, PathBuf};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+type Plan = TypedSimplePlan;
+
+/// A loaded autoencoder, ready to reconstruct frames of its input size.
+pub struct Autoencoder {
+    meta: ModelMeta,
+    path: PathBuf,
+    state: TypedSimpleState,
+    output: Vec<f32>,
+}
+
+impl std::fmt::Debug for Autoencoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Autoencoder").field("path", &self.path).field("meta", &self.meta).finish()
+    }
+}
+
+/// Reads and decodes an ONNX file, with errors that name the file.
+pub fn read_proto(path: &Path) -> Result<pb::ModelProto, ModelError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Read { path: path.to_path_buf(), source })?;
+    decode_proto(path, &bytes)
+}
+
+fn decode_proto(path: &Path, bytes: &[u8]) -> Result<pb::ModelProto, ModelError> {
+    let not_onnx = |reason: String| ModelError::NotOnnx { path: path.to_path_buf(), reason };
+    if bytes.is_empty() {
+        return Err(not_onnx("the file is empty".into()));
+    }
+    let proto = pb::ModelProto::decode(bytes).map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
+    if proto.graph.is_none() || proto.opset_import.is_empty() {
+        return Err(not_onnx("no graph or operator set; is it truncated?".into()));
+    }
+    Ok(proto)
+}
+
+impl Autoencoder {
+    /// Loads, checks and optimises the model at `path`.
+    pub fn load(path: &Path) -> Result<Autoencoder, ModelError> {
+        let proto = read_proto(path)?;
+        Self::from_proto(path, &proto)
+    }
+
+    /// Builds from an already decoded model; `path` is only used in messages.
+    pub fn from_proto(path: &Path, proto: &pb::ModelProto) -> Result<Autoencoder, ModelError> {
+        let meta = ModelMeta::from_proto(path, proto)?;
+        let plan = build_plan(proto, meta.width, meta.height)
+            .map_err(|e| ModelError::Tract { path: path.to_path_buf(), reason: format!("{e:#}") })?;
+        let state = plan
+            .spawn()
+            .map_err(|e| ModelError::Tract { path: path.to_path_buf(), reason: format!("{e:#}") })?;
+        let n = 3 * (meta.width * meta.height) as usize;
+        Ok(Autoencoder { meta, path: path.to_path_buf(), state, output: vec![0.0; n] })
+    }
+
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Model input size (width, height).
+    pub fn size(&self) -> (u32, u32) {
+        (self.meta.width, self.meta.height)
+    }
+
+    /// Runs the model on a CHW input of the model's size (values in [0,1]) and returns the
+    /// reconstruction, CHW, in a buffer owned by the model and reused for the next frame.
+    pub fn reconstruct(&mut self, input: &[f32]) -> Result<&[f32], ModelError> {
+        let (w, h) = (self.meta.width as usize, self.meta.height as usize);
+        if input.len() != 3 * w * h {
+            return Err(ModelError::Run(format!("input has {} values, the model takes 3x{h}x{w}", input.len())));
+        }
+        let tensor = Tensor::from_shape(&[1, 3, h, w], input).map_err(|e| ModelError::Run(e.to_string()))?;
+        let out = self.state.run(tvec![tensor.into()]).map_err(|e| ModelError::Run(format!("{e:#}")))?;
+        let view = out[0].to_plain_array_view::<f32>().map_err(|e| ModelError::Run(e.to_string()))?;
+        let view = view.as_slice().ok_or_else(|| ModelError::Run("output is not contiguous".into()))?;
+        if view.len() != self.output.len() {
+            return Err(ModelError::Run(format!("output has {} values, expected {}", view.len(), self.output.len())));
+        }
+        self.output.copy_from_slice(view);
+        Ok(&self.output)
+    }
+}
+
+fn build_plan(proto: &pb::ModelProto, width: u32, height: u32) -> TractResult<std::sync::Arc<Plan>> {
+    let model = tract_onnx::onnx()
+        .model_for_proto_model(proto)?
+        .with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())?;
+    model.into_optimized()?.into_runnable()
+}

@@ -1,0 +1,235 @@
+//! The ONNX writer: builds the autoencoder graph from named weight tensors and writes a standard ONNX
+//! file (opset 13) that tract and onnxruntime both run. The trainer exports through it.
+
+use super::arch::{Activation, Arch, LayerKind};
+use super::contract::{INPUT_NAME, ModelError, ModelMeta, OUTPUT_NAME};
+use prost::Message;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tract_onnx::pb;
+
+pub const OPSET: i64 = 13;
+
+/// A named weight tensor: shape and row-major values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// The network's parameters by name (`enc0.weight`, `enc0.bias`, ...), as the trainer names them.
+pub type Weights = BTreeMap<String, WeightTensor>;
+
+/// Helper that accumulates nodes and initializers of one graph.
+#[derive(Default)]
+pub struct GraphBuilder {
+    pub nodes: Vec<pb::NodeProto>,
+    pub initializers: Vec<pb::TensorProto>,
+}
+
+impl GraphBuilder {
+    pub fn node(&mut self, op: &str, name: &str, inputs: &[&str], output: &str, attrs: Vec<pb::AttributeProto>) {
+        self.nodes.push(pb::NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute: attrs,
+            ..Default::default()
+        });
+    }
+
+    pub fn f32_tensor(&mut self, name: &str, shape: &[usize], data: &[f32]) {
+        self.raw_tensor(name, shape, pb::tensor_proto::DataType::Float, data.iter().flat_map(|v| v.to_le_bytes()).collect());
+    }
+
+    pub fn raw_tensor(&mut self, name: &str, shape: &[usize], ty: pb::tensor_proto::DataType, raw: Vec<u8>) {
+        self.initializers.push(pb::TensorProto {
+            name: name.into(),
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            data_type: ty as i32,
+            raw_data: raw,
+            ..Default::default()
+        });
+    }
+
+    /// The finished model: one `image` input and one `reconstruction` output of `[1,3,h,w]`.
+    pub fn finish(self, meta: &ModelMeta, producer: &str) -> pb::ModelProto {
+        let io = |name: &str| pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: pb::tensor_proto::DataType::Float as i32,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: [1, 3, meta.height as i64, meta.width as i64]
+                            .iter()
+                            .map(|&v| pb::tensor_shape_proto::Dimension {
+                                value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        pb::ModelProto {
+            ir_version: 8,
+            producer_name: producer.into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
+            metadata_props: meta.to_props(),
+            graph: Some(pb::GraphProto {
+                name: "poolwatch_autoencoder".into(),
+                node: self.nodes,
+                initializer: self.initializers,
+                input: vec![io(INPUT_NAME)],
+                output: vec![io(OUTPUT_NAME)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+pub fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub fn attr_str(name: &str, v: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::String as i32,
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// Checks that `weights` holds every tensor the architecture needs, with the right shapes.
+pub fn check_weights(arch: &Arch, weights: &Weights) -> Result<(), String> {
+    for l in arch.layers() {
+        let expect = [(l.weight_name(), l.weight_shape().to_vec()), (l.bias_name(), vec![l.cout])];
+        for (name, shape) in expect {
+            let t = weights.get(&name).ok_or_else(|| format!("weight '{name}' is missing"))?;
+            if t.shape != shape {
+                return Err(format!("weight '{name}' has shape {:?}, the architecture needs {shape:?}", t.shape));
+            }
+            if t.data.len() != shape.iter().product::<usize>() {
+                return Err(format!("weight '{name}' has {} values for shape {shape:?}", t.data.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The float autoencoder graph for `meta.arch` with these weights.
+pub fn build_model(meta: &ModelMeta, weights: &Weights) -> Result<pb::ModelProto, String> {
+    let arch = meta.arch.as_ref().ok_or("the model description has no architecture")?;
+    arch.validate()?;
+    check_weights(arch, weights)?;
+    let m = arch.size_multiple();
+    if meta.width % m != 0 || meta.height % m != 0 {
+        return Err(format!("input size {}x{} must be a multiple of {m} for {} layers", meta.width, meta.height, arch.channels.len()));
+    }
+    let mut g = GraphBuilder::default();
+    let mut x = INPUT_NAME.to_string();
+    let has_resize = arch.layers().iter().any(|l| l.kind == LayerKind::UpResize);
+    if has_resize {
+        g.f32_tensor("up_scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
+    }
+    let layers = arch.layers();
+    for (idx, l) in layers.iter().enumerate() {
+        let (w, b) = (l.weight_name(), l.bias_name());
+        g.f32_tensor(&w, &l.weight_shape(), &weights[&w].data);
+        g.f32_tensor(&b, &[l.cout], &weights[&b].data);
+        let k = l.kernel as i64;
+        let p = k / 2;
+        let conv_out = format!("{}_conv", l.name);
+        match l.kind {
+            LayerKind::Down => conv_node(&mut g, "Conv", l.name.as_str(), &x, &w, &b, &conv_out, k, 2, p, None),
+            LayerKind::UpResize => {
+                let up = format!("{}_up", l.name);
+                g.node("Resize", &up, &[&x, "", "up_scales"], &up, vec![
+                    attr_str("mode", "nearest"),
+                    attr_str("coordinate_transformation_mode", "asymmetric"),
+                    attr_str("nearest_mode", "floor"),
+                ]);
+                conv_node(&mut g, "Conv", l.name.as_str(), &up, &w, &b, &conv_out, k, 1, p, None)
+            }
+            LayerKind::UpTranspose => {
+                conv_node(&mut g, "ConvTranspose", l.name.as_str(), &x, &w, &b, &conv_out, k, 2, (k - 1) / 2, Some(1))
+            }
+        }
+        let out = if idx + 1 == layers.len() { OUTPUT_NAME.to_string() } else { format!("{}_act", l.name) };
+        let op = match l.activation {
+            Activation::Relu => "Relu",
+            Activation::Sigmoid => "Sigmoid",
+        };
+        g.node(op, &format!("{}_{}", l.name, op.to_lowercase()), &[&conv_out], &out, vec![]);
+        x = out;
+    }
+    Ok(g.finish(meta, "poolwatch"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_node(
+    g: &mut GraphBuilder,
+    op: &str,
+    name: &str,
+    x: &str,
+    w: &str,
+    b: &str,
+    out: &str,
+    k: i64,
+    stride: i64,
+    pad: i64,
+    output_padding: Option<i64>,
+) {
+    let mut attrs =
+        vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), attr_ints("pads", &[pad; 4])];
+    if let Some(op) = output_padding {
+        attrs.push(attr_ints("output_padding", &[op, op]));
+    }
+    g.node(op, name, &[x, w, b], out, attrs);
+}
+
+/// Builds the model and writes it to `path`.
+pub fn write_model(path: &Path, meta: &ModelMeta, weights: &Weights) -> Result<(), ModelError> {
+    let proto = build_model(meta, weights).map_err(|reason| ModelError::Contract { path: path.to_path_buf(), reason })?;
+    write_proto(path, &proto)
+}
+
+/// Encodes and writes a model, through a temporary file so a crash never leaves half a model behind.
+pub fn write_proto(path: &Path, proto: &pb::ModelProto) -> Result<(), ModelError> {
+    let bytes = proto.encode_to_vec();
+    let tmp = path.with_extension("onnx.tmp");
+    let err = |source| ModelError::Write { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Deterministic pseudo-random weights (He-style scale), for tests and as the trainer's starting point
+/// when it has no other.
+pub fn random_weights(arch: &Arch, seed: u64) -> Weights {
+    let mut rng = crate::synth::rng::Rng::new(seed);
+    let mut w = Weights::new();
+    for l in arch.layers() {
+        let shape = l.weight_shape().to_vec();
+        let fan_in = (l.cin * l.kernel * l.kernel) as f32;
+        let scale = (2.0 / fan_in).sqrt();
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|_| rng.normal() * scale).collect();
+        w.insert(l.weight_name(), WeightTensor { shape, data });
+        w.insert(l.bias_name(), WeightTensor { shape: vec![l.cout], data: vec![0.0; l.cout] });
+    }
+    w
+}

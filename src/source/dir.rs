@@ -1,0 +1,122 @@
+//! Images from files and directories, in name order.
+
+use super::{FrameSource, SourceError};
+use crate::frame::Frame;
+use std::path::{Path, PathBuf};
+
+const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "bmp", "ppm", "pgm"];
+
+pub fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Expands files and directories into the list of image files, each directory's images sorted by name.
+/// A path that does not exist is an error; a file given explicitly is kept whatever its extension.
+pub fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let rd = std::fs::read_dir(input)
+                .map_err(|e| SourceError::Path { path: input.clone(), reason: e.to_string() })?;
+            let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
+            files.sort();
+            out.extend(files);
+        } else if input.is_file() {
+            out.push(input.clone());
+        } else {
+            return Err(SourceError::Path { path: input.clone(), reason: "no such file or directory".into() });
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes one image file to RGB.
+pub fn load_rgb(path: &Path) -> Result<image::RgbImage, SourceError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| SourceError::Decode { origin: path.display().to_string(), reason: e.to_string() })?;
+    decode_rgb(&bytes).map_err(|reason| SourceError::Decode { origin: path.display().to_string(), reason })
+}
+
+/// Decodes an encoded image (JPEG, PNG, ...) to RGB. A JPEG cut short is refused: decoders fill the
+/// missing part with grey, which would look like a real frame to the detector.
+pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, String> {
+    let format = image::guess_format(bytes).map_err(|e| e.to_string())?;
+    if format == image::ImageFormat::Jpeg {
+        let tail = &bytes[bytes.len().saturating_sub(64)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err("truncated JPEG (no end-of-image marker)".into());
+        }
+    }
+    Ok(image::load_from_memory_with_format(bytes, format).map_err(|e| e.to_string())?.to_rgb8())
+}
+
+/// Frames from a list of image files, optionally looping.
+pub struct DirSource {
+    paths: Vec<PathBuf>,
+    next: usize,
+    seq: u64,
+    looping: bool,
+}
+
+impl DirSource {
+    pub fn new(inputs: &[PathBuf], looping: bool) -> Result<DirSource, SourceError> {
+        let paths = image_paths(inputs)?;
+        if paths.is_empty() {
+            return Err(SourceError::Unavailable(format!("no images in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))));
+        }
+        Ok(DirSource { paths, next: 0, seq: 0, looping })
+    }
+}
+
+impl FrameSource for DirSource {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.next >= self.paths.len() {
+            if !self.looping {
+                return Ok(None);
+            }
+            self.next = 0;
+        }
+        let path = &self.paths[self.next];
+        self.next += 1;
+        let seq = self.seq;
+        self.seq += 1;
+        let img = load_rgb(path)?;
+        Ok(Some(Frame::new(img, seq, path.display().to_string())))
+    }
+
+    fn describe(&self) -> String {
+        format!("{} images", self.paths.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_images_sorted_and_skips_bad_frames() {
+        let d = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_pixel(4, 3, image::Rgb([1, 2, 3]));
+        img.save(d.path().join("b.png")).unwrap();
+        img.save(d.path().join("a.png")).unwrap();
+        std::fs::write(d.path().join("c.jpg"), b"not a jpeg").unwrap();
+        std::fs::write(d.path().join("notes.txt"), b"hi").unwrap();
+        // A real JPEG cut in half is refused, the whole one accepted.
+        let mut jpeg = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        assert!(decode_rgb(&jpeg).is_ok());
+        assert!(decode_rgb(&jpeg[..jpeg.len() / 2]).unwrap_err().contains("truncated"));
+        let paths = image_paths(&[d.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = paths.iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_string()).collect();
+        assert_eq!(names, ["a.png", "b.png", "c.jpg"]);
+        let mut src = DirSource::new(&[d.path().to_path_buf()], false).unwrap();
+        assert_eq!(src.next_frame().unwrap().unwrap().image.dimensions(), (4, 3));
+        assert_eq!(src.next_frame().unwrap().unwrap().seq, 1);
+        let e = src.next_frame().unwrap_err();
+        assert!(e.is_frame_error() && e.to_string().contains("c.jpg"));
+        assert!(src.next_frame().unwrap().is_none());
+        assert!(image_paths(&[d.path().join("missing")]).is_err());
+    }
+}

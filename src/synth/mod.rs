@@ -1,0 +1,529 @@
+//! The synthetic pool camera: procedural above-water pool scenes like competition footage (water with
+//! waves and caustics, lane ropes, floor stripes, pool edge, deck and stands, varied colour, light and
+//! viewpoint, glare) with swimmers (cap, arms, body, splash) whose boxes are known exactly.
+//! Everything is deterministic for a seed. It is the demo's embedded default and the tests' ground truth.
+
+pub mod rng;
+
+use crate::boxes::BBox;
+use crate::geometry::Homography;
+use image::RgbImage;
+use rng::Rng;
+use serde::{Deserialize, Serialize};
+
+const LANE_W: f32 = 2.5;
+const TEX: usize = 256;
+
+/// One swimmer's ground truth in a rendered frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Truth {
+    pub bbox: BBox,
+    /// Lane number, 1 = nearest the camera.
+    pub lane: u32,
+    /// Head position along the pool, metres from the left wall.
+    pub distance_m: f32,
+}
+
+/// A tileable scalar texture in [-1,1] (or [0,1] for caustics), sampled with wrap-around.
+#[derive(Clone, Debug)]
+struct Texture(Vec<f32>);
+
+impl Texture {
+    /// Fractal value noise: octaves of smoothly interpolated random lattices.
+    fn value_noise(rng: &mut Rng, octaves: &[(usize, f32)]) -> Texture {
+        let mut t = vec![0.0f32; TEX * TEX];
+        for &(cells, amp) in octaves {
+            let lattice: Vec<f32> = (0..cells * cells).map(|_| rng.range(-1.0, 1.0)).collect();
+            let step = TEX as f32 / cells as f32;
+            for y in 0..TEX {
+                for x in 0..TEX {
+                    let (fx, fy) = (x as f32 / step, y as f32 / step);
+                    let (x0, y0) = (fx.floor() as usize % cells, fy.floor() as usize % cells);
+                    let (x1, y1) = ((x0 + 1) % cells, (y0 + 1) % cells);
+                    let s = |v: f32| v * v * (3.0 - 2.0 * v);
+                    let (tx, ty) = (s(fx.fract()), s(fy.fract()));
+                    let a = lattice[y0 * cells + x0] * (1.0 - tx) + lattice[y0 * cells + x1] * tx;
+                    let b = lattice[y1 * cells + x0] * (1.0 - tx) + lattice[y1 * cells + x1] * tx;
+                    t[y * TEX + x] += amp * (a * (1.0 - ty) + b * ty);
+                }
+            }
+        }
+        let max = t.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        t.iter_mut().for_each(|v| *v /= max);
+        Texture(t)
+    }
+
+    /// Thin bright ridges (caustic network) from a noise texture.
+    fn ridges(noise: &Texture, sharpness: i32) -> Texture {
+        Texture(noise.0.iter().map(|v| (1.0 - v.abs()).powi(sharpness)).collect())
+    }
+
+    fn sample(&self, x: f32, y: f32) -> f32 {
+        let (x0, y0) = (x.floor(), y.floor());
+        let (tx, ty) = (x - x0, y - y0);
+        let m = TEX as i64 - 1;
+        let (xi, yi) = ((x0 as i64) & m, (y0 as i64) & m);
+        let (xj, yj) = ((xi + 1) & m, (yi + 1) & m);
+        let at = |x: i64, y: i64| self.0[(y as usize) * TEX + x as usize];
+        let a = at(xi, yi) * (1.0 - tx) + at(xj, yi) * tx;
+        let b = at(xi, yj) * (1.0 - tx) + at(xj, yj) * tx;
+        a * (1.0 - ty) + b * ty
+    }
+}
+
+/// A swimmer's fixed traits; the position follows from time.
+#[derive(Clone, Debug)]
+struct Swimmer {
+    lane: u32,
+    start: f32,
+    speed: f32,
+    cap: [f32; 3],
+    skin: [f32; 3],
+    stroke_hz: f32,
+    phase: f32,
+}
+
+/// One synthetic venue: camera placement, pool, light, and its swimmers.
+#[derive(Clone, Debug)]
+pub struct Scene {
+    width: u32,
+    height: u32,
+    length: f32,
+    lanes: u32,
+    to_image: Homography,
+    to_pool: Homography,
+    /// Static colour per pixel (0..255).
+    base: Vec<[f32; 3]>,
+    /// How much waves, caustics and glare show at each pixel (0 off the water).
+    water: Vec<f32>,
+    /// Pool coordinates per pixel (metres), for the animated layers.
+    pool_uv: Vec<[f32; 2]>,
+    wave: Texture,
+    caustic: Texture,
+    foam: Texture,
+    wave_amp: f32,
+    caustic_amp: f32,
+    glare: [f32; 4],
+    noise: f32,
+    swimmers: Vec<Swimmer>,
+    corners: [[f64; 2]; 4],
+}
+
+fn lerp3(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+}
+
+fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
+    let c = v * s;
+    let hp = (h / 60.0).rem_euclid(6.0);
+    let x = c * (1.0 - (hp % 2.0 - 1.0).abs());
+    let (r, g, b) = match hp as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = v - c;
+    [(r + m) * 255.0, (g + m) * 255.0, (b + m) * 255.0]
+}
+
+impl Scene {
+    /// A venue for `seed`, `width` x `height` pixels, with a number of swimmers drawn from `swimmers`.
+    pub fn new(seed: u64, width: u32, height: u32, swimmers: (u32, u32)) -> Scene {
+        let mut rng = Rng::fork(seed, 0);
+        let (w, h) = (width as f64, height as f64);
+        let length = if rng.f32() < 0.5 { 25.0 } else { 50.0 };
+        let lanes = rng.int(6, 10);
+        let pool_w = lanes as f32 * LANE_W;
+        let tilt = rng.range(-0.04, 0.04) as f64 * h;
+        let yb = rng.range(0.9, 1.1) as f64 * h;
+        let yt = rng.range(0.14, 0.32) as f64 * h;
+        // A camera in the stands sees the near side large and part of the pool's length.
+        let corners = [
+            [rng.range(-0.55, -0.05) as f64 * w, yb],
+            [rng.range(1.05, 1.55) as f64 * w, yb + tilt],
+            [rng.range(0.8, 1.05) as f64 * w, yt + tilt * 0.6],
+            [rng.range(-0.05, 0.2) as f64 * w, yt],
+        ];
+        let pool = [[0.0, 0.0], [length as f64, 0.0], [length as f64, pool_w as f64], [0.0, pool_w as f64]];
+        let to_image = Homography::from_points(&pool, &corners).unwrap_or(Homography::IDENTITY);
+        let to_pool = to_image.inverse().unwrap_or(Homography::IDENTITY);
+
+        let light = rng.range(0.75, 1.15);
+        let water_near = hsv(rng.range(182.0, 205.0), rng.range(0.45, 0.8), rng.range(0.6, 0.85) * light);
+        let water_far = lerp3(water_near, hsv(rng.range(195.0, 215.0), 0.7, 0.45 * light), rng.range(0.2, 0.6));
+        let stripe = hsv(rng.range(210.0, 240.0), rng.range(0.3, 0.8), rng.range(0.1, 0.3));
+        let rope_palettes = [
+            [[200.0, 30.0, 30.0], [240.0, 240.0, 240.0], [30.0, 60.0, 200.0]],
+            [[220.0, 200.0, 30.0], [30.0, 140.0, 60.0], [30.0, 60.0, 200.0]],
+            [[220.0, 40.0, 40.0], [230.0, 200.0, 40.0], [40.0, 80.0, 200.0]],
+        ];
+        let ropes = rope_palettes[rng.int(0, 2) as usize];
+        let deck = hsv(rng.range(20.0, 45.0), rng.range(0.05, 0.3), rng.range(0.55, 0.85) * light);
+        let coping = hsv(0.0, 0.0, rng.range(0.8, 0.95) * light);
+        let stands_seed = rng.next_u64();
+
+        let wave = Texture::value_noise(&mut rng, &[(8, 1.0), (16, 0.5), (32, 0.25)]);
+        let caustic = Texture::ridges(&Texture::value_noise(&mut rng, &[(16, 1.0), (32, 0.4)]), 8);
+        let foam = Texture::value_noise(&mut rng, &[(32, 1.0), (64, 0.6)]);
+        let glare = [rng.range(0.2, 0.8) * length, rng.range(0.4, 1.0) * pool_w, rng.range(3.0, 8.0), rng.range(0.0, 0.5)];
+
+        let n = (width * height) as usize;
+        let mut base = vec![[0.0f32; 3]; n];
+        let mut water = vec![0.0f32; n];
+        let mut pool_uv = vec![[0.0f32; 2]; n];
+        for y in 0..height {
+            for x in 0..width {
+                let i = (y * width + x) as usize;
+                let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
+                let m = &to_pool.0;
+                let wz = m[6] * px + m[7] * py + m[8];
+                let (u, v) = to_pool.apply(px, py);
+                let (u2, v2) = to_pool.apply(px, py + 1.0);
+                let foot = ((u2 - u).hypot(v2 - v) as f32).max(1e-3);
+                let (u, v) = (u as f32, v as f32);
+                pool_uv[i] = [u, v];
+                let far_side = wz <= 0.0 || v > pool_w + 2.5;
+                base[i] = if far_side {
+                    // Stands: blocks of spectators' colours above the far deck.
+                    let cell = (x / 7) as u64 * 7919 + (y / 9) as u64 * 104_729;
+                    let mut r = Rng::fork(stands_seed, cell);
+                    let c = hsv(r.range(0.0, 360.0), r.range(0.1, 0.7), r.range(0.15, 0.6) * light);
+                    lerp3(c, [60.0, 60.0, 70.0], 0.3)
+                } else if (0.0..length).contains(&u) && (0.0..pool_w).contains(&v) {
+                    water[i] = 1.0;
+                    let mut c = lerp3(water_near, water_far, v / pool_w);
+                    let lane_pos = v / LANE_W;
+                    let lane_c = (lane_pos.floor() + 0.5) * LANE_W;
+                    let on_stripe = ((v - lane_c).abs() < 0.13 && (2.0..length - 2.0).contains(&u))
+                        || (((u - 2.0).abs() < 0.13 || (u - length + 2.0).abs() < 0.13) && (v - lane_c).abs() < 0.5);
+                    if on_stripe {
+                        c = lerp3(c, stripe, 0.55);
+                    }
+                    // Lane ropes: floats of 0.12 m on the lines between lanes, anti-aliased.
+                    let rope_v = (lane_pos.round() * LANE_W - v).abs();
+                    let half = 0.06f32.max(foot * 0.5);
+                    if lane_pos.round() >= 1.0 && lane_pos.round() < lanes as f32 && rope_v < half {
+                        let k = (u / 0.11).floor() as i64;
+                        let col = if u < 5.0 || u > length - 5.0 { ropes[0] } else { ropes[1 + (k.rem_euclid(2)) as usize] };
+                        let alpha = (0.12 / (2.0 * half)).min(1.0);
+                        water[i] = 1.0 - alpha;
+                        c = lerp3(c, col, alpha);
+                    }
+                    c
+                } else if u > -0.5 && u < length + 0.5 && v > -0.5 && v < pool_w + 0.5 {
+                    coping
+                } else {
+                    let tile = ((u * 2.0).floor() as i64 + (v * 2.0).floor() as i64).rem_euclid(2) as f32;
+                    lerp3(deck, [deck[0] * 0.9, deck[1] * 0.9, deck[2] * 0.9], tile)
+                };
+            }
+        }
+
+        let mut srng = Rng::fork(seed, 1);
+        let count = srng.int(swimmers.0, swimmers.1).min(lanes);
+        let mut free: Vec<u32> = (1..=lanes).collect();
+        let caps = [[220.0, 30.0, 30.0], [240.0, 220.0, 40.0], [245.0, 245.0, 245.0], [20.0, 20.0, 25.0], [240.0, 120.0, 20.0], [200.0, 40.0, 160.0], [40.0, 200.0, 60.0]];
+        let swimmers = (0..count)
+            .map(|_| {
+                let lane = free.swap_remove(srng.int(0, free.len() as u32 - 1) as usize);
+                let tone = srng.range(0.0, 1.0);
+                Swimmer {
+                    lane,
+                    start: srng.range(0.0, 2.0 * (length - 2.0)),
+                    speed: srng.range(1.1, 2.0),
+                    cap: caps[srng.int(0, caps.len() as u32 - 1) as usize],
+                    skin: lerp3([235.0, 190.0, 160.0], [110.0, 70.0, 50.0], tone),
+                    stroke_hz: srng.range(0.7, 1.0),
+                    phase: srng.range(0.0, 6.28),
+                }
+            })
+            .collect();
+
+        Scene {
+            width,
+            height,
+            length,
+            lanes,
+            to_image,
+            to_pool,
+            base,
+            water,
+            pool_uv,
+            wave,
+            caustic,
+            foam,
+            wave_amp: rng.range(0.06, 0.16),
+            caustic_amp: rng.range(0.05, 0.2),
+            glare,
+            noise: rng.range(1.0, 4.0),
+            swimmers,
+            corners,
+        }
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// The pool's corners in the image: near-left, near-right, far-right, far-left.
+    pub fn pool_corners(&self) -> [[f64; 2]; 4] {
+        self.corners
+    }
+
+    pub fn lanes(&self) -> u32 {
+        self.lanes
+    }
+
+    pub fn length_m(&self) -> f32 {
+        self.length
+    }
+
+    /// Renders the scene at time `t` seconds into `img` (reallocated only if its size differs) and
+    /// returns the swimmers' ground truth. `frame` seeds the sensor noise.
+    pub fn render_into(&self, t: f32, frame: u64, img: &mut RgbImage) -> Vec<Truth> {
+        if img.dimensions() != (self.width, self.height) {
+            *img = RgbImage::new(self.width, self.height);
+        }
+        let tex_m = TEX as f32 / 8.0;
+        let (w1, w2) = ([t * 0.35, t * 0.12], [-t * 0.22, t * 0.3]);
+        let flicker = 1.0 + 0.015 * (t * 1.7).sin();
+        let mut noise = Rng::fork(frame, 7);
+        let [gu, gv, gr, ga] = self.glare;
+        let out = img.as_mut();
+        for i in 0..self.base.len() {
+            let mut c = self.base[i];
+            let wstr = self.water[i];
+            if wstr > 0.0 {
+                let [u, v] = self.pool_uv[i];
+                let wv = 0.6 * self.wave.sample((u + w1[0]) * tex_m, (v + w1[1]) * tex_m)
+                    + 0.4 * self.wave.sample((u + w2[0]) * tex_m * 1.7, (v + w2[1]) * tex_m * 1.7);
+                let ca = self.caustic.sample((u + w2[0] * 0.5) * tex_m * 2.0, (v + w1[1] * 0.5) * tex_m * 2.0);
+                let d2 = ((u - gu) / gr).powi(2) + ((v - gv) / (gr * 0.5)).powi(2);
+                let glare = if d2 < 9.0 { ga * (-d2).exp() * (0.3 + 2.0 * wv.max(0.0).powi(2)) } else { 0.0 };
+                let gain = 1.0 + self.wave_amp * wv * wstr;
+                let add = (self.caustic_amp * ca + glare) * 255.0 * wstr;
+                for ch in &mut c {
+                    *ch = *ch * gain + add;
+                }
+            }
+            let n = (noise.f32() - 0.5) * 2.0 * self.noise;
+            for ch in 0..3 {
+                out[i * 3 + ch] = (c[ch] * flicker + n).clamp(0.0, 255.0) as u8;
+            }
+        }
+        self.swimmers.iter().filter_map(|s| self.draw_swimmer(s, t, img)).collect()
+    }
+
+    /// Renders a new image at time `t`.
+    pub fn render(&self, t: f32, frame: u64) -> (RgbImage, Vec<Truth>) {
+        let mut img = RgbImage::new(self.width, self.height);
+        let truth = self.render_into(t, frame, &mut img);
+        (img, truth)
+    }
+
+    fn draw_swimmer(&self, s: &Swimmer, t: f32, img: &mut RgbImage) -> Option<Truth> {
+        // Position along the pool bounces between the walls.
+        let span = self.length - 2.0;
+        let p = (s.start + s.speed * t).rem_euclid(2.0 * span);
+        let (head_u, dir) = if p < span { (1.0 + p, 1.0) } else { (1.0 + 2.0 * span - p, -1.0) };
+        let vc = (s.lane as f32 - 0.5) * LANE_W;
+        let phase = s.phase + t * s.stroke_hz * std::f32::consts::TAU;
+        let reach = -0.25 + 0.65 * phase.cos().max((phase + std::f32::consts::PI).cos());
+        // Ground truth: the swimmer's extent in pool coordinates (local a along the swim direction).
+        let (a_min, a_max, b_max) = (-1.85f32, reach.max(0.2) + 0.08, 0.32f32);
+        let to_pool = |a: f32, b: f32| (head_u + dir * a, vc + b);
+        let mut x1 = f64::MAX;
+        let mut y1 = f64::MAX;
+        let mut x2 = f64::MIN;
+        let mut y2 = f64::MIN;
+        for (a, b) in [(a_min, -b_max), (a_min, b_max), (a_max, -b_max), (a_max, b_max)] {
+            let (u, v) = to_pool(a, b);
+            let (x, y) = self.to_image.apply(u as f64, v as f64);
+            x1 = x1.min(x);
+            y1 = y1.min(y);
+            x2 = x2.max(x);
+            y2 = y2.max(y);
+        }
+        let (w, h) = (self.width as f64, self.height as f64);
+        let (cx1, cy1, cx2, cy2) = (x1.max(0.0), y1.max(0.0), x2.min(w), y2.min(h));
+        if cx2 - cx1 < 3.0 || cy2 - cy1 < 2.0 || (cx2 - cx1) * (cy2 - cy1) < 0.5 * (x2 - x1) * (y2 - y1) {
+            return None;
+        }
+        let foam_t = t * 3.0;
+        for y in cy1.floor() as u32..cy2.ceil() as u32 {
+            for x in cx1.floor() as u32..cx2.ceil() as u32 {
+                let [u, v] = self.pool_uv[(y * self.width + x) as usize];
+                let a = (u - head_u) * dir;
+                let b = v - vc;
+                if a < a_min - 0.3 || a > a_max + 0.3 || b.abs() > b_max + 0.1 {
+                    continue;
+                }
+                let px = img.get_pixel_mut(x, y);
+                let mut c = [px[0] as f32, px[1] as f32, px[2] as f32];
+                // Body and legs, under water: skin seen through the water.
+                let body = ((a + 0.9) / 0.85).powi(2) + (b / 0.2).powi(2);
+                if body < 1.0 {
+                    c = lerp3(c, [s.skin[0] * 0.7, s.skin[1] * 0.75, s.skin[2] * 0.8], 0.55);
+                }
+                // Arms: capsules from the shoulders; opaque above water, faint below.
+                for k in 0..2 {
+                    let th = phase + k as f32 * std::f32::consts::PI;
+                    let side = if k == 0 { 1.0 } else { -1.0 };
+                    let (sa, sb) = (-0.25, 0.2 * side);
+                    let (ha, hb) = (-0.25 + 0.65 * th.cos(), 0.26 * side);
+                    let (da, db) = (ha - sa, hb - sb);
+                    let len2 = (da * da + db * db).max(1e-6);
+                    let q = (((a - sa) * da + (b - sb) * db) / len2).clamp(0.0, 1.0);
+                    let dist = ((a - sa - q * da).powi(2) + (b - sb - q * db).powi(2)).sqrt();
+                    if dist < 0.065 {
+                        let above = th.sin() > 0.0;
+                        c = lerp3(c, s.skin, if above { 0.95 } else { 0.45 });
+                    }
+                    // Splash where a hand enters the water.
+                    let entry = ((a - 0.4) / 0.3).powi(2) + ((b - 0.26 * side) / 0.2).powi(2);
+                    if entry < 1.0 && th.cos() > 0.6 {
+                        let f = self.foam.sample(u * 96.0 + foam_t * 40.0, v * 96.0);
+                        if f > 0.1 {
+                            c = lerp3(c, [245.0, 250.0, 255.0], 0.8);
+                        }
+                    }
+                }
+                // Kick splash behind the feet.
+                let kick = ((a + 1.62) / 0.3).powi(2) + (b / 0.24).powi(2);
+                if kick < 1.0 {
+                    let f = self.foam.sample(u * 80.0 - foam_t * 30.0, v * 80.0 + foam_t * 20.0);
+                    if f > -0.1 {
+                        c = lerp3(c, [240.0, 248.0, 255.0], 0.75);
+                    }
+                }
+                // Head and cap.
+                let head = ((a - 0.02) / 0.14).powi(2) + (b / 0.11).powi(2);
+                if head < 1.0 {
+                    c = lerp3(s.cap, [255.0, 255.0, 255.0], if head < 0.15 { 0.35 } else { 0.0 });
+                }
+                *px = image::Rgb([c[0].clamp(0.0, 255.0) as u8, c[1].clamp(0.0, 255.0) as u8, c[2].clamp(0.0, 255.0) as u8]);
+            }
+        }
+        Some(Truth {
+            bbox: BBox { x1: cx1 as f32, y1: cy1 as f32, x2: cx2 as f32, y2: cy2 as f32, score: 1.0 },
+            lane: s.lane,
+            distance_m: head_u,
+        })
+    }
+
+    /// Pool coordinates (metres) of an image point; `None` beyond the horizon.
+    pub fn image_to_pool(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let m = &self.to_pool.0;
+        if m[6] * x + m[7] * y + m[8] <= 0.0 {
+            return None;
+        }
+        Some(self.to_pool.apply(x, y))
+    }
+}
+
+/// What `poolwatch synth` and the synthetic camera make.
+#[derive(Clone, Debug)]
+pub struct SynthSettings {
+    pub width: u32,
+    pub height: u32,
+    /// Swimmers per scene, inclusive range.
+    pub swimmers: (u32, u32),
+    pub seed: u64,
+    /// Camera placements the frames are spread over.
+    pub scenes: u32,
+    /// Seconds between consecutive frames of a scene.
+    pub interval: f32,
+}
+
+impl Default for SynthSettings {
+    fn default() -> Self {
+        SynthSettings { width: 640, height: 480, swimmers: (1, 4), seed: 1, scenes: 1, interval: 0.04 }
+    }
+}
+
+/// Parses `A..B` (or `N`) into an inclusive range.
+pub fn parse_range(s: &str) -> Result<(u32, u32), String> {
+    let (a, b) = match s.split_once("..") {
+        Some((a, b)) => (a, b.trim_start_matches('=')),
+        None => (s, s),
+    };
+    let a: u32 = a.trim().parse().map_err(|_| format!("'{s}' is not a range like 1..3"))?;
+    let b: u32 = b.trim().parse().map_err(|_| format!("'{s}' is not a range like 1..3"))?;
+    if b < a {
+        return Err(format!("range '{s}' is empty"));
+    }
+    Ok((a, b))
+}
+
+/// Frame `i` of a synthetic sequence: which scene it belongs to and its time in that scene.
+pub fn frame_plan(settings: &SynthSettings, frames: u64, i: u64) -> (u64, f32) {
+    let scenes = settings.scenes.max(1) as u64;
+    let per = frames.div_ceil(scenes).max(1);
+    let scene = (i / per).min(scenes - 1);
+    let t = (i - scene * per) as f32 * settings.interval;
+    (settings.seed.wrapping_add(scene.wrapping_mul(1_000_003)), t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_frames_and_truth() {
+        let a = Scene::new(7, 160, 120, (2, 3));
+        let b = Scene::new(7, 160, 120, (2, 3));
+        let (ia, ta) = a.render(1.5, 3);
+        let (ib, tb) = b.render(1.5, 3);
+        assert_eq!(ia.as_raw(), ib.as_raw());
+        assert_eq!(ta, tb);
+        let (ic, _) = Scene::new(8, 160, 120, (2, 3)).render(1.5, 3);
+        assert_ne!(ia.as_raw(), ic.as_raw());
+    }
+
+    #[test]
+    fn swimmers_are_where_the_truth_says_and_empty_pools_have_none() {
+        let scene = Scene::new(3, 320, 240, (3, 3));
+        let (img, truth) = scene.render(0.0, 0);
+        assert!(!truth.is_empty() && truth.len() <= 3);
+        let empty = Scene::new(3, 320, 240, (0, 0));
+        let (bg, none) = empty.render(0.0, 0);
+        assert!(none.is_empty());
+        // The swimmers change pixels inside their boxes and nowhere else (same scene, same noise).
+        for (x, y, p) in img.enumerate_pixels() {
+            let q = bg.get_pixel(x, y);
+            if p != q {
+                let inside = truth.iter().any(|t| {
+                    let b = t.bbox;
+                    (x as f32) >= b.x1.floor() && (x as f32) < b.x2.ceil() && (y as f32) >= b.y1.floor() && (y as f32) < b.y2.ceil()
+                });
+                assert!(inside, "pixel ({x},{y}) changed outside every swimmer box");
+            }
+        }
+        for t in &truth {
+            assert!(t.bbox.x1 >= 0.0 && t.bbox.x2 <= 320.0 && t.bbox.y2 <= 240.0 && t.bbox.area() > 6.0);
+            assert!((1..=scene.lanes()).contains(&t.lane));
+        }
+    }
+
+    #[test]
+    fn swimmers_move_over_time() {
+        let scene = Scene::new(11, 320, 240, (1, 1));
+        let (_, a) = scene.render(0.0, 0);
+        let (_, b) = scene.render(2.0, 1);
+        assert!((a[0].distance_m - b[0].distance_m).abs() > 1.0);
+    }
+
+    #[test]
+    fn ranges_and_frame_plan() {
+        assert_eq!(parse_range("1..3").unwrap(), (1, 3));
+        assert_eq!(parse_range("2").unwrap(), (2, 2));
+        assert!(parse_range("3..1").is_err());
+        let s = SynthSettings { scenes: 2, interval: 0.5, ..Default::default() };
+        assert_eq!(frame_plan(&s, 4, 1), (s.seed, 0.5));
+        assert_eq!(frame_plan(&s, 4, 2).1, 0.0);
+        assert_ne!(frame_plan(&s, 4, 2).0, s.seed);
+    }
+}

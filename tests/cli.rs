@@ -1,0 +1,197 @@
+//! The `poolwatch` binary end to end: synth, detect (with a calibrated model made by the writer), info
+//! and mask, including the bad-input paths.
+
+mod common;
+
+use common::{bin, blur_model};
+use poolwatch::BBox;
+use poolwatch::calibrate::{DEFAULT_QUANTILE, calibrate, store_calibration};
+use poolwatch::heatmap::HeatmapSettings;
+use poolwatch::model::{Autoencoder, ModelMeta, write_model};
+use poolwatch::pool::{MaskSpec, PoolSettings};
+use poolwatch::synth::Scene;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).env("RUST_LOG", "warn").output().expect("run poolwatch")
+}
+
+fn stdout_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+/// A blurring model calibrated on empty synthetic frames of the test scene's venue.
+fn calibrated_model(dir: &Path) -> PathBuf {
+    let (arch, weights) = blur_model("6,12,12:3,5,5:resize");
+    let path = dir.join("blur.onnx");
+    write_model(&path, &ModelMeta::new(320, 240, arch), &weights).unwrap();
+    let mut model = Autoencoder::load(&path).unwrap();
+    let empty = Scene::new(7, 640, 480, (0, 0));
+    let frames: Vec<_> = (0..24).map(|i| empty.render(i as f32 * 0.7 + 100.0, 1000 + i).0).collect();
+    let cal = calibrate(&mut model, &frames, &PoolSettings { mask: MaskSpec::Auto, ..Default::default() }, HeatmapSettings::default(), DEFAULT_QUANTILE)
+        .unwrap()
+        .unwrap();
+    store_calibration(&path, cal).unwrap();
+    path
+}
+
+fn synth(dir: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join("synth");
+    let mut args = vec!["synth", "--out", out.to_str().unwrap(), "--frames", "12", "--swimmers", "1..3", "--seed", "7"];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "synth failed: {}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+#[test]
+fn synth_then_detect_prints_one_result_per_image_and_finds_swimmers() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = synth(dir.path(), &[]);
+    let model = calibrated_model(dir.path());
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[pool]\nmask = \"auto\"\n").unwrap();
+    let annotated = dir.path().join("annotated");
+    let o = run(&[
+        "detect", "--model", model.to_str().unwrap(), "--config", config.to_str().unwrap(),
+        "--annotate", annotated.to_str().unwrap(), frames.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = stdout_lines(&o);
+    assert_eq!(lines.len(), 12);
+    let (mut found, mut truths, mut false_boxes) = (0, 0, 0);
+    for l in &lines {
+        assert_eq!((l["width"].as_u64(), l["height"].as_u64()), (Some(640), Some(480)));
+        assert!(l["ms"].as_f64().unwrap() > 0.0);
+        let image = PathBuf::from(l["image"].as_str().unwrap());
+        let truth = poolwatch::annotations::read(&image.with_extension("json"), 640, 480).unwrap();
+        let boxes: Vec<BBox> = l["boxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let f = |k: &str| b[k].as_f64().unwrap() as f32;
+                assert!(f("score") > 0.0 && f("score") < 1.0);
+                BBox { x1: f("x1"), y1: f("y1"), x2: f("x2"), y2: f("y2"), score: f("score") }
+            })
+            .collect();
+        truths += truth.len();
+        found += truth.iter().filter(|t| boxes.iter().any(|b| b.iou(t) >= 0.1)).count();
+        false_boxes += boxes.iter().filter(|b| !truth.iter().any(|t| b.iou(t) >= 0.1)).count();
+    }
+    // Even a blurring model (no trained autoencoder: it cannot reconstruct the pool's edges and wave
+    // crests) calibrated on the empty venue finds most swimmers with at most two false boxes a frame.
+    assert!(truths >= 12);
+    assert!(found as f32 >= 0.8 * truths as f32, "found {found} of {truths}");
+    assert!(false_boxes <= 24, "{false_boxes} false boxes in 12 frames");
+    assert_eq!(std::fs::read_dir(&annotated).unwrap().count(), 12);
+}
+
+#[test]
+fn bad_inputs_are_reported_and_good_images_still_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = synth(dir.path(), &["--swimmers", "1..1"]);
+    let model = calibrated_model(dir.path());
+    // Truncate one image in the middle of the set.
+    let victim = frames.join("000005.jpg");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 3]).unwrap();
+    let o = run(&["detect", "--model", model.to_str().unwrap(), frames.to_str().unwrap(), "/nonexistent/dir"]);
+    assert!(o.status.success(), "good images processed means success: {}", String::from_utf8_lossy(&o.stderr));
+    let lines = stdout_lines(&o);
+    assert_eq!(lines.len(), 13);
+    let errors: Vec<_> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors.iter().any(|e| e["image"].as_str().unwrap().ends_with("000005.jpg")));
+    assert!(errors.iter().any(|e| e["error"].as_str().unwrap().contains("/nonexistent/dir")));
+    assert_eq!(lines.iter().filter(|l| l.get("boxes").is_some()).count(), 11);
+
+    // Nothing processable: exit 1.
+    let o = run(&["detect", "--model", model.to_str().unwrap(), victim.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+
+    // A missing model and a text file as model: exit 2 with one line naming the file.
+    for (name, content) in [("missing.onnx", None), ("notes.onnx", Some("hello"))] {
+        let p = dir.path().join(name);
+        if let Some(c) = content {
+            std::fs::write(&p, c).unwrap();
+        }
+        let o = run(&["detect", "--model", p.to_str().unwrap(), frames.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(name) && err.starts_with("error: "), "{err}");
+        assert!(o.stdout.is_empty());
+    }
+
+    // A broken config: exit 2, names the key.
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[boxes]\nmin_area = \"big\"\n").unwrap();
+    let o = run(&["detect", "--model", model.to_str().unwrap(), "--config", cfg.to_str().unwrap(), frames.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("min_area"));
+}
+
+#[test]
+fn synth_is_deterministic_and_annotated() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let fa = synth(a.path(), &["--format", "png"]);
+    let fb = synth(b.path(), &["--format", "png"]);
+    for i in [0, 11] {
+        for ext in ["png", "json"] {
+            let name = format!("{i:06}.{ext}");
+            assert_eq!(std::fs::read(fa.join(&name)).unwrap(), std::fs::read(fb.join(&name)).unwrap(), "{name}");
+        }
+    }
+    let ann: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fa.join("000000.json")).unwrap()).unwrap();
+    let n = ann["boxes"].as_array().unwrap().len();
+    assert!((1..=3).contains(&n), "{n} swimmers");
+    assert_eq!(ann["pool"].as_array().unwrap().len(), 4);
+    let o = run(&["synth", "--out", a.path().join("x").to_str().unwrap(), "--swimmers", "3..1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn info_and_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = calibrated_model(dir.path());
+    let o = run(&["info", "--json", model.to_str().unwrap()]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["input"], "320x240");
+    assert_eq!(v["calibration"]["frames"], 24);
+    assert_eq!(v["arch"]["channels"], serde_json::json!([6, 12, 12]));
+
+    // Automatic pool detection on a synthetic frame agrees with the scene's pool outline.
+    let frames = synth(dir.path(), &["--swimmers", "0..0"]);
+    let out = dir.path().join("mask.png");
+    let preview = dir.path().join("preview.png");
+    let o = run(&["mask", frames.join("000000.jpg").to_str().unwrap(), "--out", out.to_str().unwrap(), "--preview", preview.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mask = image::open(&out).unwrap().to_luma8();
+    let ann: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(frames.join("000000.json")).unwrap()).unwrap();
+    let pool: Vec<[f64; 2]> = serde_json::from_value(ann["pool"].clone()).unwrap();
+    let truth = poolwatch::pool::polygon_mask(640, 480, &pool);
+    let (mut inter, mut union) = (0u32, 0u32);
+    for (a, b) in mask.pixels().zip(truth.pixels()) {
+        inter += (a[0] > 0 && b[0] > 0) as u32;
+        union += (a[0] > 0 || b[0] > 0) as u32;
+    }
+    assert!(inter as f32 / union as f32 > 0.9, "mask IoU {}", inter as f32 / union as f32);
+    assert!(preview.is_file());
+}
+
+#[test]
+#[ignore]
+fn debug_dump() {
+    let dir = PathBuf::from("/tmp/dbg");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let frames = synth(&dir, &[]);
+    let model = calibrated_model(&dir);
+    std::fs::write(dir.join("c.toml"), "[pool]\nmask = \"auto\"\n").unwrap();
+    let o = run(&["detect", "--model", model.to_str().unwrap(), "--config", dir.join("c.toml").to_str().unwrap(), "--annotate", dir.join("ann").to_str().unwrap(), frames.to_str().unwrap()]);
+    println!("{}", String::from_utf8_lossy(&o.stdout));
+}

@@ -1,0 +1,131 @@
+//! The ONNX writer and tract round trip: written models load, match an independent reference
+//! computation, carry their metadata, and bad files fail with clear errors.
+
+mod common;
+
+use common::{T, blur_model, reference_forward};
+use poolwatch::heatmap::HeatmapSettings;
+use poolwatch::model::onnx::random_weights;
+use poolwatch::model::{Arch, Autoencoder, Calibration, ModelMeta, write_model};
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn round_trip(arch_name: &str, w: u32, h: u32) {
+    let arch = Arch::by_name(arch_name).unwrap();
+    let weights = random_weights(&arch, 42);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    write_model(&path, &ModelMeta::new(w, h, arch.clone()), &weights).unwrap();
+    let mut model = Autoencoder::load(&path).unwrap();
+    assert_eq!(model.size(), (w, h));
+    let mut rng = poolwatch::synth::rng::Rng::new(5);
+    let input: Vec<f32> = (0..3 * w * h).map(|_| rng.f32()).collect();
+    let got = model.reconstruct(&input).unwrap().to_vec();
+    let want = reference_forward(&arch, &weights, T { c: 3, h: h as usize, w: w as usize, d: input.clone() });
+    assert_eq!((want.c, want.h, want.w), (3, h as usize, w as usize));
+    let diff = max_diff(&got, &want.d);
+    assert!(diff < 1e-4, "{arch_name}: tract and the reference differ by {diff}");
+    // The output is not trivial (not all 0.5 from a dead network).
+    let spread = want.d.iter().fold(0.0f32, |m, v| m.max((v - 0.5).abs()));
+    assert!(spread > 1e-3, "{arch_name}: degenerate output");
+    // The plan is reused: a second frame gives its own answer.
+    let input2: Vec<f32> = input.iter().map(|v| 1.0 - v).collect();
+    let got2 = model.reconstruct(&input2).unwrap().to_vec();
+    let want2 = reference_forward(&arch, &weights, T { c: 3, h: h as usize, w: w as usize, d: input2 });
+    assert!(max_diff(&got2, &want2.d) < 1e-4);
+}
+
+#[test]
+fn resize_decoder_matches_reference() {
+    round_trip("4,8:3,5:resize", 16, 8);
+}
+
+#[test]
+fn convtranspose_decoder_matches_reference() {
+    round_trip("4,8:3,5:convtranspose", 16, 8);
+}
+
+#[test]
+fn three_layer_models_match_reference() {
+    round_trip("3,5,6:3,5,7:resize", 24, 16);
+    round_trip("3,5,6:3,5,7:convtranspose", 24, 16);
+}
+
+#[test]
+fn metadata_round_trips() {
+    let (arch, weights) = blur_model("6,12:3,3:resize");
+    let mut meta = ModelMeta::new(32, 16, arch);
+    meta.training = serde_json::json!({"epochs": 3, "loss": 0.01});
+    meta.preprocess.range = Some([0.1, 0.9]);
+    meta.calibration = Some(Calibration {
+        width: 32,
+        height: 16,
+        mean: vec![0.25; 512],
+        std: vec![0.5; 512],
+        heatmap: HeatmapSettings { exponent: 2.0, ..Default::default() },
+        threshold: 3.5,
+        raw_threshold: 0.2,
+        quantile: 0.999,
+        frames: 10,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    write_model(&path, &meta, &weights).unwrap();
+    let model = Autoencoder::load(&path).unwrap();
+    assert_eq!(model.meta(), &meta);
+}
+
+#[test]
+fn blur_model_reconstructs_flat_images_and_not_sharp_spots() {
+    let (arch, weights) = blur_model("6,12:3,3:resize");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    write_model(&path, &ModelMeta::new(32, 32, arch), &weights).unwrap();
+    let mut model = Autoencoder::load(&path).unwrap();
+    let mut input = vec![0.5f32; 3 * 32 * 32];
+    let flat = model.reconstruct(&input).unwrap().to_vec();
+    assert!(max_diff(&flat, &input) < 0.01, "flat grey is reconstructed");
+    for c in 0..3 {
+        input[c * 1024 + 16 * 32 + 16] = 1.0;
+    }
+    let spot = model.reconstruct(&input).unwrap().to_vec();
+    assert!((spot[16 * 32 + 16] - 1.0).abs() > 0.3, "a sharp spot is not reconstructed");
+}
+
+#[test]
+fn bad_model_files_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.onnx");
+    let e = Autoencoder::load(&missing).unwrap_err().to_string();
+    assert!(e.contains("missing.onnx") && e.contains("cannot read"), "{e}");
+
+    let text = dir.path().join("text.onnx");
+    std::fs::write(&text, "this is not a model\n").unwrap();
+    let e = Autoencoder::load(&text).unwrap_err().to_string();
+    assert!(e.contains("text.onnx") && e.contains("not an ONNX model"), "{e}");
+
+    let (arch, weights) = blur_model("6,12:3,3:resize");
+    let good = dir.path().join("good.onnx");
+    write_model(&good, &ModelMeta::new(32, 16, arch.clone()), &weights).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.onnx");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = Autoencoder::load(&cut).unwrap_err().to_string();
+    assert!(e.contains("cut.onnx") && !e.contains('\n'), "{e}");
+
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(Autoencoder::load(&empty).unwrap_err().to_string().contains("empty"));
+
+    // Sizes the architecture cannot take are refused by the writer.
+    let e = write_model(&dir.path().join("odd.onnx"), &ModelMeta::new(30, 16, arch), &weights).unwrap_err().to_string();
+    assert!(e.contains("multiple of 4"), "{e}");
+    // Missing weights are named.
+    let mut partial = weights.clone();
+    partial.remove("dec1.bias");
+    let (arch, _) = blur_model("6,12:3,3:resize");
+    let e = write_model(&dir.path().join("p.onnx"), &ModelMeta::new(32, 16, arch), &partial).unwrap_err().to_string();
+    assert!(e.contains("dec1.bias"), "{e}");
+}
