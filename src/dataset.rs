@@ -34,7 +34,9 @@ pub struct DatasetSpec {
     pub mask: MaskSpec,
     /// Fraction of each normal directory (its last frames, as frames are consecutive) held out.
     pub val_fraction: f32,
-    /// Frames larger than this are downscaled on load (keeps memory and augmentation cheap).
+    /// Training frames larger than this are downscaled on load (keeps memory and augmentation cheap).
+    /// Held-out frames keep their size: they calibrate the model, so they must reach it exactly as
+    /// the camera's frames will.
     pub max_size: (u32, u32),
 }
 
@@ -82,7 +84,7 @@ impl Dataset {
             let mut loaded = Vec::new();
             for p in &paths {
                 match load_rgb(p) {
-                    Ok(img) => loaded.push(sample(p, fit(img, spec.max_size), spec, false)?),
+                    Ok(img) => loaded.push((p, img)),
                     Err(e) => log::warn!("skipping {e}"),
                 }
             }
@@ -91,8 +93,12 @@ impl Dataset {
             }
             let n_val = if loaded.len() >= 2 { ((loaded.len() as f32 * spec.val_fraction).round() as usize).clamp(1, loaded.len() - 1) } else { 0 };
             let val = loaded.split_off(loaded.len() - n_val);
-            ds.train.extend(loaded);
-            ds.val.extend(val);
+            for (p, img) in loaded {
+                ds.train.push(sample(p, fit(img, spec.max_size), spec, false)?);
+            }
+            for (p, img) in val {
+                ds.val.push(sample(p, img, spec, false)?);
+            }
         }
         for dir in &spec.inpaint {
             let paths = load_dir(dir)?;
@@ -147,6 +153,7 @@ mod tests {
         assert_eq!(ds.val[0].image.get_pixel(0, 0)[0], 60, "held-out frames are the last ones");
         assert_eq!(ds.train[0].image.dimensions(), (64, 48));
         assert_eq!(ds.train[0].mask.dimensions(), (64, 48));
+        assert_eq!(ds.val[0].image.dimensions(), (128, 96), "held-out frames keep the camera's size");
     }
 
     #[test]

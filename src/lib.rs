@@ -26,6 +26,8 @@ pub mod pool;
 pub mod preprocess;
 pub mod source;
 pub mod synth;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub use boxes::BBox;
 pub use detect::{Detection, Detector};

@@ -44,16 +44,26 @@ impl Default for PoolSettings {
 impl PoolSettings {
     /// The mask for this frame at model resolution `w` x `h`, as {0,1} weights.
     pub fn model_mask(&self, frame: &RgbImage, w: u32, h: u32) -> Result<Vec<f32>, MaskError> {
-        let full = self.mask.build(frame)?;
-        let mut small = image::imageops::resize(&full, w, h, image::imageops::FilterType::Triangle);
-        for p in small.pixels_mut() {
-            p[0] = if p[0] >= 128 { 255 } else { 0 };
-        }
-        if self.erode > 0 && self.mask != MaskSpec::None {
-            small = imageproc::morphology::erode(&small, Norm::LInf, self.erode);
-        }
-        Ok(small.pixels().map(|p| if p[0] > 0 { 1.0 } else { 0.0 }).collect())
+        Ok(resample_mask(&self.mask.build(frame)?, w, h, self.edge()))
     }
+
+    /// The erosion in force: none for the whole-frame mask, whose edge is the frame's.
+    pub fn edge(&self) -> u8 {
+        if self.mask == MaskSpec::None { 0 } else { self.erode }
+    }
+}
+
+/// A source-resolution mask at `w` x `h` as {0,1} weights (a cell is pool when most of it is), its
+/// edge eroded by `erode` pixels.
+pub fn resample_mask(mask: &GrayImage, w: u32, h: u32, erode: u8) -> Vec<f32> {
+    let mut small = image::imageops::resize(mask, w, h, image::imageops::FilterType::Triangle);
+    for p in small.pixels_mut() {
+        p[0] = if p[0] >= 128 { 255 } else { 0 };
+    }
+    if erode > 0 {
+        small = imageproc::morphology::erode(&small, Norm::LInf, erode);
+    }
+    small.pixels().map(|p| if p[0] > 0 { 1.0 } else { 0.0 }).collect()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -86,7 +86,15 @@ fn blur_model_reconstructs_flat_images_and_not_sharp_spots() {
     let mut model = Autoencoder::load(&path).unwrap();
     let mut input = vec![0.5f32; 3 * 32 * 32];
     let flat = model.reconstruct(&input).unwrap().to_vec();
-    assert!(max_diff(&flat, &input) < 0.01, "flat grey is reconstructed");
+    // Away from the zero-padded border, flat grey comes back as it went in.
+    for c in 0..3 {
+        for y in 8..24 {
+            for x in 8..24 {
+                let i = c * 1024 + y * 32 + x;
+                assert!((flat[i] - 0.5).abs() < 0.01, "flat grey at ({x},{y}) became {}", flat[i]);
+            }
+        }
+    }
     for c in 0..3 {
         input[c * 1024 + 16 * 32 + 16] = 1.0;
     }

@@ -1,1 +1,178 @@
-fn main() {}
+//! `poolwatch-train`: the desktop companion. Trains the autoencoder on empty-pool frames (libtorch,
+//! GPU when there is one) and exports one ONNX file the device runs as it is.
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use poolwatch::augment::AugmentSettings;
+use poolwatch::calibrate::{DEFAULT_QUANTILE, calibrate, store_calibration};
+use poolwatch::dataset::{Dataset, DatasetSpec};
+use poolwatch::heatmap::HeatmapSettings;
+use poolwatch::model::contract::parse_size;
+use poolwatch::model::{Arch, Autoencoder, Preprocess};
+use poolwatch::pool::{MaskSpec, PoolSettings};
+use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "poolwatch-train", version, about = "Train poolwatch's autoencoder on empty-pool frames", args_override_self = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct MaskArgs {
+    /// Pool mask: none (whole frame), auto (water colour), or a mask image file.
+    #[arg(long, default_value = "none")]
+    mask: String,
+}
+
+impl MaskArgs {
+    fn pool(&self) -> PoolSettings {
+        let mask = match self.mask.as_str() {
+            "none" => MaskSpec::None,
+            "auto" => MaskSpec::Auto,
+            file => MaskSpec::Image(PathBuf::from(file)),
+        };
+        PoolSettings { mask, ..PoolSettings::default() }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model and export it as ONNX (with calibration and a report beside it).
+    Train {
+        /// Directories of empty-pool frames.
+        #[arg(long, required = true, num_args = 1..)]
+        normal: Vec<PathBuf>,
+        /// Directories of frames with annotated swimmers, inpainted out and added to training.
+        #[arg(long, num_args = 1..)]
+        inpaint: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        /// Model input size.
+        #[arg(long, default_value = "256x192")]
+        size: String,
+        /// seed4, seed3, fast, or CHANNELS:KERNELS[:resize|convtranspose].
+        #[arg(long, default_value = "fast")]
+        arch: String,
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Continue from a checkpoint (written beside the model as MODEL.ckpt every epoch).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 1e-4)]
+        weight_decay: f64,
+        #[arg(long, default_value_t = 0.0)]
+        dropout: f64,
+        /// Stop when the validation loss has not improved for this many epochs (0: never).
+        #[arg(long, default_value_t = 6)]
+        patience: usize,
+        /// Fraction of each --normal directory held out for validation and calibration.
+        #[arg(long, default_value_t = 0.15)]
+        val_fraction: f32,
+        /// What the network must output outside the pool (the seed's target-noise variants).
+        #[arg(long, value_enum, default_value_t = NonPoolTarget::None)]
+        nonpool_target: NonPoolTarget,
+        #[arg(long, default_value_t = 0.1)]
+        nonpool_weight: f64,
+        /// Train without augmentation.
+        #[arg(long)]
+        no_augment: bool,
+        #[command(flatten)]
+        mask: MaskArgs,
+        /// libtorch CPU threads (0: libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: i32,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Re-measure a model's calibration on held-out empty frames.
+    Calibrate {
+        model: PathBuf,
+        #[arg(long, required = true, num_args = 1..)]
+        normal: Vec<PathBuf>,
+        #[command(flatten)]
+        mask: MaskArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    let result = match Cli::parse().command {
+        Command::Calibrate { model, normal, mask } => recalibrate(&model, &normal, &mask.pool()),
+        Command::Train {
+            normal, inpaint, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
+            patience, val_fraction, nonpool_target, nonpool_weight, no_augment, mask, threads, quiet,
+        } => (|| -> Result<()> {
+            let (width, height) = parse_size(&size).map_err(|e| anyhow!("--size: {e}"))?;
+            let arch = Arch::by_name(&arch).map_err(|e| anyhow!("--arch: {e}"))?;
+            if !(0.0..0.9).contains(&val_fraction) || !(0.0..1.0).contains(&dropout) || batch == 0 || epochs == 0 {
+                anyhow::bail!("--val-fraction must be in [0, 0.9), --dropout in [0, 1), --batch and --epochs at least 1");
+            }
+            if threads > 0 {
+                tch::set_num_threads(threads);
+            }
+            let pool = mask.pool();
+            let settings = TrainSettings {
+                arch,
+                width,
+                height,
+                epochs,
+                batch,
+                lr,
+                weight_decay,
+                dropout,
+                seed,
+                patience,
+                augment: if no_augment { AugmentSettings::none() } else { AugmentSettings::default() },
+                nonpool_target,
+                nonpool_weight,
+                preprocess: Preprocess::default(),
+                heatmap: HeatmapSettings::default(),
+                pool: pool.clone(),
+            };
+            let spec = DatasetSpec { normal, inpaint, mask: pool.mask.clone(), val_fraction, max_size: (width * 2, height * 2) };
+            let data = Dataset::load(&spec)?;
+            log::info!("{} training frames ({} inpainted), {} held out", data.train.len(), data.train.iter().filter(|s| s.inpainted).count(), data.val.len());
+            let summary = train(&settings, &data, &out, resume.as_deref(), device, !quiet)?;
+            log::info!(
+                "wrote {} after {} epochs (best {}), {:.0} s",
+                out.display(),
+                summary.epochs_run,
+                summary.best_epoch,
+                summary.seconds
+            );
+            Ok(())
+        })(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings) -> Result<()> {
+    let mut model = Autoencoder::load(path)?;
+    let heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
+    let spec = DatasetSpec { normal: normal.to_vec(), inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.0, max_size: (4096, 4096) };
+    let data = Dataset::load(&spec)?;
+    let frames: Vec<_> = data.train.iter().chain(&data.val).map(|s| s.image.clone()).collect();
+    let cal = calibrate(&mut model, &frames, pool, heatmap, DEFAULT_QUANTILE)?.context("no frames to calibrate on")?;
+    log::info!("threshold {:.3} (standardised), {:.5} (raw) from {} frames", cal.threshold, cal.raw_threshold, cal.frames);
+    store_calibration(path, cal)?;
+    Ok(())
+}

@@ -57,6 +57,9 @@ enum Command {
         /// Seconds between consecutive frames of a scene.
         #[arg(long, default_value_t = 0.5)]
         interval: f32,
+        /// Time of the first frame, seconds (record the empty pool and the swimmers at other times).
+        #[arg(long, default_value_t = 0.0)]
+        start: f32,
         /// Image format: jpg or png.
         #[arg(long, default_value = "jpg")]
         format: String,
@@ -90,8 +93,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Detect { model, config, annotate, inputs } => detect(model, config, annotate, &inputs),
-        Command::Synth { out, frames, swimmers, seed, size, scenes, interval, format } => {
-            synth(&out, frames, &swimmers, seed, &size, scenes, interval, &format).map_err(Usage)
+        Command::Synth { out, frames, swimmers, seed, size, scenes, interval, start, format } => {
+            synth(&out, frames, &swimmers, seed, &size, scenes, interval, start, &format).map_err(Usage)
         }
         Command::Info { model, json } => info(&model, json).map_err(Usage),
         Command::Mask { image, out, config, preview } => mask(&image, &out, config, preview).map_err(Usage),
@@ -179,14 +182,14 @@ fn write_annotated(dir: &Path, path: &Path, img: &RgbImage, det: &Detector, d: &
 }
 
 #[allow(clippy::too_many_arguments)]
-fn synth(out: &Path, frames: u64, swimmers: &str, seed: u64, size: &str, scenes: u32, interval: f32, format: &str) -> Result<ExitCode> {
+fn synth(out: &Path, frames: u64, swimmers: &str, seed: u64, size: &str, scenes: u32, interval: f32, start: f32, format: &str) -> Result<ExitCode> {
     let (width, height) = parse_size(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
     let swimmers = parse_range(swimmers).map_err(|e| anyhow::anyhow!("--swimmers: {e}"))?;
     if format != "jpg" && format != "png" {
         bail!("--format: '{format}' is not jpg or png");
     }
-    if scenes == 0 || !(interval >= 0.0) {
-        bail!("--scenes must be at least 1 and --interval not negative");
+    if scenes == 0 || !(interval >= 0.0) || !(start >= 0.0) {
+        bail!("--scenes must be at least 1, --interval and --start not negative");
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let settings = SynthSettings { width, height, swimmers, seed, scenes, interval };
@@ -198,7 +201,8 @@ fn synth(out: &Path, frames: u64, swimmers: &str, seed: u64, size: &str, scenes:
             scene = Some((scene_seed, Scene::new(scene_seed, width, height, swimmers)));
         }
         let Some((_, sc)) = &scene else { unreachable!() };
-        let truth = sc.render_into(t, seed.wrapping_mul(31).wrapping_add(i), &mut img);
+        let noise_seed = seed.wrapping_mul(31).wrapping_add(i).wrapping_add((start * 1000.0) as u64);
+        let truth = sc.render_into(start + t, noise_seed, &mut img);
         let name = format!("{i:06}.{format}");
         let path = out.join(&name);
         img.save(&path).with_context(|| format!("cannot write {}", path.display()))?;

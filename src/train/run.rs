@@ -1,0 +1,374 @@
+//! The training run: batches of augmented empty-pool frames, MSE over pool pixels only, AdamW,
+//! validation every epoch, a checkpoint every epoch, resume, early stopping; then export, tract
+//! verification, calibration and the report.
+
+use super::net::{Adam, Net};
+use super::report;
+use crate::augment::{AugmentSettings, augment};
+use crate::calibrate::{DEFAULT_QUANTILE, calibrate};
+use crate::dataset::{Dataset, Sample};
+use crate::heatmap::HeatmapSettings;
+use crate::model::{Arch, Autoencoder, ModelMeta, Preprocess, write_model};
+use crate::pool::{PoolSettings, resample_mask};
+use crate::preprocess::Preprocessor;
+use crate::synth::rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    Device(String),
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Settings(String),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Detect(#[from] crate::detect::DetectError),
+    #[error("export check failed: tract and libtorch differ by {0:.2e} (limit 1e-3)")]
+    Mismatch(f32),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<Device, TrainError> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+            DeviceChoice::Cuda => Err(TrainError::Device(
+                "--device cuda: libtorch sees no CUDA GPU (no driver, or a CPU-only libtorch); use --device cpu or auto".into(),
+            )),
+        }
+    }
+}
+
+/// What the network is asked to output outside the pool (the seed's target-noise experiments). With
+/// `None` the non-pool output is ignored (it equals the input on the device).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NonPoolTarget {
+    None,
+    Gaussian,
+    Bounded,
+    Invert,
+    Modulo,
+}
+
+/// Everything that shapes a training run; stored in checkpoints and in the model's metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub arch: Arch,
+    pub width: u32,
+    pub height: u32,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub dropout: f64,
+    pub seed: u64,
+    pub patience: usize,
+    pub augment: AugmentSettings,
+    pub nonpool_target: NonPoolTarget,
+    pub nonpool_weight: f64,
+    pub preprocess: Preprocess,
+    pub heatmap: HeatmapSettings,
+    pub pool: PoolSettings,
+}
+
+/// What a run did; goes into the model's `training` metadata and the report.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub train_loss: Vec<f64>,
+    pub val_loss: Vec<f64>,
+    pub train_frames: usize,
+    pub val_frames: usize,
+    pub inpainted_frames: usize,
+    pub device: String,
+    pub seconds: f64,
+    pub export_max_diff: f32,
+    pub stopped_early: bool,
+}
+
+/// Turns samples into batch tensors: augmentation, then the device's own pre-processing.
+struct Batcher {
+    pre: Preprocessor,
+    width: u32,
+    height: u32,
+    pool: PoolSettings,
+}
+
+impl Batcher {
+    fn batch(&mut self, samples: &[&Sample], aug: Option<(&AugmentSettings, &mut Rng)>, device: Device) -> Result<(Tensor, Tensor), TrainError> {
+        let (w, h) = (self.width as i64, self.height as i64);
+        let mut x = Vec::with_capacity(samples.len() * (3 * w * h) as usize);
+        let mut m = Vec::with_capacity(samples.len() * (w * h) as usize);
+        let mut aug = aug;
+        for s in samples {
+            let (img, mask) = match aug.as_mut() {
+                Some((settings, rng)) => augment(&s.image, &s.mask, settings, rng),
+                None => (s.image.clone(), s.mask.clone()),
+            };
+            x.extend_from_slice(self.pre.run(&img));
+            // The mask was built at load time; resample (and erode) it as the device does.
+            m.extend(resample_mask(&mask, self.width, self.height, self.pool.edge()));
+        }
+        let n = samples.len() as i64;
+        let xt = Tensor::from_slice(&x).reshape([n, 3, h, w]).to_device(device);
+        let mt = Tensor::from_slice(&m).reshape([n, 1, h, w]).to_device(device);
+        Ok((xt, mt))
+    }
+}
+
+fn loss(net: &Net, x: &Tensor, m: &Tensor, s: &TrainSettings, train: bool) -> Tensor {
+    let y = net.forward(x, train);
+    let pool = ((&y - x).square() * m).sum(Kind::Float) / (m.sum(Kind::Float) * 3.0 + 1e-6);
+    if s.nonpool_target == NonPoolTarget::None || s.nonpool_weight <= 0.0 {
+        return pool;
+    }
+    let target = match s.nonpool_target {
+        NonPoolTarget::Gaussian => x + x.randn_like() * 0.2,
+        NonPoolTarget::Bounded => x + (x.randn_like() * 0.2).clamp(-0.1, 0.1),
+        NonPoolTarget::Invert => 1.0 - x,
+        NonPoolTarget::Modulo => (x + 0.5).fmod(1.0),
+        NonPoolTarget::None => x.shallow_clone(),
+    };
+    let outside = 1.0 - m;
+    let np = ((&y - target.detach()).square() * &outside).sum(Kind::Float) / (outside.sum(Kind::Float) * 3.0 + 1e-6);
+    pool + np * s.nonpool_weight
+}
+
+/// The checkpoint written beside the model after every epoch.
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    out.with_extension("ckpt")
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointMeta {
+    epoch: usize,
+    step: i64,
+    settings: TrainSettings,
+    summary: TrainSummary,
+    best_val: f64,
+    since_best: usize,
+}
+
+fn save_checkpoint(path: &Path, net: &Net, best: &Net, adam: &Adam, meta: &CheckpointMeta) -> Result<(), TrainError> {
+    let json = serde_json::to_vec(meta).map_err(|e| TrainError::Settings(e.to_string()))?;
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    named.push(("meta".into(), Tensor::from_slice(&json)));
+    for (i, (name, p)) in net.params.iter().enumerate() {
+        named.push((format!("param.{name}"), p.detach().to_device(Device::Cpu)));
+        named.push((format!("best.{name}"), best.params[i].1.detach().to_device(Device::Cpu)));
+        named.push((format!("adam_m.{name}"), adam.m[i].to_device(Device::Cpu)));
+        named.push((format!("adam_v.{name}"), adam.v[i].to_device(Device::Cpu)));
+    }
+    let tmp = path.with_extension("ckpt.tmp");
+    Tensor::save_multi(&named, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|source| TrainError::Io { path: path.to_path_buf(), source })
+}
+
+struct Restored {
+    meta: CheckpointMeta,
+    net: Net,
+    best: Net,
+    adam: Adam,
+}
+
+fn load_checkpoint(path: &Path, s: &TrainSettings, device: Device) -> Result<Restored, TrainError> {
+    let bad = |reason: String| TrainError::Checkpoint { path: path.to_path_buf(), reason };
+    let tensors = Tensor::load_multi(path).map_err(|e| bad(format!("cannot read it ({e})")))?;
+    let get = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.shallow_clone());
+    let meta_t = get("meta").ok_or_else(|| bad("no 'meta' entry: not a poolwatch checkpoint".into()))?;
+    let bytes = Vec::<u8>::try_from(meta_t).map_err(|e| bad(e.to_string()))?;
+    let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| bad(format!("unreadable metadata ({e})")))?;
+    if meta.settings.arch != s.arch || (meta.settings.width, meta.settings.height) != (s.width, s.height) {
+        return Err(bad(format!(
+            "it was trained with architecture '{}' at {}x{}; this run asks for '{}' at {}x{} (give the same --arch and --size, or start afresh)",
+            meta.settings.arch.name, meta.settings.width, meta.settings.height, s.arch.name, s.width, s.height
+        )));
+    }
+    let mut net = Net::new(&s.arch, device, s.seed, s.dropout);
+    let mut best = Net::new(&s.arch, device, s.seed, s.dropout);
+    let mut adam = Adam::new(&net, s.lr, s.weight_decay);
+    tch::no_grad(|| -> Result<(), TrainError> {
+        for (i, (name, p)) in net.params.iter_mut().enumerate() {
+            let take = |prefix: &str| get(&format!("{prefix}.{name}")).ok_or_else(|| bad(format!("'{prefix}.{name}' is missing")));
+            p.copy_(&take("param")?);
+            best.params[i].1.copy_(&take("best")?);
+            adam.m[i] = take("adam_m")?.to_device(device);
+            adam.v[i] = take("adam_v")?.to_device(device);
+        }
+        Ok(())
+    })?;
+    adam.step = meta.step;
+    Ok(Restored { meta, net, best, adam })
+}
+
+/// Trains, exports `out` (float ONNX), verifies it in tract, calibrates it and writes the report.
+pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path>, device: DeviceChoice, progress: bool) -> Result<TrainSummary, TrainError> {
+    if data.train.is_empty() || data.val.is_empty() {
+        return Err(TrainError::Settings("need at least one training and one held-out frame (give more frames)".into()));
+    }
+    let m = s.arch.size_multiple();
+    if s.width % m != 0 || s.height % m != 0 {
+        return Err(TrainError::Settings(format!("--size {}x{}: both sides must be multiples of {m} for this architecture", s.width, s.height)));
+    }
+    let device = device.resolve()?;
+    log::info!("training on {}", if device == Device::Cpu { "the CPU".to_string() } else { format!("{device:?}") });
+    tch::manual_seed(s.seed as i64);
+    let start = Instant::now();
+    let ckpt = checkpoint_path(out);
+    let (mut net, mut best, mut adam, mut meta) = match resume {
+        Some(p) => {
+            let r = load_checkpoint(p, s, device)?;
+            log::info!("resuming from {} after epoch {}", p.display(), r.meta.epoch);
+            (r.net, r.best, r.adam, r.meta)
+        }
+        None => {
+            let net = Net::new(&s.arch, device, s.seed, s.dropout);
+            let best = Net::new(&s.arch, device, s.seed, s.dropout);
+            let adam = Adam::new(&net, s.lr, s.weight_decay);
+            let summary = TrainSummary {
+                train_frames: data.train.len(),
+                val_frames: data.val.len(),
+                inpainted_frames: data.train.iter().filter(|x| x.inpainted).count(),
+                device: format!("{device:?}"),
+                ..Default::default()
+            };
+            (net, best, adam, CheckpointMeta { epoch: 0, step: 0, settings: s.clone(), summary, best_val: f64::INFINITY, since_best: 0 })
+        }
+    };
+    let mut batcher = Batcher { pre: Preprocessor::new(s.width, s.height, s.preprocess.clone()), width: s.width, height: s.height, pool: s.pool.clone() };
+    let steps_per_epoch = data.train.len().div_ceil(s.batch.max(1));
+    let bar = progress.then(|| {
+        let b = indicatif::ProgressBar::new(((s.epochs.saturating_sub(meta.epoch)) * steps_per_epoch) as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let val_refs: Vec<&Sample> = data.val.iter().collect();
+    // Validation measures reconstruction of the pool alone, whatever the training target outside it.
+    let plain = TrainSettings { nonpool_target: NonPoolTarget::None, ..s.clone() };
+    while meta.epoch < s.epochs {
+        let epoch = meta.epoch + 1;
+        let mut rng = Rng::fork(s.seed, 1000 + epoch as u64);
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.int(0, i as u32) as usize);
+        }
+        let mut total = 0.0;
+        for chunk in order.chunks(s.batch.max(1)) {
+            let samples: Vec<&Sample> = chunk.iter().map(|&i| &data.train[i]).collect();
+            let (x, mk) = batcher.batch(&samples, Some((&s.augment, &mut rng)), device)?;
+            net.zero_grad();
+            let l = loss(&net, &x, &mk, s, true);
+            l.backward();
+            adam.step(&mut net);
+            let v = l.double_value(&[]);
+            total += v * chunk.len() as f64;
+            if let Some(b) = &bar {
+                b.inc(1);
+                b.set_message(format!("epoch {epoch}/{} loss {v:.5}", s.epochs));
+            }
+        }
+        let train_loss = total / data.train.len() as f64;
+        let val_loss = tch::no_grad(|| -> Result<f64, TrainError> {
+            let mut sum = 0.0;
+            for chunk in val_refs.chunks(s.batch.max(1)) {
+                let (x, mk) = batcher.batch(chunk, None, device)?;
+                sum += loss(&net, &x, &mk, &plain, false).double_value(&[]) * chunk.len() as f64;
+            }
+            Ok(sum / val_refs.len() as f64)
+        })?;
+        meta.summary.train_loss.push(train_loss);
+        meta.summary.val_loss.push(val_loss);
+        meta.epoch = epoch;
+        meta.step = adam.step;
+        if val_loss < meta.best_val {
+            meta.best_val = val_loss;
+            meta.since_best = 0;
+            meta.summary.best_epoch = epoch;
+            tch::no_grad(|| {
+                for (i, (_, p)) in net.params.iter().enumerate() {
+                    best.params[i].1.copy_(p);
+                }
+            });
+        } else {
+            meta.since_best += 1;
+        }
+        let line = format!("epoch {epoch}: train loss {train_loss:.6}, validation loss {val_loss:.6}");
+        match &bar {
+            Some(b) => b.println(line),
+            None => log::info!("{line}"),
+        }
+        save_checkpoint(&ckpt, &net, &best, &adam, &meta)?;
+        if s.patience > 0 && meta.since_best >= s.patience {
+            log::info!("validation loss has not improved for {} epochs: stopping early", s.patience);
+            meta.summary.stopped_early = true;
+            break;
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    meta.summary.epochs_run = meta.epoch;
+    meta.summary.seconds += start.elapsed().as_secs_f64();
+
+    // Export the best weights through the device's writer, then prove tract computes what tch does.
+    let mut model_meta = ModelMeta::new(s.width, s.height, s.arch.clone());
+    model_meta.preprocess = s.preprocess.clone();
+    model_meta.training = serde_json::json!({ "settings": s, "summary": meta.summary });
+    write_model(out, &model_meta, &best.weights())?;
+    let mut model = Autoencoder::load(out)?;
+    let diff = tch::no_grad(|| -> Result<f32, TrainError> {
+        let mut worst = 0.0f32;
+        for chunk in val_refs.chunks(4).take(2) {
+            let (x, _) = batcher.batch(chunk, None, device)?;
+            let y = best.forward(&x, false).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+            let xs = x.to_device(Device::Cpu).contiguous();
+            for i in 0..chunk.len() as i64 {
+                let xi = Vec::<f32>::try_from(xs.get(i).flatten(0, -1))?;
+                let yi = Vec::<f32>::try_from(y.get(i).flatten(0, -1))?;
+                let r = model.reconstruct(&xi)?;
+                worst = r.iter().zip(&yi).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+            }
+        }
+        Ok(worst)
+    })?;
+    meta.summary.export_max_diff = diff;
+    log::info!("export check: tract and libtorch agree within {diff:.2e}");
+    if !(diff <= 1e-3) {
+        return Err(TrainError::Mismatch(diff));
+    }
+
+    // Calibration on the held-out empty frames, stored in the model.
+    let frames: Vec<image::RgbImage> = data.val.iter().map(|v| v.image.clone()).collect();
+    let cal = calibrate(&mut model, &frames, &s.pool, s.heatmap.clone(), DEFAULT_QUANTILE)?
+        .ok_or_else(|| TrainError::Settings("no held-out frame to calibrate on".into()))?;
+    log::info!("calibration on {} frames: threshold {:.3} (standardised), {:.5} (raw)", cal.frames, cal.threshold, cal.raw_threshold);
+    model_meta.training = serde_json::json!({ "settings": s, "summary": meta.summary });
+    model_meta.calibration = Some(cal.clone());
+    write_model(out, &model_meta, &best.weights())?;
+    report::write(out, &meta.summary, &cal, data, &s.pool)?;
+    Ok(meta.summary)
+}

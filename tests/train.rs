@@ -1,0 +1,122 @@
+//! The trainer with libtorch: the loss falls, resume continues exactly, export round-trips through
+//! tract, bad input fails clearly. Runs with `--features train`.
+#![cfg(feature = "train")]
+
+use poolwatch::augment::AugmentSettings;
+use poolwatch::dataset::{Dataset, DatasetSpec};
+use poolwatch::heatmap::HeatmapSettings;
+use poolwatch::model::{Arch, Autoencoder, Preprocess};
+use poolwatch::pool::{MaskSpec, PoolSettings};
+use poolwatch::synth::Scene;
+use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
+use std::path::Path;
+
+fn frames(dir: &Path, n: u64) {
+    let scene = Scene::new(21, 128, 96, (0, 0));
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        scene.render(i as f32 * 0.5, i).0.save(dir.join(format!("{i:03}.png"))).unwrap();
+    }
+}
+
+fn settings(arch: &str, epochs: usize) -> TrainSettings {
+    TrainSettings {
+        arch: Arch::by_name(arch).unwrap(),
+        width: 64,
+        height: 48,
+        epochs,
+        batch: 4,
+        lr: 3e-3,
+        weight_decay: 1e-4,
+        dropout: 0.0,
+        seed: 3,
+        patience: 0,
+        augment: AugmentSettings::default(),
+        nonpool_target: NonPoolTarget::None,
+        nonpool_weight: 0.0,
+        preprocess: Preprocess::default(),
+        heatmap: HeatmapSettings::default(),
+        pool: PoolSettings { mask: MaskSpec::None, erode: 0 },
+    }
+}
+
+fn data(dir: &Path) -> Dataset {
+    Dataset::load(&DatasetSpec { normal: vec![dir.to_path_buf()], inpaint: vec![], mask: MaskSpec::None, val_fraction: 0.25, max_size: (128, 96) })
+        .unwrap()
+}
+
+#[test]
+fn trains_exports_resumes_and_refuses_bad_checkpoints() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    frames(&dir.path().join("empty"), 12);
+    let data = data(&dir.path().join("empty"));
+    assert_eq!((data.train.len(), data.val.len()), (9, 3));
+
+    // A straight run of 4 epochs: the loss falls, the export matches libtorch, calibration is stored.
+    let straight = dir.path().join("straight.onnx");
+    let s = settings("6,12:3,3:resize", 4);
+    let sum = train(&s, &data, &straight, None, DeviceChoice::Cpu, false).unwrap();
+    assert_eq!(sum.epochs_run, 4);
+    assert!(sum.train_loss[3] < sum.train_loss[0] * 0.8, "loss should fall: {:?}", sum.train_loss);
+    assert!(sum.val_loss[3] < sum.val_loss[0], "{:?}", sum.val_loss);
+    assert!(sum.export_max_diff <= 1e-3);
+    let model = Autoencoder::load(&straight).unwrap();
+    let cal = model.meta().calibration.clone().expect("calibrated");
+    assert_eq!(cal.frames, 3);
+    assert_eq!(model.meta().training["summary"]["epochs_run"], 4);
+    let report = straight.with_extension("report");
+    assert!(report.join("loss.png").is_file() && report.join("report.json").is_file());
+    assert!(report.join("examples/val0.jpg").is_file());
+
+    // 2 epochs, then resume to 4: the same losses and the same weights as the straight run.
+    let split = dir.path().join("split.onnx");
+    train(&settings("6,12:3,3:resize", 2), &data, &split, None, DeviceChoice::Cpu, false).unwrap();
+    let ckpt = split.with_extension("ckpt");
+    assert!(ckpt.is_file());
+    let resumed = train(&s, &data, &split, Some(&ckpt), DeviceChoice::Cpu, false).unwrap();
+    assert_eq!(resumed.train_loss.len(), 4);
+    for (a, b) in resumed.train_loss.iter().zip(&sum.train_loss) {
+        assert!((a - b).abs() < 1e-6 * b.abs().max(1e-6), "resumed {:?} vs straight {:?}", resumed.train_loss, sum.train_loss);
+    }
+    let mut a = Autoencoder::load(&straight).unwrap();
+    let mut b = Autoencoder::load(&split).unwrap();
+    let input = vec![0.4f32; 3 * 64 * 48];
+    let ra = a.reconstruct(&input).unwrap().to_vec();
+    let rb = b.reconstruct(&input).unwrap().to_vec();
+    let diff = ra.iter().zip(&rb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "resumed weights differ by {diff}");
+
+    // A checkpoint of another architecture is refused with a clear message.
+    let other = settings("6,12:3,5:resize", 3);
+    let e = train(&other, &data, &dir.path().join("o.onnx"), Some(&ckpt), DeviceChoice::Cpu, false).unwrap_err().to_string();
+    assert!(e.contains("architecture") && e.contains("split.ckpt"), "{e}");
+    // Not a checkpoint at all.
+    let junk = dir.path().join("junk.ckpt");
+    std::fs::write(&junk, b"junk").unwrap();
+    let e = train(&s, &data, &dir.path().join("j.onnx"), Some(&junk), DeviceChoice::Cpu, false).unwrap_err().to_string();
+    assert!(e.contains("junk.ckpt"), "{e}");
+}
+
+#[test]
+fn convtranspose_models_export_too() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    frames(&dir.path().join("empty"), 8);
+    let data = data(&dir.path().join("empty"));
+    let out = dir.path().join("ct.onnx");
+    let sum = train(&settings("6,12:3,5:convtranspose", 1), &data, &out, None, DeviceChoice::Cpu, false).unwrap();
+    assert!(sum.export_max_diff <= 1e-3);
+    assert!(Autoencoder::load(&out).is_ok());
+}
+
+#[test]
+fn cuda_when_there_is_none_is_a_clear_error() {
+    if tch::Cuda::is_available() {
+        assert!(DeviceChoice::Cuda.resolve().is_ok());
+    } else {
+        let e = DeviceChoice::Cuda.resolve().unwrap_err().to_string();
+        assert!(e.contains("no CUDA GPU"), "{e}");
+        assert_eq!(DeviceChoice::Auto.resolve().unwrap(), tch::Device::Cpu);
+    }
+}
