@@ -35,7 +35,8 @@ pub fn calibrate<'a>(
         let recon = model.reconstruct(input)?;
         cal.add(input, recon, m);
     }
-    Ok(cal.finish(quantile))
+    let portable = !matches!(pool.mask, crate::pool::MaskSpec::Image(_));
+    Ok(cal.finish(quantile).map(|c| Calibration { pool: portable.then(|| pool.clone()), ..c }))
 }
 
 /// Rewrites a model file with a new calibration (everything else unchanged).

@@ -22,7 +22,8 @@ pub enum ConfigError {
 pub struct Config {
     /// The ONNX model; relative paths are relative to the config file.
     pub model: Option<PathBuf>,
-    pub pool: PoolSettings,
+    /// The pool mask; without it, the mask the model was calibrated with (or the whole frame).
+    pub pool: Option<PoolSettings>,
     /// Overrides the heatmap settings the model was calibrated with.
     pub heatmap: Option<HeatmapSettings>,
     pub boxes: BoxSettings,
@@ -43,10 +44,11 @@ impl Config {
         {
             cfg.model = Some(base.join(m));
         }
-        if let MaskSpec::Image(p) = &cfg.pool.mask
+        if let Some(pool) = &mut cfg.pool
+            && let MaskSpec::Image(p) = &pool.mask
             && p.is_relative()
         {
-            cfg.pool.mask = MaskSpec::Image(base.join(p));
+            pool.mask = MaskSpec::Image(base.join(p));
         }
         Ok(cfg)
     }
@@ -72,7 +74,7 @@ impl Config {
                 return Err(invalid("heatmap.blur_sigma", format!("{} must be in [0, 20]", h.blur_sigma)));
             }
         }
-        if let MaskSpec::Polygon(p) = &self.pool.mask
+        if let Some(PoolSettings { mask: MaskSpec::Polygon(p), .. }) = &self.pool
             && p.len() < 3
         {
             return Err(invalid("pool.mask.polygon", format!("needs at least 3 points, got {}", p.len())));
@@ -108,12 +110,12 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.pool.mask, MaskSpec::Polygon(vec![[0.0, 0.0], [100.0, 0.0], [100.0, 50.0]]));
+        assert_eq!(c.pool.unwrap().mask, MaskSpec::Polygon(vec![[0.0, 0.0], [100.0, 0.0], [100.0, 50.0]]));
         assert_eq!(c.boxes.threshold, Threshold::Fixed(0.25));
         assert_eq!(c.heatmap.unwrap().exponent, 2.0);
         let c = Config::parse("[boxes]\nthreshold = \"adaptive\"\n[pool]\nmask = \"auto\"").unwrap();
         assert_eq!(c.boxes.threshold, Threshold::Named(ThresholdMode::Adaptive));
-        assert_eq!(c.pool.mask, MaskSpec::Auto);
+        assert_eq!(c.pool.unwrap().mask, MaskSpec::Auto);
     }
 
     #[test]
@@ -137,7 +139,7 @@ mod tests {
         std::fs::write(&p, "model = \"m.onnx\"\n[pool]\nmask = { image = \"mask.png\" }\n").unwrap();
         let c = Config::load(&p).unwrap();
         assert_eq!(c.model.unwrap(), d.path().join("m.onnx"));
-        assert_eq!(c.pool.mask, MaskSpec::Image(d.path().join("mask.png")));
+        assert_eq!(c.pool.unwrap().mask, MaskSpec::Image(d.path().join("mask.png")));
         assert!(Config::load(&d.path().join("missing.toml")).unwrap_err().to_string().contains("cannot read"));
     }
 }

@@ -74,7 +74,7 @@ impl Detector {
             pre: Preprocessor::new(meta.width, meta.height, meta.preprocess.clone()),
             heat,
             boxes: BoxExtractor::new(cfg.boxes.clone(), calibrated),
-            pool: cfg.pool.clone(),
+            pool: cfg.pool.clone().or_else(|| cal.and_then(|c| c.pool.clone())).unwrap_or_default(),
             mask: None,
             heatmap: Heatmap::default(),
             model,

@@ -261,6 +261,7 @@ impl Calibrator {
             heatmap: settings,
             quantile: q,
             frames: n,
+            pool: None,
         })
     }
 }

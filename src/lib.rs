@@ -14,6 +14,7 @@ pub mod augment;
 pub mod boxes;
 pub mod calibrate;
 pub mod config;
+pub mod daemon;
 pub mod dataset;
 pub mod detect;
 pub mod frame;

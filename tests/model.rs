@@ -69,6 +69,7 @@ fn metadata_round_trips() {
         raw_threshold: 0.2,
         quantile: 0.999,
         frames: 10,
+        pool: None,
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");

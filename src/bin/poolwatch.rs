@@ -23,6 +23,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the detector on a live source, one JSON line per frame, until SIGTERM/SIGINT. With no
+    /// options: the synthetic pool camera and the model shipped in the binary.
+    Run {
+        /// A TOML config (model, pool mask, heatmap and box settings).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The ONNX model (default: the config's, else the shipped one).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Images or directories to run on instead of the synthetic camera.
+        #[arg(long, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// Start --input over when it ends.
+        #[arg(long = "loop")]
+        looping: bool,
+        /// Stop after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Frame rate of the synthetic camera.
+        #[arg(long, default_value_t = 25.0)]
+        fps: f32,
+    },
     /// Detect swimmers in images or directories of images; one JSON line per image on stdout.
     Detect {
         /// The ONNX model (defaults to the config's `model`).
@@ -92,6 +114,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run { config, model, input, looping, frames, fps } => run(config, model, &input, looping, frames, fps),
         Command::Detect { model, config, annotate, inputs } => detect(model, config, annotate, &inputs),
         Command::Synth { out, frames, swimmers, seed, size, scenes, interval, start, format } => {
             synth(&out, frames, &swimmers, seed, &size, scenes, interval, start, &format).map_err(Usage)
@@ -171,6 +194,40 @@ fn detect(model: Option<PathBuf>, config: Option<PathBuf>, annotate: Option<Path
     }
     log::info!("{processed} images processed, {failed} failed");
     Ok(if processed == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn run(config: Option<PathBuf>, model: Option<PathBuf>, input: &[PathBuf], looping: bool, frames: Option<u64>, fps: f32) -> Result<ExitCode, Usage> {
+    use poolwatch::source::{FrameSource, dir::DirSource, synth::SynthSource};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let cfg = load_config(config.as_deref()).map_err(Usage)?;
+    let model = match model.or(cfg.model.clone()) {
+        Some(p) => Autoencoder::load(&p),
+        None => Autoencoder::embedded(),
+    }
+    .map_err(|e| Usage(e.into()))?;
+    let mut source: Box<dyn FrameSource> = if input.is_empty() {
+        if !(fps > 0.0 && fps <= 1000.0) {
+            return Err(Usage(anyhow::anyhow!("--fps must be in (0, 1000]")));
+        }
+        Box::new(SynthSource::new(Scene::new(1, 640, 480, (1, 4)), fps, None).realtime())
+    } else {
+        Box::new(DirSource::new(input, looping).map_err(|e| Usage(e.into()))?)
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handlers").map_err(Usage)?;
+    }
+    let mut detector = Detector::new(model, &cfg);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match poolwatch::daemon::run(source.as_mut(), &mut detector, &mut out, &stop, frames) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn write_annotated(dir: &Path, path: &Path, img: &RgbImage, det: &Detector, d: &poolwatch::Detection) -> Result<()> {
@@ -259,7 +316,7 @@ fn info(path: &Path, json: bool) -> Result<ExitCode> {
 
 fn mask(image: &Path, out: &Path, config: Option<PathBuf>, preview: Option<PathBuf>) -> Result<ExitCode> {
     let spec = match config {
-        Some(c) => load_config(Some(&c))?.pool.mask,
+        Some(c) => load_config(Some(&c))?.pool.map(|p| p.mask).unwrap_or(MaskSpec::Auto),
         None => MaskSpec::Auto,
     };
     let img = load_rgb(image)?;

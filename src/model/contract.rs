@@ -7,6 +7,7 @@
 
 use super::arch::Arch;
 use crate::heatmap::HeatmapSettings;
+use crate::pool::PoolSettings;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -76,6 +77,10 @@ pub struct Calibration {
     pub quantile: f32,
     /// How many empty frames were measured.
     pub frames: usize,
+    /// The pool mask the frames were measured with; the device uses it unless its config says
+    /// otherwise. Absent for mask images (a file on the training machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolSettings>,
 }
 
 /// A model's self-description, read from and written to ONNX `metadata_props`.
@@ -262,6 +267,7 @@ mod tests {
             raw_threshold: 0.1,
             quantile: 0.999,
             frames: 3,
+            pool: Some(PoolSettings { mask: crate::pool::MaskSpec::Auto, erode: 3 }),
         };
         let s = serde_json::to_string(&cal).unwrap();
         let back: Calibration = serde_json::from_str(&s).unwrap();

@@ -9,6 +9,9 @@ use tract_onnx::prelude::*;
 
 type Plan = TypedSimplePlan;
 
+/// The shipped model's bytes.
+pub const EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/poolwatch.onnx"));
+
 /// A loaded autoencoder, ready to reconstruct frames of its input size.
 pub struct Autoencoder {
     meta: ModelMeta,
@@ -46,6 +49,17 @@ impl Autoencoder {
     pub fn load(path: &Path) -> Result<Autoencoder, ModelError> {
         let proto = read_proto(path)?;
         Self::from_proto(path, &proto)
+    }
+
+    /// Loads a model from memory; `label` names it in messages.
+    pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Autoencoder, ModelError> {
+        Self::from_proto(label, &decode_proto(label, bytes)?)
+    }
+
+    /// The model shipped inside the binary (`models/poolwatch.onnx`, trained on the synthetic demo
+    /// venue), used when no model is configured.
+    pub fn embedded() -> Result<Autoencoder, ModelError> {
+        Self::from_bytes(Path::new("<embedded models/poolwatch.onnx>"), EMBEDDED_MODEL)
     }
 
     /// Builds from an already decoded model; `path` is only used in messages.

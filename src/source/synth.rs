@@ -10,11 +10,19 @@ pub struct SynthSource {
     seq: u64,
     limit: Option<u64>,
     last_truth: Vec<Truth>,
+    /// When set, frames are delivered no faster than `fps`, as a camera would.
+    started: Option<std::time::Instant>,
 }
 
 impl SynthSource {
     pub fn new(scene: Scene, fps: f32, limit: Option<u64>) -> SynthSource {
-        SynthSource { scene, fps: fps.max(0.1), seq: 0, limit, last_truth: Vec::new() }
+        SynthSource { scene, fps: fps.max(0.1), seq: 0, limit, last_truth: Vec::new(), started: None }
+    }
+
+    /// Paces delivery at the frame rate, like a real camera.
+    pub fn realtime(mut self) -> Self {
+        self.started = Some(std::time::Instant::now());
+        self
     }
 
     /// The ground truth of the last frame delivered.
@@ -33,6 +41,13 @@ impl FrameSource for SynthSource {
             return Ok(None);
         }
         let t = self.seq as f32 / self.fps;
+        if let Some(start) = self.started {
+            let due = start + std::time::Duration::from_secs_f32(t);
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         let (img, truth) = self.scene.render(t, self.seq);
         self.last_truth = truth;
         let frame = Frame::new(img, self.seq, "synthetic");

@@ -75,7 +75,7 @@ pub fn write(model_path: &Path, summary: &TrainSummary, cal: &Calibration, data:
     std::fs::create_dir_all(dir.join("examples")).map_err(io(&dir))?;
     loss_plot(&dir.join("loss.png"), &summary.train_loss, &summary.val_loss)?;
     let model = Autoencoder::load(model_path)?;
-    let cfg = Config { pool: pool.clone(), ..Config::default() };
+    let cfg = Config { pool: Some(pool.clone()), ..Config::default() };
     let mut det = Detector::new(model, &cfg);
     let step = (data.val.len() / 4).max(1);
     let mut false_boxes = 0;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Reproduces the shipped model, models/poolwatch.onnx (and its report), from nothing but this
+# repository: the synthetic demo venue (seed 1, the one `poolwatch run` shows) records 300 frames of
+# its empty pool, and poolwatch-train trains on them with its default settings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/torch-env.sh
+. scripts/torch-env.sh
+cargo build --release --features train
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+target/release/poolwatch synth --out "$work/empty" --frames 300 --swimmers 0 --seed 1 --interval 1.0
+target/release/poolwatch-train train --normal "$work/empty" --mask auto --out models/poolwatch.onnx --seed 1 --quiet
+rm -f models/poolwatch.ckpt
+target/release/poolwatch info models/poolwatch.onnx
