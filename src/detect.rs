@@ -85,6 +85,11 @@ impl Detector {
         &self.model
     }
 
+    /// The pool mask of the last frame at the heatmap's resolution ({0,1} weights).
+    pub fn mask(&self) -> &[f32] {
+        self.mask.as_ref().map(|m| m.1.as_slice()).unwrap_or(&[])
+    }
+
     /// The heatmap of the last frame.
     pub fn heatmap(&self) -> &Heatmap {
         &self.heatmap

@@ -261,3 +261,37 @@ fn shipped_model_finds_the_demo_venues_swimmers() {
     assert!(found as f32 >= 0.95 * truths as f32, "recall {found}/{truths}");
     assert!(false_boxes as f32 <= 0.3 * 30.0, "{false_boxes} false boxes in 30 frames");
 }
+
+#[test]
+fn eval_reports_every_metric_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = dir.path().join("test");
+    let normal = dir.path().join("normal");
+    for (out, swimmers, start) in [(&test, "1..3", "3000"), (&normal, "0", "3100")] {
+        let o = run(&["synth", "--out", out.to_str().unwrap(), "--frames", "8", "--swimmers", swimmers, "--seed", "1", "--start", start]);
+        assert!(o.status.success());
+    }
+    let plots = dir.path().join("plots");
+    let o = run(&[
+        "eval", "--model", "models/poolwatch.onnx", "--test", test.to_str().unwrap(), "--normal", normal.to_str().unwrap(),
+        "--json", "--plots", plots.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["frames"], 8);
+    for iou in ["0.3", "0.5"] {
+        for k in ["recall", "precision", "f1", "fp_per_frame", "ap"] {
+            let x = v["box"][iou][k].as_f64().unwrap_or_else(|| panic!("box.{iou}.{k} missing: {v}"));
+            assert!(x >= 0.0 && (k == "fp_per_frame" || x <= 1.0));
+        }
+    }
+    assert!(v["box"]["0.3"]["recall"].as_f64().unwrap() >= 0.9, "{v}");
+    for k in ["pixel_auroc", "aupro", "image_auroc"] {
+        let x = v[k].as_f64().unwrap();
+        assert!(x > 0.5 && x <= 1.0, "{k} = {x}");
+    }
+    assert!(plots.join("pr.png").is_file() && plots.join("pro.png").is_file());
+    // A directory with no annotated frame is an error.
+    let o = run(&["eval", "--model", "models/poolwatch.onnx", "--test", plots.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}

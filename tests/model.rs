@@ -138,3 +138,44 @@ fn bad_model_files_fail_clearly() {
     let e = write_model(&dir.path().join("p.onnx"), &ModelMeta::new(32, 16, arch), &partial).unwrap_err().to_string();
     assert!(e.contains("dec1.bias"), "{e}");
 }
+
+#[test]
+fn int8_export_runs_in_tract_with_integer_convolutions() {
+    use poolwatch::model::quant::{build_int8, quantize_file, read_weights};
+    let (arch, weights) = blur_model("6,12,12:3,5,5:resize");
+    let dir = tempfile::tempdir().unwrap();
+    let float = dir.path().join("f.onnx");
+    write_model(&float, &ModelMeta::new(64, 48, arch.clone()), &weights).unwrap();
+    // The weights read back from the file are the ones written.
+    let proto = poolwatch::model::infer::read_proto(&float).unwrap();
+    assert_eq!(read_weights(&proto).unwrap(), weights);
+
+    // Calibration inputs: smooth random images.
+    let scene = poolwatch::synth::Scene::new(4, 64, 48, (0, 0));
+    let inputs: Vec<Vec<f32>> = (0..6)
+        .map(|i| {
+            let (img, _) = scene.render(i as f32, i);
+            poolwatch::preprocess::Preprocessor::new(64, 48, Default::default()).run(&img).to_vec()
+        })
+        .collect();
+    let q = dir.path().join("q.onnx");
+    quantize_file(&float, &q, &inputs).unwrap();
+    let qproto = poolwatch::model::infer::read_proto(&q).unwrap();
+    let ops: Vec<&str> = qproto.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops.iter().filter(|o| **o == "QLinearConv").count(), 6, "{ops:?}");
+    assert!(!ops.contains(&"Conv"), "no float convolution left: {ops:?}");
+    let mut fm = Autoencoder::load(&float).unwrap();
+    let mut qm = Autoencoder::load(&q).unwrap();
+    assert_eq!(qm.meta().quantization, "int8");
+    let a = fm.reconstruct(&inputs[0]).unwrap().to_vec();
+    let b = qm.reconstruct(&inputs[0]).unwrap().to_vec();
+    let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+    assert!(mean < 0.02, "int8 reconstruction differs from float by {mean} on average");
+
+    // Quantising twice, or a transposed-convolution decoder, is refused clearly.
+    let e = quantize_file(&q, &dir.path().join("qq.onnx"), &inputs).unwrap_err().to_string();
+    assert!(e.contains("already int8"), "{e}");
+    let ct = Arch::by_name("6,12:3,5:convtranspose").unwrap();
+    let e = build_int8(&ModelMeta::new(64, 48, ct.clone()), &random_weights(&ct, 1), &[(0.0, 1.0); 4]).unwrap_err();
+    assert!(e.contains("ConvTranspose"), "{e}");
+}

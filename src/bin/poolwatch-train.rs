@@ -10,6 +10,8 @@ use poolwatch::heatmap::HeatmapSettings;
 use poolwatch::model::contract::parse_size;
 use poolwatch::model::{Arch, Autoencoder, Preprocess};
 use poolwatch::pool::{MaskSpec, PoolSettings};
+use poolwatch::train::int8::{int8_path, make_int8};
+use poolwatch::train::report::report_dir;
 use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -96,6 +98,21 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Also export an int8 model (MODEL.int8.onnx) and compare it with the float one.
+        #[arg(long)]
+        int8: bool,
+    },
+    /// Quantise a float model to int8 (QLinearConv), calibrated and compared on empty frames.
+    Quantize {
+        model: PathBuf,
+        /// Empty-pool frames: the first 85 % set activation ranges, the rest calibrate.
+        #[arg(long, required = true, num_args = 1..)]
+        normal: Vec<PathBuf>,
+        /// Where to write it (default: MODEL.int8.onnx).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        mask: MaskArgs,
     },
     /// Re-measure a model's calibration on held-out empty frames.
     Calibrate {
@@ -111,9 +128,19 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let result = match Cli::parse().command {
         Command::Calibrate { model, normal, mask } => recalibrate(&model, &normal, &mask.pool()),
+        Command::Quantize { model, normal, out, mask } => (|| -> Result<()> {
+            let pool = mask.pool();
+            let size = Autoencoder::load(&model)?.size();
+            let spec = DatasetSpec { normal, inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.15, max_size: (size.0 * 2, size.1 * 2) };
+            let data = Dataset::load(&spec)?;
+            let out = out.unwrap_or_else(|| int8_path(&model));
+            let report = make_int8(&model, &out, &data.train.iter().map(|s| &s.image).collect::<Vec<_>>(), &data.val.iter().map(|s| &s.image).collect::<Vec<_>>(), &pool)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        })(),
         Command::Train {
             normal, inpaint, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
-            patience, val_fraction, nonpool_target, nonpool_weight, no_augment, mask, threads, quiet,
+            patience, val_fraction, nonpool_target, nonpool_weight, no_augment, mask, threads, quiet, int8,
         } => (|| -> Result<()> {
             let (width, height) = parse_size(&size).map_err(|e| anyhow!("--size: {e}"))?;
             let arch = Arch::by_name(&arch).map_err(|e| anyhow!("--arch: {e}"))?;
@@ -153,6 +180,13 @@ fn main() -> ExitCode {
                 summary.best_epoch,
                 summary.seconds
             );
+            if int8 {
+                let train_imgs: Vec<_> = data.train.iter().map(|s| &s.image).collect();
+                let val_imgs: Vec<_> = data.val.iter().map(|s| &s.image).collect();
+                let report = make_int8(&out, &int8_path(&out), &train_imgs, &val_imgs, &pool)?;
+                let p = report_dir(&out).join("int8.json");
+                std::fs::write(&p, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
+            }
             Ok(())
         })(),
     };

@@ -86,6 +86,26 @@ enum Command {
         #[arg(long, default_value = "jpg")]
         format: String,
     },
+    /// Measure the detector on annotated frames: box recall, precision, F1, false boxes per frame and
+    /// AP at IoU 0.3 and 0.5; pixel AUROC; AUPRO; image AUROC with --normal frames.
+    Eval {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Directories (or images) of annotated frames (any supported annotation format).
+        #[arg(long, required = true, num_args = 1..)]
+        test: Vec<PathBuf>,
+        /// Frames of the empty pool, for image AUROC.
+        #[arg(long, num_args = 1..)]
+        normal: Vec<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Write PR and PRO curves as PNG here.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+    },
     /// Print a model's metadata.
     Info {
         model: PathBuf,
@@ -120,6 +140,7 @@ fn main() -> ExitCode {
             synth(&out, frames, &swimmers, seed, &size, scenes, interval, start, &format).map_err(Usage)
         }
         Command::Info { model, json } => info(&model, json).map_err(Usage),
+        Command::Eval { model, test, normal, config, json, plots } => eval(model, &test, &normal, config, json, plots),
         Command::Mask { image, out, config, preview } => mask(&image, &out, config, preview).map_err(Usage),
     };
     match result {
@@ -228,6 +249,92 @@ fn run(config: Option<PathBuf>, model: Option<PathBuf>, input: &[PathBuf], loopi
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn eval(model: Option<PathBuf>, test: &[PathBuf], normal: &[PathBuf], config: Option<PathBuf>, json: bool, plots: Option<PathBuf>) -> Result<ExitCode, Usage> {
+    use poolwatch::eval::Evaluator;
+    let cfg = load_config(config.as_deref()).map_err(Usage)?;
+    let model = match model.or(cfg.model.clone()) {
+        Some(p) => Autoencoder::load(&p),
+        None => Autoencoder::embedded(),
+    }
+    .map_err(|e| Usage(e.into()))?;
+    let mut det = Detector::new(model, &cfg);
+    let mut ev = Evaluator::default();
+    let tests = image_paths(test).map_err(|e| Usage(e.into()))?;
+    let normals = image_paths(normal).map_err(|e| Usage(e.into()))?;
+    for path in &tests {
+        let result = (|| -> Result<()> {
+            let img = load_rgb(path)?;
+            let ann = poolwatch::annotations::find_for(path).with_context(|| format!("{}: no annotation beside it", path.display()))?;
+            let truth = poolwatch::annotations::read(&ann, img.width(), img.height())?;
+            let d = det.detect(&img)?;
+            ev.add_test(&d.boxes, det.heatmap(), det.mask(), &truth, img.dimensions());
+            Ok(())
+        })();
+        if let Err(e) = result {
+            log::warn!("skipping {}", one_line(&e));
+            ev.skip();
+        }
+    }
+    for path in &normals {
+        match load_rgb(path).map_err(anyhow::Error::from).and_then(|img| Ok(det.detect(&img)?)) {
+            Ok(d) => ev.add_normal(&d.boxes),
+            Err(e) => {
+                log::warn!("skipping {}", one_line(&e));
+                ev.skip();
+            }
+        }
+    }
+    let report = ev.report();
+    if report.frames == 0 {
+        return Err(Usage(anyhow::anyhow!("no annotated frame could be evaluated in {}", test.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))));
+    }
+    if json {
+        let mut v = serde_json::json!({
+            "frames": report.frames, "pixel_auroc": report.pixel_auroc, "aupro": report.aupro,
+            "image_auroc": report.image_auroc, "skipped": report.skipped,
+        });
+        v["box"] = serde_json::to_value(&report.box_metrics).unwrap_or_default();
+        println!("{v}");
+    } else {
+        println!("{} frames ({} skipped)", report.frames, report.skipped);
+        println!("IoU   recall  precision  F1     false/frame  AP");
+        for (iou, m) in &report.box_metrics {
+            println!("{iou:<5} {:<7.3} {:<10.3} {:<6.3} {:<12.3} {:.3}", m.recall, m.precision, m.f1, m.fp_per_frame, m.ap);
+        }
+        let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
+        println!("pixel AUROC {}  AUPRO(0.3) {}  image AUROC {}", opt(report.pixel_auroc), opt(report.aupro), opt(report.image_auroc));
+    }
+    if let Some(dir) = plots {
+        write_plots(&dir, &ev).map_err(Usage)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_plots(dir: &Path, ev: &poolwatch::eval::Evaluator) -> Result<()> {
+    use poolwatch::chart::{Series, line_chart};
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let colors = [[220, 40, 40], [40, 80, 220]];
+    let labels: Vec<String> = poolwatch::eval::IOUS.iter().map(|i| format!("IoU {i}")).collect();
+    let series: Vec<Series> = ev
+        .matchers
+        .iter()
+        .zip(&labels)
+        .zip(colors)
+        .map(|((m, label), color)| {
+            let (r, p) = m.pr_curve();
+            Series { label, color, points: r.into_iter().zip(p).collect() }
+        })
+        .collect();
+    let pr = dir.join("pr.png");
+    line_chart("precision-recall of boxes", "recall", "precision", 1.0, &series).save(&pr).with_context(|| format!("cannot write {}", pr.display()))?;
+    let pro: Vec<(f64, f64)> = ev.pixels.pro_curve(400).into_iter().filter(|p| p.0 <= 0.3).collect();
+    let path = dir.join("pro.png");
+    line_chart("per-region overlap (AUPRO up to FPR 0.3)", "false-positive rate", "PRO", 0.3, &[Series { label: "PRO", color: [220, 40, 40], points: pro }])
+        .save(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 fn write_annotated(dir: &Path, path: &Path, img: &RgbImage, det: &Detector, d: &poolwatch::Detection) -> Result<()> {

@@ -5,6 +5,7 @@ pub mod arch;
 pub mod contract;
 pub mod infer;
 pub mod onnx;
+pub mod quant;
 
 pub use arch::{Arch, Upsample};
 pub use contract::{Calibration, ModelError, ModelMeta, Preprocess};

@@ -2,6 +2,7 @@
 //! training loop with augmentation, validation, checkpoints and resume, then export through the same
 //! ONNX writer the device reads, verification in tract, calibration and a report.
 
+pub mod int8;
 pub mod net;
 pub mod report;
 pub mod run;

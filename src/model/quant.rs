@@ -1,0 +1,203 @@
+//! int8 export: static post-training quantisation of a float model into operators tract executes in
+//! integers. Every convolution becomes a `QLinearConv` (u8 activations, i8 per-channel weights, i32
+//! bias); the ReLU after it is folded into the output's quantisation (zero point 0 clamps negatives);
+//! nearest `Resize` runs on the u8 tensor; only the last layer is dequantised, for the sigmoid. Activation
+//! ranges are measured by running the float model on calibration frames.
+
+use super::arch::{Activation, LayerKind};
+use super::contract::{INPUT_NAME, ModelError, ModelMeta, OUTPUT_NAME};
+use super::infer::read_proto;
+use super::onnx::{GraphBuilder, WeightTensor, Weights, attr_ints, attr_str, check_weights};
+use std::path::Path;
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_proto::DataType;
+use tract_onnx::prelude::*;
+
+/// The quantile of each conv output's values taken as its range (robust to a few outliers).
+const RANGE_QUANTILE: f32 = 0.9999;
+
+/// The float weights stored in a model written by [`super::onnx::build_model`].
+pub fn read_weights(proto: &pb::ModelProto) -> Result<Weights, String> {
+    let graph = proto.graph.as_ref().ok_or("no graph")?;
+    let mut w = Weights::new();
+    for t in &graph.initializer {
+        if t.data_type != DataType::Float as i32 || !(t.name.ends_with(".weight") || t.name.ends_with(".bias")) {
+            continue;
+        }
+        let data: Vec<f32> = if !t.raw_data.is_empty() {
+            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        } else {
+            t.float_data.clone()
+        };
+        w.insert(t.name.clone(), WeightTensor { shape: t.dims.iter().map(|&d| d as usize).collect(), data });
+    }
+    Ok(w)
+}
+
+/// Range (min, max) of every convolution's output over the calibration inputs (CHW, model size).
+pub fn measure_ranges(proto: &pb::ModelProto, meta: &ModelMeta, inputs: &[Vec<f32>]) -> Result<Vec<(f32, f32)>, String> {
+    let arch = meta.arch.as_ref().ok_or("the model has no architecture metadata")?;
+    let names: Vec<String> = arch.layers().iter().map(|l| format!("{}_conv", l.name)).collect();
+    let (w, h) = (meta.width as usize, meta.height as usize);
+    let plan = tract_onnx::onnx()
+        .model_for_proto_model(proto)
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, h, w]).into()))
+        .and_then(|mut m| {
+            m.select_outputs_by_name(names.iter().map(|s| s.as_str()))?;
+            Ok(m)
+        })
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| format!("{e:#}"))?;
+    let mut samples: Vec<Vec<f32>> = vec![Vec::new(); names.len()];
+    for x in inputs {
+        let t = Tensor::from_shape(&[1, 3, h, w], x).map_err(|e| e.to_string())?;
+        let outs = plan.run(tvec![t.into()]).map_err(|e| format!("{e:#}"))?;
+        for (i, o) in outs.iter().enumerate() {
+            let v = o.to_plain_array_view::<f32>().map_err(|e| e.to_string())?;
+            // A strided subsample keeps memory bounded on large calibration sets.
+            let step = (v.len() / 20_000).max(1);
+            samples[i].extend(v.iter().step_by(step).copied());
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .map(|mut s| {
+            if s.is_empty() {
+                return (0.0, 1.0);
+            }
+            s.sort_by(f32::total_cmp);
+            let at = |q: f32| s[((s.len() - 1) as f32 * q).round() as usize];
+            (at(1.0 - RANGE_QUANTILE).min(0.0), at(RANGE_QUANTILE).max(1e-6))
+        })
+        .collect())
+}
+
+fn scalar_f32(g: &mut GraphBuilder, name: &str, v: f32) {
+    g.f32_tensor(name, &[], &[v]);
+}
+
+fn scalar_u8(g: &mut GraphBuilder, name: &str, v: u8) {
+    g.raw_tensor(name, &[], DataType::Uint8, vec![v]);
+}
+
+/// The int8 graph of a float model, given the conv output ranges.
+pub fn build_int8(meta: &ModelMeta, weights: &Weights, ranges: &[(f32, f32)]) -> Result<pb::ModelProto, String> {
+    let arch = meta.arch.as_ref().ok_or("the model has no architecture metadata")?;
+    check_weights(arch, weights)?;
+    let layers = arch.layers();
+    if layers.iter().any(|l| l.kind == LayerKind::UpTranspose) {
+        return Err(format!(
+            "architecture '{}' decodes with ConvTranspose, which has no integer operator in ONNX; int8 needs a resize decoder",
+            arch.name
+        ));
+    }
+    if ranges.len() != layers.len() {
+        return Err(format!("{} ranges for {} layers", ranges.len(), layers.len()));
+    }
+    let mut g = GraphBuilder::default();
+    // Input: [0,1] -> u8 with scale 1/255.
+    let (mut x_scale, mut x_zp) = (1.0f32 / 255.0, 0u8);
+    scalar_f32(&mut g, "in_scale", x_scale);
+    scalar_u8(&mut g, "in_zp", x_zp);
+    g.node("QuantizeLinear", "quantize_input", &[INPUT_NAME, "in_scale", "in_zp"], "q_input", vec![]);
+    g.f32_tensor("up_scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
+    let mut x = "q_input".to_string();
+    let mut x_names = ("in_scale".to_string(), "in_zp".to_string());
+    for (idx, l) in layers.iter().enumerate() {
+        let last = idx + 1 == layers.len();
+        if l.kind == LayerKind::UpResize {
+            let up = format!("{}_up", l.name);
+            g.node("Resize", &up, &[&x, "", "up_scales"], &up, vec![
+                attr_str("mode", "nearest"),
+                attr_str("coordinate_transformation_mode", "asymmetric"),
+                attr_str("nearest_mode", "floor"),
+            ]);
+            x = up;
+        }
+        // Weights: per output channel, symmetric i8.
+        let w = &weights[&l.weight_name()];
+        let b = &weights[&l.bias_name()];
+        let per = w.data.len() / l.cout;
+        let mut w_scale = vec![0.0f32; l.cout];
+        let mut wq = vec![0u8; w.data.len()];
+        let mut bq = Vec::with_capacity(l.cout * 4);
+        for o in 0..l.cout {
+            let chunk = &w.data[o * per..(o + 1) * per];
+            let m = chunk.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(1e-12);
+            w_scale[o] = m / 127.0;
+            for (k, v) in chunk.iter().enumerate() {
+                wq[o * per + k] = ((v / w_scale[o]).round().clamp(-127.0, 127.0) as i8) as u8;
+            }
+            let bias = (b.data[o] / (x_scale * w_scale[o])).round().clamp(i32::MIN as f32, i32::MAX as f32) as i32;
+            bq.extend_from_slice(&bias.to_le_bytes());
+        }
+        let n = &l.name;
+        g.raw_tensor(&format!("{n}.wq"), &l.weight_shape(), DataType::Int8, wq);
+        g.f32_tensor(&format!("{n}.w_scale"), &[l.cout], &w_scale);
+        g.raw_tensor(&format!("{n}.w_zp"), &[l.cout], DataType::Int8, vec![0u8; l.cout]);
+        g.raw_tensor(&format!("{n}.bq"), &[l.cout], DataType::Int32, bq);
+        // Output quantisation: ReLU layers use [0, max] with zero point 0, which is the ReLU itself.
+        let (lo, hi) = ranges[idx];
+        let (y_scale, y_zp) = match l.activation {
+            Activation::Relu => (hi / 255.0, 0u8),
+            Activation::Sigmoid => {
+                let s = (hi - lo).max(1e-6) / 255.0;
+                (s, (-lo / s).round().clamp(0.0, 255.0) as u8)
+            }
+        };
+        scalar_f32(&mut g, &format!("{n}.y_scale"), y_scale);
+        scalar_u8(&mut g, &format!("{n}.y_zp"), y_zp);
+        let k = l.kernel as i64;
+        let stride = if l.kind == LayerKind::Down { 2 } else { 1 };
+        let out = format!("{n}_q");
+        let inputs = [
+            x.clone(),
+            x_names.0.clone(),
+            x_names.1.clone(),
+            format!("{n}.wq"),
+            format!("{n}.w_scale"),
+            format!("{n}.w_zp"),
+            format!("{n}.y_scale"),
+            format!("{n}.y_zp"),
+            format!("{n}.bq"),
+        ];
+        let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
+        g.node("QLinearConv", n, &refs, &out, vec![
+            attr_ints("kernel_shape", &[k, k]),
+            attr_ints("strides", &[stride, stride]),
+            attr_ints("pads", &[k / 2; 4]),
+        ]);
+        x = out;
+        x_scale = y_scale;
+        x_zp = y_zp;
+        x_names = (format!("{n}.y_scale"), format!("{n}.y_zp"));
+        if last {
+            g.node("DequantizeLinear", "dequantize_output", &[&x, &x_names.0, &x_names.1], "logits", vec![]);
+            g.node("Sigmoid", "output_sigmoid", &["logits"], OUTPUT_NAME, vec![]);
+        }
+    }
+    let _ = x_zp;
+    let mut meta = meta.clone();
+    meta.quantization = "int8".into();
+    meta.calibration = None;
+    Ok(g.finish(&meta, "poolwatch"))
+}
+
+/// Quantises the float model at `float` into `out`, measuring activation ranges on `inputs` (model
+/// inputs, CHW). The result has no calibration yet: calibrate it on held-out frames.
+pub fn quantize_file(float: &Path, out: &Path, inputs: &[Vec<f32>]) -> Result<(), ModelError> {
+    let proto = read_proto(float)?;
+    let meta = ModelMeta::from_proto(float, &proto)?;
+    let bad = |reason: String| ModelError::Contract { path: float.to_path_buf(), reason };
+    if meta.quantization != "float" {
+        return Err(bad(format!("it is already {}", meta.quantization)));
+    }
+    if inputs.is_empty() {
+        return Err(bad("no calibration frames to measure activation ranges on".into()));
+    }
+    let weights = read_weights(&proto).map_err(bad)?;
+    let ranges = measure_ranges(&proto, &meta, inputs).map_err(bad)?;
+    let q = build_int8(&meta, &weights, &ranges).map_err(bad)?;
+    super::onnx::write_proto(out, &q)
+}
