@@ -69,6 +69,19 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     assert!(report.join("loss.png").is_file() && report.join("report.json").is_file());
     assert!(report.join("examples/val0.jpg").is_file());
 
+    // The int8 twin runs in tract, holds integer convolutions, is calibrated, and stays close.
+    let q = poolwatch::train::int8::int8_path(&straight);
+    let imgs: Vec<_> = data.train.iter().map(|s| &s.image).collect();
+    let val: Vec<_> = data.val.iter().map(|s| &s.image).collect();
+    let r = poolwatch::train::int8::make_int8(&straight, &q, &imgs, &val, &s.pool).unwrap();
+    assert!(r.mean_abs_diff < 0.03 && r.float_ms > 0.0 && r.int8_ms > 0.0, "{r:?}");
+    let qm = Autoencoder::load(&q).unwrap();
+    assert_eq!(qm.meta().quantization, "int8");
+    assert!(qm.meta().calibration.is_some());
+    let proto = poolwatch::model::infer::read_proto(&q).unwrap();
+    let convs = proto.graph.unwrap().node.iter().filter(|n| n.op_type == "QLinearConv").count();
+    assert_eq!(convs, 4);
+
     // 2 epochs, then resume to 4: the same losses and the same weights as the straight run.
     let split = dir.path().join("split.onnx");
     train(&settings("6,12:3,3:resize", 2), &data, &split, None, DeviceChoice::Cpu, false).unwrap();

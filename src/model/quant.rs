@@ -1,7 +1,8 @@
 //! int8 export: static post-training quantisation of a float model into operators tract executes in
 //! integers. Every convolution becomes a `QLinearConv` (u8 activations, i8 per-channel weights, i32
 //! bias); the ReLU after it is folded into the output's quantisation (zero point 0 clamps negatives);
-//! nearest `Resize` runs on the u8 tensor; only the last layer is dequantised, for the sigmoid. Activation
+//! nearest `Resize` runs between a dequantise and a requantise (exact); the last layer is dequantised
+//! for the sigmoid. Activation
 //! ranges are measured by running the float model on calibration frames.
 
 use super::arch::{Activation, LayerKind};
@@ -107,13 +108,17 @@ pub fn build_int8(meta: &ModelMeta, weights: &Weights, ranges: &[(f32, f32)]) ->
     for (idx, l) in layers.iter().enumerate() {
         let last = idx + 1 == layers.len();
         if l.kind == LayerKind::UpResize {
-            let up = format!("{}_up", l.name);
-            g.node("Resize", &up, &[&x, "", "up_scales"], &up, vec![
+            // tract's nearest upsampling is fast on f32 and slow on u8: round-trip through f32 (exact,
+            // the values stay on the same quantisation grid).
+            let (deq, up, req) = (format!("{}_deq", l.name), format!("{}_up", l.name), format!("{}_upq", l.name));
+            g.node("DequantizeLinear", &deq, &[&x, &x_names.0, &x_names.1], &deq, vec![]);
+            g.node("Resize", &up, &[&deq, "", "up_scales"], &up, vec![
                 attr_str("mode", "nearest"),
                 attr_str("coordinate_transformation_mode", "asymmetric"),
                 attr_str("nearest_mode", "floor"),
             ]);
-            x = up;
+            g.node("QuantizeLinear", &req, &[&up, &x_names.0, &x_names.1], &req, vec![]);
+            x = req;
         }
         // Weights: per output channel, symmetric i8.
         let w = &weights[&l.weight_name()];
