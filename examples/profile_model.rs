@@ -1,11 +1,26 @@
 //! Times every operator of a model's optimised tract plan (median of several runs), to see where a
-//! frame's inference time goes. `cargo run --release --example profile_model -- MODEL.onnx`
+//! frame's inference time goes.
+//!
+//! `cargo run --release --example profile_model -- MODEL.onnx`
+//! `cargo run --release --example profile_model -- arch:seed4 320x192` (random weights, any architecture)
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tract_onnx::prelude::*;
 
 fn main() -> TractResult<()> {
-    let path = std::env::args().nth(1).expect("usage: profile_model MODEL.onnx");
+    let arg = std::env::args().nth(1).expect("usage: profile_model MODEL.onnx | arch:NAME WxH");
+    let tmp = std::env::temp_dir().join(format!("profile-{}.onnx", std::process::id()));
+    let path = match arg.strip_prefix("arch:") {
+        Some(name) => {
+            let arch = poolwatch::model::Arch::by_name(name).map_err(|e| anyhow::anyhow!(e))?;
+            let size = std::env::args().nth(2).unwrap_or_else(|| "320x192".into());
+            let (w, h) = poolwatch::model::contract::parse_size(&size).map_err(|e| anyhow::anyhow!(e))?;
+            let weights = poolwatch::model::onnx::random_weights(&arch, 1);
+            poolwatch::model::write_model(&tmp, &poolwatch::model::ModelMeta::new(w, h, arch), &weights)?;
+            tmp.display().to_string()
+        }
+        None => arg,
+    };
     let model = poolwatch::model::infer::read_proto(std::path::Path::new(&path))?;
     let meta = poolwatch::model::ModelMeta::from_proto(std::path::Path::new(&path), &model)?;
     let (w, h) = (meta.width as usize, meta.height as usize);
@@ -35,5 +50,6 @@ fn main() -> TractResult<()> {
         }
     }
     println!("{total:8.3} ms  total");
+    let _ = std::fs::remove_file(&tmp);
     Ok(())
 }

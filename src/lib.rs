@@ -11,6 +11,7 @@
 
 pub mod annotations;
 pub mod augment;
+pub mod bench;
 pub mod boxes;
 pub mod calibrate;
 pub mod chart;

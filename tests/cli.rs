@@ -295,3 +295,20 @@ fn eval_reports_every_metric_and_plots() {
     let o = run(&["eval", "--model", "models/poolwatch.onnx", "--test", plots.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn bench_prints_every_stage() {
+    let o = run(&["bench", "--frames", "5", "--size", "320x240", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in ["infer_ms", "pipeline_ms", "fps"] {
+        assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
+    }
+    for s in poolwatch::bench::STAGES {
+        assert!(v["stages"][s].as_f64().unwrap() >= 0.0, "stage {s}: {v}");
+    }
+    assert!(v["pipeline_ms"].as_f64().unwrap() >= v["infer_ms"].as_f64().unwrap());
+    assert!(v["peak_rss_mb"].as_f64().unwrap() > 1.0);
+    let o = run(&["bench", "--threads", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -16,7 +16,7 @@ x = np.fromfile(inp, dtype=np.float32).reshape(1, 3, h, w)
 y.astype(np.float32).tofile(out)
 "#;
 
-fn onnxruntime_matches_tract(model: &Path) {
+fn onnxruntime_matches_tract(model: &Path, tolerance: f32) {
     let mut m = Autoencoder::load(model).unwrap();
     let (w, h) = m.size();
     let mut rng = poolwatch::synth::rng::Rng::new(9);
@@ -34,7 +34,7 @@ fn onnxruntime_matches_tract(model: &Path) {
     let got: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     assert_eq!(got.len(), want.len());
     let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(diff < 1e-4, "{}: onnxruntime and tract differ by {diff}", model.display());
+    assert!(diff < tolerance, "{}: onnxruntime and tract differ by {diff}", model.display());
 }
 
 #[test]
@@ -44,11 +44,13 @@ fn written_models_run_in_onnxruntime() {
         let arch = Arch::by_name(name).unwrap();
         let p = dir.path().join("m.onnx");
         write_model(&p, &ModelMeta::new(48, 32, arch.clone()), &random_weights(&arch, 1)).unwrap();
-        onnxruntime_matches_tract(&p);
+        onnxruntime_matches_tract(&p, 1e-4);
     }
 }
 
 #[test]
-fn shipped_model_runs_in_onnxruntime() {
-    onnxruntime_matches_tract(Path::new("models/poolwatch.onnx"));
+fn shipped_models_run_in_onnxruntime() {
+    onnxruntime_matches_tract(Path::new("models/poolwatch.onnx"), 1e-4);
+    // Integer rounding may differ by a quantisation step here and there between the two runtimes.
+    onnxruntime_matches_tract(Path::new("models/poolwatch.int8.onnx"), 0.05);
 }

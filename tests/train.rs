@@ -53,18 +53,19 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     let data = data(&dir.path().join("empty"));
     assert_eq!((data.train.len(), data.val.len()), (9, 3));
 
-    // A straight run of 4 epochs: the loss falls, the export matches libtorch, calibration is stored.
+    // A straight run of 10 epochs: the loss falls, the export matches libtorch, calibration is stored.
     let straight = dir.path().join("straight.onnx");
-    let s = settings("6,12:3,3:resize", 4);
+    let s = settings("6,12:3,3:resize", 10);
     let sum = train(&s, &data, &straight, None, DeviceChoice::Cpu, false).unwrap();
-    assert_eq!(sum.epochs_run, 4);
-    assert!(sum.train_loss[3] < sum.train_loss[0] * 0.8, "loss should fall: {:?}", sum.train_loss);
-    assert!(sum.val_loss[3] < sum.val_loss[0], "{:?}", sum.val_loss);
+    assert_eq!(sum.epochs_run, 10);
+    let last = |v: &[f64]| v[v.len() - 3..].iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(last(&sum.train_loss) < sum.train_loss[0] * 0.7, "loss should fall: {:?}", sum.train_loss);
+    assert!(last(&sum.val_loss) < sum.val_loss[0] * 0.7, "{:?}", sum.val_loss);
     assert!(sum.export_max_diff <= 1e-3);
     let model = Autoencoder::load(&straight).unwrap();
     let cal = model.meta().calibration.clone().expect("calibrated");
     assert_eq!(cal.frames, 3);
-    assert_eq!(model.meta().training["summary"]["epochs_run"], 4);
+    assert_eq!(model.meta().training["summary"]["epochs_run"], 10);
     let report = straight.with_extension("report");
     assert!(report.join("loss.png").is_file() && report.join("report.json").is_file());
     assert!(report.join("examples/val0.jpg").is_file());
@@ -82,13 +83,13 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     let convs = proto.graph.unwrap().node.iter().filter(|n| n.op_type == "QLinearConv").count();
     assert_eq!(convs, 4);
 
-    // 2 epochs, then resume to 4: the same losses and the same weights as the straight run.
+    // 5 epochs, then resume to 10: the same losses and the same weights as the straight run.
     let split = dir.path().join("split.onnx");
-    train(&settings("6,12:3,3:resize", 2), &data, &split, None, DeviceChoice::Cpu, false).unwrap();
+    train(&settings("6,12:3,3:resize", 5), &data, &split, None, DeviceChoice::Cpu, false).unwrap();
     let ckpt = split.with_extension("ckpt");
     assert!(ckpt.is_file());
     let resumed = train(&s, &data, &split, Some(&ckpt), DeviceChoice::Cpu, false).unwrap();
-    assert_eq!(resumed.train_loss.len(), 4);
+    assert_eq!(resumed.train_loss.len(), 10);
     for (a, b) in resumed.train_loss.iter().zip(&sum.train_loss) {
         assert!((a - b).abs() < 1e-6 * b.abs().max(1e-6), "resumed {:?} vs straight {:?}", resumed.train_loss, sum.train_loss);
     }

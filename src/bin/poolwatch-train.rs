@@ -90,6 +90,13 @@ enum Command {
         /// Train without augmentation.
         #[arg(long)]
         no_augment: bool,
+        /// Range compression before the model: map [0,1] to [LO,HI] (the seed's test-time
+        /// normalisation), e.g. 0.1,0.8. Recorded in the model, so the device applies it too.
+        #[arg(long, value_parser = parse_pair)]
+        range: Option<[f32; 2]>,
+        /// Bright-spot suppression: pixels whose luma is above this (0..1) become the frame's mean.
+        #[arg(long)]
+        bright_clip: Option<f32>,
         #[command(flatten)]
         mask: MaskArgs,
         /// libtorch CPU threads (0: libtorch's default).
@@ -140,10 +147,13 @@ fn main() -> ExitCode {
         })(),
         Command::Train {
             normal, inpaint, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
-            patience, val_fraction, nonpool_target, nonpool_weight, no_augment, mask, threads, quiet, int8,
+            patience, val_fraction, nonpool_target, nonpool_weight, no_augment, range, bright_clip, mask, threads, quiet, int8,
         } => (|| -> Result<()> {
             let (width, height) = parse_size(&size).map_err(|e| anyhow!("--size: {e}"))?;
             let arch = Arch::by_name(&arch).map_err(|e| anyhow!("--arch: {e}"))?;
+            if bright_clip.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                anyhow::bail!("--bright-clip must be in [0, 1]");
+            }
             if !(0.0..0.9).contains(&val_fraction) || !(0.0..1.0).contains(&dropout) || batch == 0 || epochs == 0 {
                 anyhow::bail!("--val-fraction must be in [0, 0.9), --dropout in [0, 1), --batch and --epochs at least 1");
             }
@@ -165,7 +175,7 @@ fn main() -> ExitCode {
                 augment: if no_augment { AugmentSettings::none() } else { AugmentSettings::default() },
                 nonpool_target,
                 nonpool_weight,
-                preprocess: Preprocess::default(),
+                preprocess: Preprocess { range, bright_clip },
                 heatmap: HeatmapSettings::default(),
                 pool: pool.clone(),
             };
@@ -197,6 +207,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Parses `LO,HI` with 0 <= LO < HI <= 1.
+fn parse_pair(s: &str) -> Result<[f32; 2], String> {
+    let (a, b) = s.split_once(',').ok_or_else(|| format!("'{s}' is not LO,HI"))?;
+    let a: f32 = a.trim().parse().map_err(|_| format!("'{a}' is not a number"))?;
+    let b: f32 = b.trim().parse().map_err(|_| format!("'{b}' is not a number"))?;
+    if !(0.0 <= a && a < b && b <= 1.0) {
+        return Err(format!("need 0 <= LO < HI <= 1, got {a},{b}"));
+    }
+    Ok([a, b])
 }
 
 fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings) -> Result<()> {

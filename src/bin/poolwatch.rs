@@ -106,6 +106,22 @@ enum Command {
         #[arg(long)]
         plots: Option<PathBuf>,
     },
+    /// Time every stage of the pipeline on synthetic frames: medians, p99, frames per second, peak memory.
+    Bench {
+        /// The model (default: the shipped one).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+        /// Inference threads (tract's multithreaded executor).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Camera frame size.
+        #[arg(long, default_value = "640x480")]
+        size: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a model's metadata.
     Info {
         model: PathBuf,
@@ -140,6 +156,7 @@ fn main() -> ExitCode {
             synth(&out, frames, &swimmers, seed, &size, scenes, interval, start, &format).map_err(Usage)
         }
         Command::Info { model, json } => info(&model, json).map_err(Usage),
+        Command::Bench { model, frames, threads, size, json } => bench(model, frames, threads, &size, json).map_err(Usage),
         Command::Eval { model, test, normal, config, json, plots } => eval(model, &test, &normal, config, json, plots),
         Command::Mask { image, out, config, preview } => mask(&image, &out, config, preview).map_err(Usage),
     };
@@ -308,6 +325,33 @@ fn eval(model: Option<PathBuf>, test: &[PathBuf], normal: &[PathBuf], config: Op
     }
     if let Some(dir) = plots {
         write_plots(&dir, &ev).map_err(Usage)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(model: Option<PathBuf>, frames: usize, threads: usize, size: &str, json: bool) -> Result<ExitCode> {
+    let (w, h) = parse_size(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    if frames == 0 || threads == 0 || threads > 256 {
+        bail!("--frames must be at least 1 and --threads in 1..256");
+    }
+    let (m, label) = match &model {
+        Some(p) => (Autoencoder::load_with_threads(p, threads)?, p.display().to_string()),
+        None => (Autoencoder::embedded_with_threads(threads)?, "embedded".to_string()),
+    };
+    let r = poolwatch::bench::run(m, &label, threads, frames, w, h)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("model {}  {} frames of {}  {} thread(s)", r.model, r.frames, r.size, r.threads);
+        println!("{:<11} {:>9} {:>9}", "stage", "median ms", "p99 ms");
+        for s in poolwatch::bench::STAGES {
+            println!("{s:<11} {:>9.3} {:>9.3}", r.stages[s], r.p99[s]);
+        }
+        println!("{:<11} {:>9.3} {:>9.3}", "pipeline", r.pipeline_ms, r.pipeline_p99_ms);
+        println!("{:.1} frames/s; pipeline adds {:.0}% over inference", r.fps, (r.pipeline_ms / r.infer_ms.max(1e-9) - 1.0) * 100.0);
+        if let Some(mb) = r.peak_rss_mb {
+            println!("peak resident memory {mb:.1} MB");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -47,8 +47,13 @@ fn decode_proto(path: &Path, bytes: &[u8]) -> Result<pb::ModelProto, ModelError>
 impl Autoencoder {
     /// Loads, checks and optimises the model at `path`.
     pub fn load(path: &Path) -> Result<Autoencoder, ModelError> {
+        Self::load_with_threads(path, 1)
+    }
+
+    /// As [`Autoencoder::load`], running each frame on `threads` threads (tract's executor).
+    pub fn load_with_threads(path: &Path, threads: usize) -> Result<Autoencoder, ModelError> {
         let proto = read_proto(path)?;
-        Self::from_proto(path, &proto)
+        Self::from_proto_with_threads(path, &proto, threads)
     }
 
     /// Loads a model from memory; `label` names it in messages.
@@ -59,13 +64,22 @@ impl Autoencoder {
     /// The model shipped inside the binary (`models/poolwatch.onnx`, trained on the synthetic demo
     /// venue), used when no model is configured.
     pub fn embedded() -> Result<Autoencoder, ModelError> {
-        Self::from_bytes(Path::new("<embedded models/poolwatch.onnx>"), EMBEDDED_MODEL)
+        Self::embedded_with_threads(1)
+    }
+
+    pub fn embedded_with_threads(threads: usize) -> Result<Autoencoder, ModelError> {
+        let label = Path::new("<embedded models/poolwatch.onnx>");
+        Self::from_proto_with_threads(label, &decode_proto(label, EMBEDDED_MODEL)?, threads)
     }
 
     /// Builds from an already decoded model; `path` is only used in messages.
     pub fn from_proto(path: &Path, proto: &pb::ModelProto) -> Result<Autoencoder, ModelError> {
+        Self::from_proto_with_threads(path, proto, 1)
+    }
+
+    pub fn from_proto_with_threads(path: &Path, proto: &pb::ModelProto, threads: usize) -> Result<Autoencoder, ModelError> {
         let meta = ModelMeta::from_proto(path, proto)?;
-        let plan = build_plan(proto, meta.width, meta.height)
+        let plan = build_plan(proto, meta.width, meta.height, threads)
             .map_err(|e| ModelError::Tract { path: path.to_path_buf(), reason: format!("{e:#}") })?;
         let state = plan
             .spawn()
@@ -106,9 +120,12 @@ impl Autoencoder {
     }
 }
 
-fn build_plan(proto: &pb::ModelProto, width: u32, height: u32) -> TractResult<std::sync::Arc<Plan>> {
+fn build_plan(proto: &pb::ModelProto, width: u32, height: u32, threads: usize) -> TractResult<std::sync::Arc<Plan>> {
+    use tract_onnx::tract_core::runtime::RunOptions;
+    use tract_onnx::tract_core::tract_linalg::multithread::Executor;
     let model = tract_onnx::onnx()
         .model_for_proto_model(proto)?
         .with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())?;
-    model.into_optimized()?.into_runnable()
+    let options = RunOptions { executor: (threads > 1).then(|| Executor::multithread(threads)), ..Default::default() };
+    model.into_optimized()?.into_runnable_with_options(&options)
 }
