@@ -7,7 +7,10 @@
 //! [`frame::Frame`] -> [`preprocess`] (model input) -> [`model`] (reconstruction) -> [`heatmap`] ->
 //! [`boxes`] -> outputs ([`overlay`], JSON records in [`detect`]).
 //!
-//! [`detect::Detector`] ties the stages together for one frame at a time.
+//! [`detect::Detector`] ties the stages together for one frame at a time; [`daemon`] runs it over a
+//! [`source`]. Around the pipeline: [`synth`] (the synthetic pool camera and ground truth),
+//! [`annotations`], [`calibrate`], [`eval`] (accuracy metrics), [`bench`] (stage timings), [`chart`];
+//! for training, [`dataset`], [`augment`], [`inpaint`] and, with feature `train`, `train` (libtorch).
 
 pub mod annotations;
 pub mod augment;
@@ -18,8 +21,8 @@ pub mod chart;
 pub mod config;
 pub mod daemon;
 pub mod dataset;
-pub mod eval;
 pub mod detect;
+pub mod eval;
 pub mod frame;
 pub mod geometry;
 pub mod heatmap;

@@ -21,6 +21,20 @@ fn stdout_lines(o: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
 }
 
+/// The boxes of one output record, each checked to carry a score in (0, 1).
+fn boxes_of(record: &serde_json::Value) -> Vec<BBox> {
+    record["boxes"]
+        .as_array()
+        .expect("a boxes array")
+        .iter()
+        .map(|b| {
+            let f = |k: &str| b[k].as_f64().unwrap_or_else(|| panic!("box field {k} in {b}")) as f32;
+            assert!(f("score") > 0.0 && f("score") < 1.0);
+            BBox { x1: f("x1"), y1: f("y1"), x2: f("x2"), y2: f("y2"), score: f("score") }
+        })
+        .collect()
+}
+
 /// A blurring model calibrated on empty synthetic frames of the test scene's venue.
 fn calibrated_model(dir: &Path) -> PathBuf {
     let (arch, weights) = blur_model("6,12,12:3,5,5:resize");
@@ -66,16 +80,7 @@ fn synth_then_detect_prints_one_result_per_image_and_finds_swimmers() {
         assert!(l["ms"].as_f64().unwrap() > 0.0);
         let image = PathBuf::from(l["image"].as_str().unwrap());
         let truth = poolwatch::annotations::read(&image.with_extension("json"), 640, 480).unwrap();
-        let boxes: Vec<BBox> = l["boxes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| {
-                let f = |k: &str| b[k].as_f64().unwrap() as f32;
-                assert!(f("score") > 0.0 && f("score") < 1.0);
-                BBox { x1: f("x1"), y1: f("y1"), x2: f("x2"), y2: f("y2"), score: f("score") }
-            })
-            .collect();
+        let boxes = boxes_of(l);
         truths += truth.len();
         found += truth.iter().filter(|t| boxes.iter().any(|b| b.iou(t) >= 0.1)).count();
         false_boxes += boxes.iter().filter(|b| !truth.iter().any(|t| b.iou(t) >= 0.1)).count();
@@ -248,12 +253,7 @@ fn shipped_model_finds_the_demo_venues_swimmers() {
     for l in stdout_lines(&o) {
         let image = PathBuf::from(l["image"].as_str().unwrap());
         let truth = poolwatch::annotations::read(&image.with_extension("json"), 640, 480).unwrap();
-        let boxes: Vec<BBox> = l["boxes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| BBox::new(b["x1"].as_f64().unwrap() as f32, b["y1"].as_f64().unwrap() as f32, b["x2"].as_f64().unwrap() as f32, b["y2"].as_f64().unwrap() as f32))
-            .collect();
+        let boxes = boxes_of(&l);
         truths += truth.len();
         found += truth.iter().filter(|t| boxes.iter().any(|b| b.iou(t) >= 0.3)).count();
         false_boxes += boxes.iter().filter(|b| !truth.iter().any(|t| b.iou(t) >= 0.3)).count();

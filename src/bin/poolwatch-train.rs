@@ -25,20 +25,44 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct MaskArgs {
-    /// Pool mask: none (whole frame), auto (water colour), or a mask image file.
+    /// Pool mask: none (whole frame), auto (water colour), poly:X,Y;X,Y;X,Y... (source pixels), or a
+    /// mask image file.
     #[arg(long, default_value = "none")]
     mask: String,
 }
 
 impl MaskArgs {
-    fn pool(&self) -> PoolSettings {
+    fn pool(&self) -> Result<PoolSettings> {
         let mask = match self.mask.as_str() {
             "none" => MaskSpec::None,
             "auto" => MaskSpec::Auto,
-            file => MaskSpec::Image(PathBuf::from(file)),
+            s if s.starts_with("poly:") => MaskSpec::Polygon(parse_polygon(&s[5..]).map_err(|e| anyhow!("--mask: {e}"))?),
+            file => {
+                if !Path::new(file).is_file() {
+                    anyhow::bail!("--mask: '{file}' is not none, auto, poly:X,Y;X,Y;... or an existing mask image");
+                }
+                MaskSpec::Image(PathBuf::from(file))
+            }
         };
-        PoolSettings { mask, ..PoolSettings::default() }
+        Ok(PoolSettings { mask, ..PoolSettings::default() })
     }
+}
+
+/// Parses `X,Y;X,Y;X,Y...` (at least three points).
+fn parse_polygon(s: &str) -> Result<Vec<[f64; 2]>, String> {
+    let pts = s
+        .split(';')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (x, y) = p.split_once(',').ok_or_else(|| format!("'{p}' is not X,Y"))?;
+            let n = |v: &str| v.trim().parse::<f64>().map_err(|_| format!("'{v}' is not a number"));
+            Ok([n(x)?, n(y)?])
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if pts.len() < 3 {
+        return Err(format!("a polygon needs at least 3 points, got {}", pts.len()));
+    }
+    Ok(pts)
 }
 
 #[derive(Subcommand)]
@@ -134,9 +158,9 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let result = match Cli::parse().command {
-        Command::Calibrate { model, normal, mask } => recalibrate(&model, &normal, &mask.pool()),
+        Command::Calibrate { model, normal, mask } => mask.pool().and_then(|pool| recalibrate(&model, &normal, &pool)),
         Command::Quantize { model, normal, out, mask } => (|| -> Result<()> {
-            let pool = mask.pool();
+            let pool = mask.pool()?;
             let size = Autoencoder::load(&model)?.size();
             let spec = DatasetSpec { normal, inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.15, max_size: (size.0 * 2, size.1 * 2) };
             let data = Dataset::load(&spec)?;
@@ -160,7 +184,7 @@ fn main() -> ExitCode {
             if threads > 0 {
                 tch::set_num_threads(threads);
             }
-            let pool = mask.pool();
+            let pool = mask.pool()?;
             let settings = TrainSettings {
                 arch,
                 width,
@@ -230,4 +254,19 @@ fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings) -> Result<(
     log::info!("threshold {:.3} (standardised), {:.5} (raw) from {} frames", cal.threshold, cal.raw_threshold, cal.frames);
     store_calibration(path, cal)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polygon_masks_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_polygon("0,0; 10,0;10,5").unwrap(), vec![[0.0, 0.0], [10.0, 0.0], [10.0, 5.0]]);
+        assert!(parse_polygon("0,0;1,1").unwrap_err().contains("at least 3"));
+        assert!(parse_polygon("0,0;1;2,2").unwrap_err().contains("not X,Y"));
+        let m = MaskArgs { mask: "poly:0,0;10,0;10,5".into() }.pool().unwrap();
+        assert!(matches!(m.mask, MaskSpec::Polygon(ref p) if p.len() == 3));
+        assert!(MaskArgs { mask: "/no/such/mask.png".into() }.pool().unwrap_err().to_string().contains("--mask"));
+    }
 }
