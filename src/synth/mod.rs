@@ -237,7 +237,7 @@ impl Scene {
                     cap: caps[srng.int(0, caps.len() as u32 - 1) as usize],
                     skin: lerp3([235.0, 190.0, 160.0], [110.0, 70.0, 50.0], tone),
                     stroke_hz: srng.range(0.7, 1.0),
-                    phase: srng.range(0.0, 6.28),
+                    phase: srng.range(0.0, std::f32::consts::TAU),
                 }
             })
             .collect();
