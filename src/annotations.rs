@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnnotationError {
-    #[error("annotation {path}: cannot read it ({source})")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("annotation {path}: cannot read it ({cause})")]
+    Read { path: PathBuf, cause: std::io::Error },
     #[error("annotation {path}: {reason}")]
     Format { path: PathBuf, reason: String },
+    #[error("annotation {path}: cannot write it ({cause})")]
+    Write { path: PathBuf, cause: std::io::Error },
 }
 
 /// Our own annotation file, one per image, beside it with the extension `.json`.
@@ -62,7 +64,7 @@ pub fn find_for(image: &Path) -> Option<PathBuf> {
 /// Reads the swimmer boxes of an annotation file in any supported format, in pixels of an image of
 /// `width` x `height` (needed for the normalised formats). Zero-area boxes are dropped.
 pub fn read(path: &Path, width: u32, height: u32) -> Result<Vec<BBox>, AnnotationError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AnnotationError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| AnnotationError::Read { path: path.to_path_buf(), cause })?;
     let bad = |reason: String| AnnotationError::Format { path: path.to_path_buf(), reason };
     let (w, h) = (width as f32, height as f32);
     let boxes = if path.extension().is_some_and(|e| e == "txt") {
@@ -160,7 +162,7 @@ fn parse_yolo(text: &str, w: f32, h: f32) -> Result<Vec<BBox>, String> {
 /// Writes our own annotation for an image.
 pub fn write_own(path: &Path, ann: &OwnAnnotation) -> Result<(), AnnotationError> {
     let text = serde_json::to_string_pretty(ann).map_err(|e| AnnotationError::Format { path: path.to_path_buf(), reason: e.to_string() })?;
-    std::fs::write(path, text).map_err(|source| AnnotationError::Read { path: path.to_path_buf(), source })
+    std::fs::write(path, text).map_err(|cause| AnnotationError::Write { path: path.to_path_buf(), cause })
 }
 
 #[cfg(test)]

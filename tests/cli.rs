@@ -127,6 +127,7 @@ fn bad_inputs_are_reported_and_good_images_still_processed() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(name) && err.starts_with("error: "), "{err}");
+        assert!(err.matches("os error").count() <= 1, "the cause is said once: {err}");
         assert!(o.stdout.is_empty());
     }
 

@@ -28,16 +28,16 @@ const KEY_QUANT: &str = "poolwatch.quantization";
 /// Everything that can be wrong with a model file.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("model {path}: cannot read it ({source}); check the path, or train one with poolwatch-train")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("model {path}: cannot read it ({cause}); check the path, or train one with poolwatch-train")]
+    Read { path: PathBuf, cause: std::io::Error },
     #[error("model {path}: not an ONNX model ({reason})")]
     NotOnnx { path: PathBuf, reason: String },
     #[error("model {path}: does not follow the poolwatch contract: {reason}")]
     Contract { path: PathBuf, reason: String },
     #[error("model {path}: tract cannot run it: {reason}")]
     Tract { path: PathBuf, reason: String },
-    #[error("model {path}: cannot write it ({source})")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("model {path}: cannot write it ({cause})")]
+    Write { path: PathBuf, cause: std::io::Error },
     #[error("inference failed: {0}")]
     Run(String),
 }

@@ -28,7 +28,7 @@ impl std::fmt::Debug for Autoencoder {
 
 /// Reads and decodes an ONNX file, with errors that name the file.
 pub fn read_proto(path: &Path) -> Result<pb::ModelProto, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|cause| ModelError::Read { path: path.to_path_buf(), cause })?;
     decode_proto(path, &bytes)
 }
 

@@ -209,7 +209,7 @@ pub fn write_model(path: &Path, meta: &ModelMeta, weights: &Weights) -> Result<(
 pub fn write_proto(path: &Path, proto: &pb::ModelProto) -> Result<(), ModelError> {
     let bytes = proto.encode_to_vec();
     let tmp = path.with_extension("onnx.tmp");
-    let err = |source| ModelError::Write { path: path.to_path_buf(), source };
+    let err = |cause| ModelError::Write { path: path.to_path_buf(), cause };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }

@@ -17,11 +17,11 @@ pub fn report_dir(model: &Path) -> PathBuf {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io { path: path.to_path_buf(), source }
+    move |cause| TrainError::Io { path: path.to_path_buf(), cause }
 }
 
 fn img_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) }
+    TrainError::Io { path: path.to_path_buf(), cause: std::io::Error::other(e.to_string()) }
 }
 
 /// Training and validation loss per epoch as a PNG.

@@ -33,8 +33,8 @@ pub enum TrainError {
     Detect(#[from] crate::detect::DetectError),
     #[error("export check failed: tract and libtorch differ by {0:.2e} (limit 1e-3)")]
     Mismatch(f32),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -182,7 +182,7 @@ fn save_checkpoint(path: &Path, net: &Net, best: &Net, adam: &Adam, meta: &Check
     }
     let tmp = path.with_extension("ckpt.tmp");
     Tensor::save_multi(&named, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(|source| TrainError::Io { path: path.to_path_buf(), source })
+    std::fs::rename(&tmp, path).map_err(|cause| TrainError::Io { path: path.to_path_buf(), cause })
 }
 
 struct Restored {
