@@ -98,9 +98,10 @@ pub fn build_int8(meta: &ModelMeta, weights: &Weights, ranges: &[(f32, f32)]) ->
     }
     let mut g = GraphBuilder::default();
     // Input: [0,1] -> u8 with scale 1/255.
-    let (mut x_scale, mut x_zp) = (1.0f32 / 255.0, 0u8);
+    // The zero points travel by tensor name (x_names); only the scale is needed for the bias.
+    let mut x_scale = 1.0f32 / 255.0;
     scalar_f32(&mut g, "in_scale", x_scale);
-    scalar_u8(&mut g, "in_zp", x_zp);
+    scalar_u8(&mut g, "in_zp", 0);
     g.node("QuantizeLinear", "quantize_input", &[INPUT_NAME, "in_scale", "in_zp"], "q_input", vec![]);
     g.f32_tensor("up_scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
     let mut x = "q_input".to_string();
@@ -175,14 +176,12 @@ pub fn build_int8(meta: &ModelMeta, weights: &Weights, ranges: &[(f32, f32)]) ->
         ]);
         x = out;
         x_scale = y_scale;
-        x_zp = y_zp;
         x_names = (format!("{n}.y_scale"), format!("{n}.y_zp"));
         if last {
             g.node("DequantizeLinear", "dequantize_output", &[&x, &x_names.0, &x_names.1], "logits", vec![]);
             g.node("Sigmoid", "output_sigmoid", &["logits"], OUTPUT_NAME, vec![]);
         }
     }
-    let _ = x_zp;
     let mut meta = meta.clone();
     meta.quantization = "int8".into();
     meta.calibration = None;
