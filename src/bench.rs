@@ -3,7 +3,7 @@
 //! medians and 99th percentiles, frames per second and peak resident memory.
 
 use crate::config::Config;
-use crate::daemon::FrameRecord;
+use crate::report::FrameRecord;
 use crate::detect::{BoxRecord, Detector};
 use crate::model::Autoencoder;
 use crate::source::dir::decode_rgb;
@@ -81,11 +81,13 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
         let rec = FrameRecord {
             frame: i as u64,
             ts: 0.0,
-            image: "bench".into(),
+            image: "bench",
             width: d.width,
             height: d.height,
             boxes: d.boxes.iter().map(BoxRecord::from).collect(),
             ms: d.timings.total,
+            swimmers: &[],
+            lanes: &[],
         };
         let _ = serde_json::to_writer(&mut sink, &rec);
         let t3 = Instant::now();

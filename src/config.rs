@@ -2,7 +2,14 @@
 
 use crate::boxes::BoxSettings;
 use crate::heatmap::HeatmapSettings;
+use crate::http::HttpSettings;
+use crate::lanes::LaneSettings;
 use crate::pool::{MaskSpec, PoolSettings};
+use crate::sink::mqtt::MqttSettings;
+use crate::sink::serial::SerialSettings;
+use crate::sink::snapshot::SnapshotSettings;
+use crate::source::SourceSettings;
+use crate::track::TrackSettings;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -10,23 +17,92 @@ use std::path::{Path, PathBuf};
 pub enum ConfigError {
     #[error("config {path}: cannot read it ({cause})")]
     Read { path: PathBuf, cause: std::io::Error },
-    #[error("config {path}: {message}")]
+    #[error("config{}: {message}", at(path))]
     Parse { path: PathBuf, message: String },
-    #[error("config {path}: {key}: {message}")]
+    #[error("config{}: {key}: {message}", at(path))]
     Invalid { path: PathBuf, key: String, message: String },
 }
 
+fn at(path: &Path) -> String {
+    if path.as_os_str().is_empty() { String::new() } else { format!(" {}", path.display()) }
+}
+
 /// The whole configuration. Every section is optional.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The ONNX model; relative paths are relative to the config file.
+    /// This camera's name: MQTT topics go under `poolwatch/<name>/`.
+    pub name: String,
+    /// The ONNX model; relative paths are relative to the config file. Default: the shipped one.
     pub model: Option<PathBuf>,
+    /// Where frames come from (default: the synthetic pool camera).
+    pub source: SourceSettings,
+    pub pipeline: PipelineSettings,
+    pub tracking: TrackSettings,
+    /// Lane mapping (pool corners in the image, lane count, length).
+    pub lanes: Option<LaneSettings>,
+    pub stdout: StdoutSettings,
+    pub serial: Option<SerialSettings>,
+    pub mqtt: Option<MqttSettings>,
+    pub snapshots: Option<SnapshotSettings>,
+    pub http: Option<HttpSettings>,
     /// The pool mask; without it, the mask the model was calibrated with (or the whole frame).
     pub pool: Option<PoolSettings>,
     /// Overrides the heatmap settings the model was calibrated with.
     pub heatmap: Option<HeatmapSettings>,
     pub boxes: BoxSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "pool".into(),
+            model: None,
+            source: SourceSettings::default(),
+            pipeline: PipelineSettings::default(),
+            tracking: TrackSettings::default(),
+            lanes: None,
+            stdout: StdoutSettings::default(),
+            serial: None,
+            mqtt: None,
+            snapshots: None,
+            http: None,
+            pool: None,
+            heatmap: None,
+            boxes: BoxSettings::default(),
+        }
+    }
+}
+
+/// How frames move through the daemon.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// Process one frame in N (1 = every frame).
+    pub every_nth: u32,
+    /// Frames waiting for inference; when full the oldest is dropped, so results stay fresh.
+    pub queue: usize,
+    /// Threads for inference (tract's multithreaded executor).
+    pub threads: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings { every_nth: 1, queue: 1, threads: 1 }
+    }
+}
+
+/// JSON lines on standard output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StdoutSettings {
+    pub enabled: bool,
+}
+
+impl Default for StdoutSettings {
+    fn default() -> Self {
+        StdoutSettings { enabled: true }
+    }
 }
 
 impl Config {
@@ -39,6 +115,12 @@ impl Config {
             other => other,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        cfg.source.rebase(base);
+        if let Some(s) = &mut cfg.snapshots
+            && s.dir.is_relative()
+        {
+            s.dir = base.join(&s.dir);
+        }
         if let Some(m) = &cfg.model
             && m.is_relative()
         {
@@ -65,7 +147,37 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: String| ConfigError::Invalid { path: PathBuf::new(), key: key.into(), message };
+        let keyed = |(key, message): (String, String)| ConfigError::Invalid { path: PathBuf::new(), key, message };
         self.boxes.validate().map_err(|m| invalid("boxes", m))?;
+        if self.name.is_empty() || self.name.len() > 64 || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(invalid("name", format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", self.name)));
+        }
+        self.source.validate().map_err(keyed)?;
+        if !(1..=1000).contains(&self.pipeline.every_nth) {
+            return Err(invalid("pipeline.every_nth", format!("{} must be in 1..=1000", self.pipeline.every_nth)));
+        }
+        if !(1..=64).contains(&self.pipeline.queue) {
+            return Err(invalid("pipeline.queue", format!("{} must be in 1..=64", self.pipeline.queue)));
+        }
+        if !(1..=64).contains(&self.pipeline.threads) {
+            return Err(invalid("pipeline.threads", format!("{} must be in 1..=64", self.pipeline.threads)));
+        }
+        self.tracking.validate().map_err(keyed)?;
+        if let Some(l) = &self.lanes {
+            l.validate().map_err(keyed)?;
+        }
+        if let Some(s) = &self.serial {
+            s.validate().map_err(keyed)?;
+        }
+        if let Some(m) = &self.mqtt {
+            m.validate().map_err(keyed)?;
+        }
+        if let Some(s) = &self.snapshots {
+            s.validate().map_err(keyed)?;
+        }
+        if let Some(h) = &self.http {
+            h.validate().map_err(keyed)?;
+        }
         if let Some(h) = &self.heatmap {
             if !(h.exponent > 0.0 && h.exponent <= 8.0) {
                 return Err(invalid("heatmap.exponent", format!("{} must be in (0, 8]", h.exponent)));
@@ -130,6 +242,62 @@ mod tests {
         assert!(e.contains("pool.mask.polygon"), "{e}");
         let e = Config::parse("[boxes]\nthreshold = \"sometimes\"").unwrap_err().to_string();
         assert!(e.contains("threshold"), "{e}");
+    }
+
+    #[test]
+    fn daemon_sections_parse_and_errors_name_their_keys() {
+        let c = Config::parse(
+            r#"
+            name = "main-pool"
+            [source]
+            kind = "dir"
+            path = ["frames"]
+            fps = 10.0
+            [pipeline]
+            every_nth = 2
+            [tracking]
+            min_hits = 4
+            [lanes]
+            corners = [[40, 460], [600, 460], [440, 60], [200, 60]]
+            count = 8
+            length_m = 50.0
+            [serial]
+            port = "/dev/ttyUSB0"
+            baud = 9600
+            parity = "even"
+            [mqtt]
+            host = "broker.local"
+            username = "pool"
+            password = "secret"
+            [snapshots]
+            dir = "snaps"
+            [http]
+            listen = "0.0.0.0:8080"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.name, "main-pool");
+        assert_eq!(c.pipeline.every_nth, 2);
+        assert_eq!(c.tracking.min_hits, 4);
+        assert_eq!(c.lanes.unwrap().count, 8);
+        assert_eq!(c.serial.unwrap().parity, crate::sink::serial::Parity::Even);
+        assert_eq!(c.mqtt.unwrap().port, 1883);
+        for (text, key) in [
+            ("name = \"a b\"", "name"),
+            ("[pipeline]\nevery_nth = 0", "pipeline.every_nth"),
+            ("[serial]\nbaud = 9600", "serial.port"),
+            ("[serial]\nport = \"/dev/x\"\nstop_bits = 3", "serial.stop_bits"),
+            ("[mqtt]\nport = 0", "mqtt.port"),
+            ("[http]\nlisten = \"localhost\"", "http.listen"),
+            ("[lanes]\ncorners = [[0, 0], [1, 0], [1, 1], [0, 1]]\ncount = 0\nlength_m = 25.0", "lanes.count"),
+            ("[source]\nkind = \"synth\"\nswimmers = \"x\"", "source.swimmers"),
+            ("[tracking]\niou = 3.0", "tracking.iou"),
+            ("[snapshots]\nkeep = 0", "snapshots.keep"),
+            ("[mqtt]\nhots = \"x\"", "hots"),
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

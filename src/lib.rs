@@ -5,10 +5,11 @@
 //! pipeline, one module per stage, in the order the data flows:
 //!
 //! [`frame::Frame`] -> [`preprocess`] (model input) -> [`model`] (reconstruction) -> [`heatmap`] ->
-//! [`boxes`] -> outputs ([`overlay`], JSON records in [`detect`]).
+//! [`boxes`] -> [`track`] (+ [`lanes`]) -> [`report`] -> [`sink`]s (stdout, serial, MQTT, snapshots) and
+//! the [`http`] preview.
 //!
 //! [`detect::Detector`] ties the stages together for one frame at a time; [`daemon`] runs it over a
-//! [`source`]. Around the pipeline: [`synth`] (the synthetic pool camera and ground truth),
+//! [`source`] with capture, inference and outputs on their own threads ([`queue`]). Around the pipeline: [`synth`] (the synthetic pool camera and ground truth),
 //! [`annotations`], [`calibrate`], [`eval`] (accuracy metrics), [`bench`] (stage timings), [`chart`];
 //! for training, [`dataset`], [`augment`], [`inpaint`] and, with feature `train`, `train` (libtorch).
 
@@ -26,13 +27,19 @@ pub mod eval;
 pub mod frame;
 pub mod geometry;
 pub mod heatmap;
+pub mod http;
 pub mod inpaint;
+pub mod lanes;
 pub mod model;
 pub mod overlay;
 pub mod pool;
 pub mod preprocess;
+pub mod queue;
+pub mod report;
+pub mod sink;
 pub mod source;
 pub mod synth;
+pub mod track;
 #[cfg(feature = "train")]
 pub mod train;
 

@@ -113,6 +113,49 @@ pub fn annotate(frame: &RgbImage, hm: &Heatmap, threshold: f32, boxes: &[BBox], 
     img
 }
 
+/// Darkens what lies outside the pool mask (`mask` at `mw`x`mh`, weights in [0, 1]), so an installer
+/// sees which part of the frame is watched.
+pub fn dim_outside_mask(img: &mut RgbImage, mask: &[f32], mw: u32, mh: u32) {
+    if mask.len() != (mw * mh) as usize || mw == 0 || mh == 0 {
+        return;
+    }
+    let (w, h) = img.dimensions();
+    for y in 0..h {
+        let my = (y as u64 * mh as u64 / h as u64) as u32;
+        for x in 0..w {
+            let mx = (x as u64 * mw as u64 / w as u64) as u32;
+            if mask[(my * mw + mx) as usize] < 0.5 {
+                let p = img.get_pixel_mut(x, y);
+                p.0 = p.0.map(|v| v / 3);
+            }
+        }
+    }
+}
+
+/// The pool outline and its lane lines, from the lane map's four corners.
+pub fn draw_lanes(img: &mut RgbImage, corners: &[[f64; 2]; 4], lanes: u32) {
+    use embedded_graphics::primitives::Line;
+    let mut canvas = Canvas(img);
+    let pt = |p: [f64; 2]| Point::new(p[0].round() as i32, p[1].round() as i32);
+    let edge = PrimitiveStyle::with_stroke(Rgb888::new(80, 200, 255), 2);
+    for i in 0..4 {
+        let _ = Line::new(pt(corners[i]), pt(corners[(i + 1) % 4])).into_styled(edge).draw(&mut canvas);
+    }
+    let lerp = |a: [f64; 2], b: [f64; 2], t: f64| [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t];
+    let thin = PrimitiveStyle::with_stroke(Rgb888::new(80, 200, 255), 1);
+    for k in 1..lanes {
+        let t = k as f64 / lanes as f64;
+        let _ = Line::new(pt(lerp(corners[0], corners[1], t)), pt(lerp(corners[3], corners[2], t))).into_styled(thin).draw(&mut canvas);
+    }
+}
+
+/// A text label at a point (track IDs, lanes).
+pub fn label(img: &mut RgbImage, x: i32, y: i32, text: &str, color: [u8; 3]) {
+    let mut canvas = Canvas(img);
+    let style = MonoTextStyle::new(&FONT_6X10, Rgb888::new(color[0], color[1], color[2]));
+    let _ = Text::with_baseline(text, Point::new(x, y), style, Baseline::Top).draw(&mut canvas);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +182,21 @@ mod tests {
         assert_ne!(img.get_pixel(3, 1).0, [0, 0, 255]);
         assert_eq!(colormap(0.0), [0, 0, 0]);
         assert_eq!(colormap(1.0), [255, 255, 255]);
+    }
+
+    #[test]
+    fn outside_the_mask_is_dimmed_and_lanes_are_drawn() {
+        let mut img = RgbImage::from_pixel(40, 20, image::Rgb([90, 90, 90]));
+        // Mask at half resolution: left half is pool.
+        let mask: Vec<f32> = (0..200).map(|i| if i % 20 < 10 { 1.0 } else { 0.0 }).collect();
+        dim_outside_mask(&mut img, &mask, 20, 10);
+        assert_eq!(img.get_pixel(5, 5).0, [90, 90, 90]);
+        assert_eq!(img.get_pixel(35, 5).0, [30, 30, 30]);
+        let mut img = RgbImage::new(100, 100);
+        draw_lanes(&mut img, &[[10.0, 90.0], [90.0, 90.0], [90.0, 10.0], [10.0, 10.0]], 2);
+        assert_eq!(img.get_pixel(50, 90).0, [80, 200, 255], "start wall");
+        assert_eq!(img.get_pixel(50, 50).0, [80, 200, 255], "line between lanes 1 and 2");
+        assert_eq!(img.get_pixel(30, 50).0, [0, 0, 0], "inside a lane");
     }
 
     #[test]

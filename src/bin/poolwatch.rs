@@ -23,27 +23,54 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the detector on a live source, one JSON line per frame, until SIGTERM/SIGINT. With no
-    /// options: the synthetic pool camera and the model shipped in the binary.
+    /// The daemon: frames from the config's source (camera, files, stdin, synthetic pool) through
+    /// the detector and tracker to stdout, serial, MQTT, snapshots and the preview server, until
+    /// SIGTERM/SIGINT (exit 0). SIGHUP reloads config and model. With no options: the synthetic pool
+    /// camera and the shipped model, one JSON line per frame on stdout.
     Run {
-        /// A TOML config (model, pool mask, heatmap and box settings).
+        /// The TOML config (README: "Configuration").
         #[arg(long)]
         config: Option<PathBuf>,
         /// The ONNX model (default: the config's, else the shipped one).
         #[arg(long)]
         model: Option<PathBuf>,
-        /// Images or directories to run on instead of the synthetic camera.
-        #[arg(long, num_args = 1..)]
+        /// Images, directories or glob patterns to run on instead of the config's source.
+        #[arg(long, num_args = 1.., conflicts_with = "stdin")]
         input: Vec<PathBuf>,
+        /// Read frames from standard input instead: `mjpeg` (e.g. from ffmpeg) or `rgb` (needs --size).
+        #[arg(long, value_parser = ["mjpeg", "rgb"])]
+        stdin: Option<String>,
+        /// Frame size of raw RGB on stdin, WxH.
+        #[arg(long)]
+        size: Option<String>,
         /// Start --input over when it ends.
         #[arg(long = "loop")]
         looping: bool,
-        /// Stop after this many frames.
+        /// Stop after this many processed frames.
         #[arg(long)]
         frames: Option<u64>,
-        /// Frame rate of the synthetic camera.
-        #[arg(long, default_value_t = 25.0)]
-        fps: f32,
+        /// Frame rate: of the synthetic camera, or to pace --input/--stdin at (default: as they come).
+        #[arg(long)]
+        fps: Option<f64>,
+    },
+    /// Check a config file (and that its model loads); prints what it would run. Exit 2 if invalid.
+    CheckConfig {
+        config: PathBuf,
+    },
+    /// Save raw frames from the config's source, for retraining on the desktop.
+    Record {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        frames: u64,
+        /// Keep one frame in N (spread a recording over time).
+        #[arg(long, default_value_t = 1)]
+        every: u64,
+        /// jpg or png.
+        #[arg(long, default_value = "jpg")]
+        format: String,
     },
     /// Detect swimmers in images or directories of images; one JSON line per image on stdout.
     Detect {
@@ -150,7 +177,11 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, model, input, looping, frames, fps } => run(config, model, &input, looping, frames, fps),
+        Command::Run { config, model, input, stdin, size, looping, frames, fps } => {
+            run(config, model, input, stdin, size, looping, frames, fps)
+        }
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Record { config, out, frames, every, format } => record(config, &out, frames, every, &format),
         Command::Detect { model, config, annotate, inputs } => detect(model, config, annotate, &inputs),
         Command::Synth { out, frames, swimmers, seed, size, scenes, interval, start, format } => {
             synth(&out, frames, &swimmers, seed, &size, scenes, interval, start, &format).map_err(Usage)
@@ -234,38 +265,147 @@ fn detect(model: Option<PathBuf>, config: Option<PathBuf>, annotate: Option<Path
     Ok(if processed == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn run(config: Option<PathBuf>, model: Option<PathBuf>, input: &[PathBuf], looping: bool, frames: Option<u64>, fps: f32) -> Result<ExitCode, Usage> {
-    use poolwatch::source::{FrameSource, dir::DirSource, synth::SynthSource};
+#[allow(clippy::too_many_arguments)]
+fn run(
+    config: Option<PathBuf>,
+    model: Option<PathBuf>,
+    input: Vec<PathBuf>,
+    stdin: Option<String>,
+    size: Option<String>,
+    looping: bool,
+    frames: Option<u64>,
+    fps: Option<f64>,
+) -> Result<ExitCode, Usage> {
+    use poolwatch::daemon::{DaemonError, RunOptions};
+    use poolwatch::source::{SourceSettings, stream::StreamFormat};
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
-    let cfg = load_config(config.as_deref()).map_err(Usage)?;
-    let model = match model.or(cfg.model.clone()) {
-        Some(p) => Autoencoder::load(&p),
-        None => Autoencoder::embedded(),
+    let mut cfg = load_config(config.as_deref()).map_err(Usage)?;
+    if let Some(f) = fps
+        && !(f > 0.0 && f <= 1000.0)
+    {
+        return Err(Usage(anyhow::anyhow!("--fps must be in (0, 1000]")));
     }
-    .map_err(|e| Usage(e.into()))?;
-    let mut source: Box<dyn FrameSource> = if input.is_empty() {
-        if !(fps > 0.0 && fps <= 1000.0) {
-            return Err(Usage(anyhow::anyhow!("--fps must be in (0, 1000]")));
-        }
-        Box::new(SynthSource::new(Scene::new(1, 640, 480, (1, 4)), fps, None).realtime())
-    } else {
-        Box::new(DirSource::new(input, looping).map_err(|e| Usage(e.into()))?)
-    };
+    if !input.is_empty() {
+        let path = input.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        cfg.source = SourceSettings::Dir { path, fps: fps.unwrap_or(0.0), looping };
+    } else if let Some(fmt) = stdin {
+        let format = if fmt == "rgb" { StreamFormat::Rgb } else { StreamFormat::Mjpeg };
+        let (width, height) = match size {
+            Some(s) => parse_size(&s).map_err(|e| Usage(anyhow::anyhow!("--size: {e}")))?,
+            None => (0, 0),
+        };
+        cfg.source = SourceSettings::Stdin { format, width, height, fps: fps.unwrap_or(0.0) };
+    } else if let (Some(f), SourceSettings::Synth { fps, .. }) = (fps, &mut cfg.source) {
+        *fps = f;
+    }
+    cfg.validate().map_err(|e| Usage(e.into()))?;
     let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handlers").map_err(Usage)?;
     }
-    let mut detector = Detector::new(model, &cfg);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match poolwatch::daemon::run(source.as_mut(), &mut detector, &mut out, &stop, frames) {
-        Ok(_) => Ok(ExitCode::SUCCESS),
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload)).context("cannot install signal handlers").map_err(Usage)?;
+    let opts = RunOptions { config_path: config, model, max_frames: frames };
+    match poolwatch::daemon::run(cfg, &opts, stop, reload) {
+        Ok(stats) => Ok(if stats.processed == 0 && stats.bad_frames > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }),
+        Err(e @ (DaemonError::Model(_) | DaemonError::Source(_) | DaemonError::Http(_) | DaemonError::Mqtt(_))) => Err(Usage(e.into())),
         Err(e) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn check_config(path: &Path) -> Result<ExitCode, Usage> {
+    use poolwatch::daemon::{RunOptions, load_model};
+    let cfg = Config::load(path).map_err(|e| Usage(e.into()))?;
+    let model = load_model(&cfg, &RunOptions::default()).map_err(|e| Usage(e.into()))?;
+    let (w, h) = model.size();
+    println!("config {}: ok", path.display());
+    println!("  name     {}", cfg.name);
+    println!("  model    {} ({w}x{h})", model.path().display());
+    println!("  source   {:?}", cfg.source);
+    let mut outputs = Vec::new();
+    if cfg.stdout.enabled {
+        outputs.push("stdout".to_string());
+    }
+    if let Some(s) = &cfg.serial {
+        outputs.push(format!("serial {} {} baud", s.port, s.baud));
+    }
+    if let Some(m) = &cfg.mqtt {
+        outputs.push(format!("mqtt {}:{} under {}/{}/", m.host, m.port, m.topic_prefix, cfg.name));
+    }
+    if let Some(s) = &cfg.snapshots {
+        outputs.push(format!("snapshots {}", s.dir.display()));
+    }
+    if let Some(h) = &cfg.http {
+        outputs.push(format!("http {}", h.listen));
+    }
+    println!("  outputs  {}", if outputs.is_empty() { "none".to_string() } else { outputs.join(", ") });
+    if let Some(l) = &cfg.lanes {
+        println!("  lanes    {} over {} m", l.count, l.length_m);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn record(config: Option<PathBuf>, out: &Path, frames: u64, every: u64, format: &str) -> Result<ExitCode, Usage> {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    if !["jpg", "png"].contains(&format) {
+        return Err(Usage(anyhow::anyhow!("--format must be jpg or png")));
+    }
+    if every == 0 {
+        return Err(Usage(anyhow::anyhow!("--every must be at least 1")));
+    }
+    let cfg = load_config(config.as_deref()).map_err(Usage)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display())).map_err(Usage)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handlers").map_err(Usage)?;
+    }
+    let first = cfg.source.open(0).map_err(|e| Usage(e.into()));
+    let first = match first {
+        Ok(s) => Some(s),
+        Err(e) if cfg.source.is_finite() => return Err(e),
+        Err(e) => {
+            log::warn!("{}; will keep trying", one_line(&e.0));
+            None
+        }
+    };
+    let mut source = poolwatch::source::Reopening::new(cfg.source.clone(), Arc::clone(&stop), Box::new(|_| {}));
+    if let Some(s) = first {
+        source = source.with_opened(s);
+    }
+    use poolwatch::source::FrameSource;
+    let (mut saved, mut seen) = (0u64, 0u64);
+    while saved < frames {
+        match source.next_frame() {
+            Ok(Some(f)) => {
+                seen += 1;
+                if (seen - 1) % every != 0 {
+                    continue;
+                }
+                let path = out.join(format!("frame-{:06}.{format}", saved));
+                let result = if format == "jpg" {
+                    let mut bytes = Vec::new();
+                    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+                    f.image.write_with_encoder(enc).map_err(anyhow::Error::from).and_then(|_| Ok(std::fs::write(&path, &bytes)?))
+                } else {
+                    f.image.save(&path).map_err(anyhow::Error::from)
+                };
+                if let Err(e) = result {
+                    eprintln!("error: cannot write {}: {}", path.display(), one_line(&e));
+                    return Ok(ExitCode::from(1));
+                }
+                saved += 1;
+            }
+            Ok(None) => break,
+            Err(e) => log::warn!("skipping a frame: {e}"),
+        }
+    }
+    log::info!("saved {saved} frames in {}", out.display());
+    Ok(if saved == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn eval(model: Option<PathBuf>, test: &[PathBuf], normal: &[PathBuf], config: Option<PathBuf>, json: bool, plots: Option<PathBuf>) -> Result<ExitCode, Usage> {

@@ -17,7 +17,14 @@ pub fn is_image(p: &Path) -> bool {
 pub fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     let mut out = Vec::new();
     for input in inputs {
-        if input.is_dir() {
+        let text = input.to_string_lossy();
+        if !input.exists() && text.contains(['*', '?', '[']) {
+            // A glob: every matching image, in name order.
+            let matches = glob::glob(&text).map_err(|e| SourceError::Path { path: input.clone(), reason: format!("bad pattern: {e}") })?;
+            let mut files: Vec<PathBuf> = matches.filter_map(Result::ok).filter(|p| p.is_file() && is_image(p)).collect();
+            files.sort();
+            out.extend(files);
+        } else if input.is_dir() {
             let rd = std::fs::read_dir(input)
                 .map_err(|e| SourceError::Path { path: input.clone(), reason: e.to_string() })?;
             let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
@@ -34,8 +41,11 @@ pub fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
 
 /// Decodes one image file to RGB.
 pub fn load_rgb(path: &Path) -> Result<image::RgbImage, SourceError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| SourceError::Decode { origin: path.display().to_string(), reason: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        // The file went away: the directory changed under us, which the source reopens for.
+        std::io::ErrorKind::NotFound => SourceError::Unavailable(format!("{}: gone", path.display())),
+        _ => SourceError::Decode { origin: path.display().to_string(), reason: e.to_string() },
+    })?;
     decode_rgb(&bytes).map_err(|reason| SourceError::Decode { origin: path.display().to_string(), reason })
 }
 
@@ -52,12 +62,13 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, String> {
     Ok(image::load_from_memory_with_format(bytes, format).map_err(|e| e.to_string())?.to_rgb8())
 }
 
-/// Frames from a list of image files, optionally looping.
+/// Frames from a list of image files, optionally looping and paced at a frame rate.
 pub struct DirSource {
     paths: Vec<PathBuf>,
     next: usize,
     seq: u64,
     looping: bool,
+    pace: Option<super::Pacer>,
 }
 
 impl DirSource {
@@ -66,7 +77,19 @@ impl DirSource {
         if paths.is_empty() {
             return Err(SourceError::Unavailable(format!("no images in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))));
         }
-        Ok(DirSource { paths, next: 0, seq: 0, looping })
+        Ok(DirSource { paths, next: 0, seq: 0, looping, pace: None })
+    }
+
+    /// Delivers at most `fps` frames a second (0 = as fast as they decode).
+    pub fn paced(mut self, fps: f64) -> Self {
+        self.pace = (fps > 0.0).then(|| super::Pacer::new(fps));
+        self
+    }
+
+    /// Continues the sequence numbers of an earlier instance (after a reopen).
+    pub fn starting_at(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
     }
 }
 
@@ -77,6 +100,9 @@ impl FrameSource for DirSource {
                 return Ok(None);
             }
             self.next = 0;
+        }
+        if let Some(p) = &mut self.pace {
+            p.wait();
         }
         let path = &self.paths[self.next];
         self.next += 1;

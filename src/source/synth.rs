@@ -25,6 +25,15 @@ impl SynthSource {
         self
     }
 
+    /// Continues at frame `seq` (time `seq / fps`), after a reopen.
+    pub fn starting_at(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        if let Some(start) = &mut self.started {
+            *start -= std::time::Duration::from_secs_f32(seq as f32 / self.fps);
+        }
+        self
+    }
+
     /// The ground truth of the last frame delivered.
     pub fn truth(&self) -> &[Truth] {
         &self.last_truth

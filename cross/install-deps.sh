@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs what cross/build.sh needs on Debian 12 (bookworm), x86_64: Debian's Rust (rustc-web/cargo-web) with
+# its std for each target, the cross C toolchain and libc, qemu-user-static (tests under emulation) and libclang
+# (bindgen, feature `camera`). Idempotent: does nothing when every package is installed. Run as root (or via sudo).
+#
+#   cross/install-deps.sh [TARGET...]     default: aarch64-unknown-linux-gnu
+#
+# `apt-get update` is retried (APT_RETRIES times, default 5, APT_RETRY_SLEEP seconds apart, default 30, doubling):
+# Debian mirrors answer "File has unexpected size ... Mirror sync in progress?" while they sync. If a foreign
+# architecture this script added still has no index after the last try, it is removed again and the indexes are
+# refreshed, so that one broken index does not leave the others (e.g. arm64's) stale.
+set -euo pipefail
+
+die() { echo "cross/install-deps.sh: error: $*" >&2; exit 1; }
+
+[[ $# -gt 0 ]] || set -- aarch64-unknown-linux-gnu
+retries=${APT_RETRIES:-5}
+pause=${APT_RETRY_SLEEP:-30}
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || die "run as root (apt-get and dpkg --add-architecture need it)"
+    sudo=(sudo)
+fi
+apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3)
+
+installed() { # PACKAGE[:ARCH]...: all installed?
+    local p
+    for p in "$@"; do
+        [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || return 1
+    done
+}
+
+update() { # apt-get update until every index downloads; 1 if it never does
+    local i wait=$pause
+    for ((i = 1; i <= retries; i++)); do
+        if "${apt[@]}" update; then
+            return 0
+        fi
+        ((i < retries)) || break
+        echo "cross/install-deps.sh: apt-get update failed (try $i of $retries), retrying in ${wait}s" >&2
+        sleep "$wait"
+        wait=$((wait * 2))
+    done
+    return 1
+}
+
+# Packages per target; the Rust std must be the exact version of the installed rustc-web.
+host_pkgs=(rustc-web cargo-web qemu-user-static libclang-dev)
+declare -A arch_of=([aarch64-unknown-linux-gnu]=arm64 [armv7-unknown-linux-gnueabihf]=armhf)
+declare -A gnu_of=([aarch64-unknown-linux-gnu]=aarch64-linux-gnu [armv7-unknown-linux-gnueabihf]=arm-linux-gnueabihf)
+for t in "$@"; do
+    [[ -n ${arch_of[$t]:-} ]] || die "unsupported target '$t' (supported: ${!arch_of[*]})"
+done
+
+wanted=("${host_pkgs[@]}")
+for t in "$@"; do
+    wanted+=("libstd-rust-web-dev:${arch_of[$t]}" "gcc-${gnu_of[$t]}" "libc6-dev:${arch_of[$t]}")
+done
+if installed "${wanted[@]}"; then
+    echo "cross/install-deps.sh: all installed (${wanted[*]})"
+    exit 0
+fi
+
+added=()
+for t in "$@"; do
+    a=${arch_of[$t]}
+    if [[ $a != "$(dpkg --print-architecture)" ]] && ! dpkg --print-foreign-architectures | grep -qx "$a"; then
+        "${sudo[@]}" dpkg --add-architecture "$a"
+        added+=("$a")
+    fi
+done
+
+if ! update; then
+    if [[ ${#added[@]} -gt 0 ]]; then
+        for a in "${added[@]}"; do "${sudo[@]}" dpkg --remove-architecture "$a"; done
+        "${apt[@]}" update || true
+        die "apt-get update kept failing (mirror sync?); removed the architecture(s) ${added[*]} again so the other indexes stay intact; try again later"
+    fi
+    die "apt-get update kept failing (mirror sync?); try again later"
+fi
+
+# rustc-web first, then each std pinned to its version (Multi-Arch: same demands one version for all arches;
+# an index missing the security update would otherwise offer an older std that cannot be installed).
+installed rustc-web cargo-web || "${apt[@]}" install -y --no-install-recommends rustc-web cargo-web
+version=$(dpkg-query -W -f='${Version}' rustc-web)
+pkgs=(qemu-user-static libclang-dev)
+arches=()
+for t in "$@"; do
+    a=${arch_of[$t]}
+    arches+=("$a")
+    pkgs+=("libstd-rust-web-dev:$a=$version" "gcc-${gnu_of[$t]}" "libc6-dev:$a")
+done
+"${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" \
+    || die "apt-get install failed; does the mirror carry libstd-rust-web-dev $version for ${arches[*]}? (apt-cache policy libstd-rust-web-dev:ARCH)"
+echo "cross/install-deps.sh: done for $*"
