@@ -332,6 +332,8 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
             }
             m2.source_ok.store(ok, Ordering::Relaxed);
         });
+        // Files and pipes wait for inference (every frame counts); live sources drop the oldest.
+        let lossless = cfg.source.is_finite();
         let mut source = Reopening::new(cfg.source.clone(), Arc::clone(&capture_stop), on_state);
         if let Some(s) = first {
             source = source.with_opened(s);
@@ -351,7 +353,11 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                                 metrics.skipped.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             }
-                            if queue.push(frame) {
+                            if lossless {
+                                if !queue.push_wait(frame, &cstop) {
+                                    break;
+                                }
+                            } else if queue.push(frame) {
                                 metrics.dropped.fetch_add(1, Ordering::Relaxed);
                             }
                         }

@@ -297,6 +297,7 @@ fn serve(server: &tiny_http::Server, latest: &Arc<Latest>, metrics: &Arc<Metrics
                 match r.and_then(|r| r.annotated_jpeg(s.quality)) {
                     Some(jpeg) => req.respond(
                         Response::from_data(jpeg)
+                            .with_chunked_threshold(usize::MAX)
                             .with_header(header("Content-Type", "image/jpeg"))
                             .with_header(header("Cache-Control", "no-store")),
                     ),

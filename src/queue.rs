@@ -25,6 +25,7 @@ pub struct LatestQueue<T> {
     capacity: usize,
     inner: Mutex<Inner<T>>,
     ready: Condvar,
+    space: Condvar,
 }
 
 impl<T> LatestQueue<T> {
@@ -34,6 +35,7 @@ impl<T> LatestQueue<T> {
             capacity,
             inner: Mutex::new(Inner { items: VecDeque::with_capacity(capacity), closed: false, dropped: 0 }),
             ready: Condvar::new(),
+            space: Condvar::new(),
         }
     }
 
@@ -59,6 +61,22 @@ impl<T> LatestQueue<T> {
         dropped
     }
 
+    /// Adds an item, waiting while the queue is full (for sources whose every frame counts, like
+    /// files or a pipe). Gives up and returns `false` when `cancel` is set or the queue is closed.
+    pub fn push_wait(&self, item: T, cancel: &std::sync::atomic::AtomicBool) -> bool {
+        let mut g = self.lock();
+        while g.items.len() >= self.capacity {
+            if g.closed || cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return false;
+            }
+            g = self.space.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        g.items.push_back(item);
+        drop(g);
+        self.ready.notify_one();
+        true
+    }
+
     /// Takes the oldest item, waiting up to `timeout` for one.
     pub fn pop(&self, timeout: Duration) -> Pop<T> {
         let g = self.lock();
@@ -67,7 +85,11 @@ impl<T> LatestQueue<T> {
             .wait_timeout_while(g, timeout, |i| i.items.is_empty() && !i.closed)
             .unwrap_or_else(|p| p.into_inner());
         match g.items.pop_front() {
-            Some(item) => Pop::Item(item),
+            Some(item) => {
+                drop(g);
+                self.space.notify_one();
+                Pop::Item(item)
+            }
             None if g.closed => Pop::Closed,
             None => Pop::Empty,
         }
@@ -104,6 +126,24 @@ mod tests {
         q.close();
         assert_eq!(q.pop(Duration::ZERO), Pop::Item(4));
         assert_eq!(q.pop(Duration::from_secs(5)), Pop::Closed);
+    }
+
+    #[test]
+    fn push_wait_blocks_until_there_is_room() {
+        use std::sync::atomic::AtomicBool;
+        let q = Arc::new(LatestQueue::new(1));
+        let cancel = Arc::new(AtomicBool::new(false));
+        assert!(q.push_wait(1, &cancel));
+        let (q2, c2) = (Arc::clone(&q), Arc::clone(&cancel));
+        let t = std::thread::spawn(move || q2.push_wait(2, &c2));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(q.pop(Duration::ZERO), Pop::Item(1));
+        assert!(t.join().unwrap());
+        assert_eq!(q.pop(Duration::from_secs(1)), Pop::Item(2));
+        assert_eq!(q.dropped(), 0);
+        q.push(3);
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(!q.push_wait(4, &cancel), "cancelled while full");
     }
 
     #[test]

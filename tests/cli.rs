@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bin, blur_model};
+use common::blur_model;
 use poolwatch::BBox;
 use poolwatch::calibrate::{DEFAULT_QUANTILE, calibrate, store_calibration};
 use poolwatch::heatmap::HeatmapSettings;
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).env("RUST_LOG", "warn").output().expect("run poolwatch")
+    common::poolwatch().args(args).env("RUST_LOG", "warn").output().expect("run poolwatch")
 }
 
 fn stdout_lines(o: &Output) -> Vec<serde_json::Value> {
@@ -192,7 +192,7 @@ fn info_and_mask() {
 #[test]
 fn run_with_no_config_prints_detections_and_stops_cleanly_on_sigterm() {
     use std::io::BufRead;
-    let mut child = Command::new(bin())
+    let mut child = common::poolwatch()
         .arg("run")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -213,8 +213,9 @@ fn run_with_no_config_prints_detections_and_stops_cleanly_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "SIGTERM is a clean shutdown");
-    for (i, r) in records.iter().enumerate() {
-        assert_eq!(r["frame"].as_u64(), Some(i as u64));
+    // Frames may be dropped when inference is behind the camera, but never reordered.
+    assert!(records.windows(2).all(|w| w[1]["frame"].as_u64() > w[0]["frame"].as_u64()));
+    for r in &records {
         assert!(r["ts"].as_f64().unwrap() > 1.7e9);
         assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(480)));
     }

@@ -66,10 +66,12 @@ pub fn event(e: &Event) -> String {
     ))
 }
 
-/// `$PWHBT,<unix ts>,<uptime s>,<fps>,<OK|NOSRC|STALL>,<dropped>`
+/// `$PWHBT,<unix ts>,<uptime s>,<fps>,<OK|START|NOSRC|STALL>,<dropped>`
 pub fn heartbeat(now_unix: f64, s: &Stats, stalled: bool) -> String {
     let state = if !s.source_ok {
         "NOSRC"
+    } else if s.processed == 0 {
+        "START"
     } else if stalled {
         "STALL"
     } else {
@@ -152,9 +154,10 @@ mod tests {
         assert_eq!(parse(&lanes(5, &[0, 1, 2])).unwrap(), ["PWLAN", "5", "0", "1", "2"]);
         let e = Event { event: EventKind::New, frame: 9, ts: 1.0, swimmer: swimmer() };
         assert_eq!(parse(&event(&e)).unwrap(), ["PWEVT", "new", "7", "9", "3", "12.3"]);
-        let st = Stats { uptime_s: 12.0, fps: 24.96, source_ok: true, dropped: 3, ..Default::default() };
+        let st = Stats { uptime_s: 12.0, fps: 24.96, source_ok: true, dropped: 3, processed: 5, ..Default::default() };
         assert_eq!(parse(&heartbeat(100.0, &st, false)).unwrap(), ["PWHBT", "100.000", "12", "25.0", "OK", "3"]);
         assert_eq!(parse(&heartbeat(100.0, &st, true)).unwrap()[4], "STALL");
+        assert_eq!(parse(&heartbeat(100.0, &Stats { processed: 0, ..st.clone() }, true)).unwrap()[4], "START");
         let st = Stats { source_ok: false, ..st };
         assert_eq!(parse(&heartbeat(100.0, &st, false)).unwrap()[4], "NOSRC");
     }

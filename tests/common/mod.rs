@@ -10,6 +10,21 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_poolwatch"))
 }
 
+/// A command that runs the built binary; through `$POOLWATCH_TEST_RUNNER` when set (e.g.
+/// `qemu-aarch64-static -L /usr/aarch64-linux-gnu` for a cross-built binary, since this machine
+/// cannot exec foreign binaries directly).
+pub fn poolwatch() -> std::process::Command {
+    match std::env::var("POOLWATCH_TEST_RUNNER").ok().filter(|r| !r.trim().is_empty()) {
+        Some(runner) => {
+            let mut parts = runner.split_whitespace();
+            let mut c = std::process::Command::new(parts.next().unwrap_or_default());
+            c.args(parts).arg(bin());
+            c
+        }
+        None => std::process::Command::new(bin()),
+    }
+}
+
 /// A [C,H,W] tensor.
 #[derive(Clone, Debug)]
 pub struct T {

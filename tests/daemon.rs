@@ -1,0 +1,685 @@
+//! `poolwatch run` as a daemon against real parts: a mosquitto broker, a pseudo-terminal serial pair
+//! (socat), a NOTIFY_SOCKET, SIGHUP reloads, a source that goes away, MJPEG on stdin, the preview
+//! server. Needs `mosquitto` and `socat` (`.ci/run` installs them).
+
+mod common;
+
+use poolwatch::sink::nmea;
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn signal(child: &Child, sig: &str) {
+    assert!(Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success());
+}
+
+/// The daemon with its stdout lines on a channel and its log in a file.
+struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let log = dir.join(format!("daemon-{}.log", free_port()));
+        let mut cmd = common::poolwatch();
+        cmd.arg("run").args(args).env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::piped());
+        cmd.stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Daemon::wrap(cmd.spawn().unwrap(), log)
+    }
+
+    fn wrap(mut child: Child, log: PathBuf) -> Daemon {
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for a JSON line that satisfies `pred`.
+    fn wait_line(&self, what: &str, secs: u64, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if let Ok(l) = self.lines.recv_timeout(left) {
+                let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"));
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+        panic!("no line with {what} in {secs} s; log:\n{}", self.log());
+    }
+
+    fn wait_log(&self, needle: &str, secs: u64) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if self.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("log never said {needle:?}:\n{}", self.log());
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> i32 {
+        signal(&self.child, "-TERM");
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < end, "no exit 20 s after SIGTERM; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("poolwatch.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const LANES: &str = "[lanes]\ncorners = [[0, 479], [639, 479], [639, 0], [0, 0]]\ncount = 4\nlength_m = 25.0\n";
+
+fn tool(name: &str) -> String {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p.to_string_lossy().into_owned();
+        }
+    }
+    panic!("{name} is not installed (apt-get install {name}); .ci/run installs it");
+}
+
+// ---------------------------------------------------------------- MQTT
+
+struct Broker {
+    child: Child,
+}
+
+impl Broker {
+    fn start(port: u16) -> Broker {
+        let child = Command::new(tool("mosquitto")).args(["-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < end, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A subscriber to everything; keeps every message (topic, payload, retained) it got.
+struct Inbox {
+    rx: Receiver<(String, String, bool)>,
+    seen: std::cell::RefCell<Vec<(String, String, bool)>>,
+}
+
+fn subscribe(port: u16, id: &str) -> Inbox {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut conn) = Client::new(opts, 100);
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            match ev {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    client.subscribe("poolwatch/#", QoS::AtLeastOnce).unwrap();
+                    client.subscribe("homeassistant/#", QoS::AtLeastOnce).unwrap();
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let msg = (p.topic.clone(), String::from_utf8_lossy(&p.payload).into_owned(), p.retain);
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    Inbox { rx, seen: Default::default() }
+}
+
+/// The first message (in arrival order, including ones already received) that satisfies `pred`.
+fn wait_msg(inbox: &Inbox, secs: u64, pred: impl Fn(&str, &str, bool) -> bool) -> (String, String, bool) {
+    wait_msg_from(inbox, 0, secs, pred).1
+}
+
+/// Like [`wait_msg`], looking only at messages from position `start` on; also returns the position.
+fn wait_msg_from(inbox: &Inbox, start: usize, secs: u64, pred: impl Fn(&str, &str, bool) -> bool) -> (usize, (String, String, bool)) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut i = start;
+    loop {
+        {
+            let seen = inbox.seen.borrow();
+            while i < seen.len() {
+                let m = &seen[i];
+                if pred(&m.0, &m.1, m.2) {
+                    return (i, m.clone());
+                }
+                i += 1;
+            }
+        }
+        let Some(left) = end.checked_duration_since(Instant::now()) else { break };
+        if let Ok(m) = inbox.rx.recv_timeout(left) {
+            inbox.seen.borrow_mut().push(m);
+        }
+    }
+    let mut topics: Vec<String> = inbox.seen.borrow().iter().map(|m| m.0.clone()).collect();
+    topics.sort();
+    topics.dedup();
+    panic!("no matching MQTT message in {secs} s; saw topics {topics:?}");
+}
+
+#[test]
+fn mqtt_topics_retained_status_discovery_last_will_and_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut broker = Broker::start(port);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "name = \"test\"\n[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nstats_interval_s = 1.0\n{LANES}"
+        ),
+    );
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let rx = subscribe(port, "t1");
+    let (_, status, _) = wait_msg(&rx, 30, |t, _, _| t == "poolwatch/test/status");
+    assert_eq!(status, "online");
+    let (_, det, _) = wait_msg(&rx, 30, |t, p, _| t == "poolwatch/test/detections" && p.contains("\"swimmers\":[{"));
+    let det: serde_json::Value = serde_json::from_str(&det).unwrap();
+    assert!(det["frame"].is_u64() && det["ts"].is_f64() && det["boxes"].is_array());
+    let (_, ev, _) = wait_msg(&rx, 30, |t, _, _| t == "poolwatch/test/events");
+    let ev: serde_json::Value = serde_json::from_str(&ev).unwrap();
+    assert!(["new", "update", "end"].contains(&ev["event"].as_str().unwrap()), "{ev}");
+    assert!(ev["id"].is_u64() && ev["lane"].as_u64().is_some_and(|l| (1..=4).contains(&l)), "{ev}");
+    let (_, stats, _) = wait_msg(&rx, 30, |t, _, _| t == "poolwatch/test/stats");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(stats["fps"].is_f64() && stats["processed"].as_u64().unwrap() > 0, "{stats}");
+
+    // A subscriber that comes later gets the retained state: status, lanes and discovery.
+    let late = subscribe(port, "t2");
+    let (_, s, r) = wait_msg(&late, 10, |t, _, _| t == "poolwatch/test/status");
+    assert_eq!((s.as_str(), r), ("online", true));
+    let (_, lanes, r) = wait_msg(&late, 10, |t, _, _| t == "poolwatch/test/lanes");
+    let lanes: serde_json::Value = serde_json::from_str(&lanes).unwrap();
+    assert!(r && lanes["lanes"].as_array().unwrap().len() == 4 && lanes["swimmers"].is_u64(), "{lanes}");
+    let (_, disc, r) = wait_msg(&late, 10, |t, _, _| t == "homeassistant/binary_sensor/poolwatch_test/lane4/config");
+    let disc: serde_json::Value = serde_json::from_str(&disc).unwrap();
+    assert!(r && disc["state_topic"] == "poolwatch/test/lanes", "{disc}");
+    wait_msg(&late, 10, |t, _, _| t == "homeassistant/sensor/poolwatch_test/swimmers/config");
+
+    // The broker restarts (and forgets everything): the daemon reconnects and says it all again.
+    let _ = broker.child.kill();
+    let _ = broker.child.wait();
+    std::thread::sleep(Duration::from_millis(1500));
+    broker = Broker::start(port);
+    let after = subscribe(port, "t3");
+    let (_, s, _) = wait_msg(&after, 40, |t, _, _| t == "poolwatch/test/status");
+    assert_eq!(s, "online");
+    wait_msg(&after, 20, |t, _, _| t == "homeassistant/sensor/poolwatch_test/swimmers/config");
+    wait_msg(&after, 20, |t, _, _| t == "poolwatch/test/detections");
+    daemon.wait_log("reconnecting", 1);
+
+    // A clean stop says offline (retained).
+    assert_eq!(daemon.stop(), 0);
+    wait_msg(&after, 10, |t, p, _| t == "poolwatch/test/status" && p == "offline");
+
+    // A crash leaves the last will: offline.
+    let watch = subscribe(port, "t4");
+    let (i, (_, s, r)) = wait_msg_from(&watch, 0, 10, |t, _, _| t == "poolwatch/test/status");
+    assert_eq!((s.as_str(), r), ("offline", true), "the goodbye is retained");
+    let mut d2 = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let (i, _) = wait_msg_from(&watch, i + 1, 30, |t, p, _| t == "poolwatch/test/status" && p == "online");
+    d2.child.kill().unwrap();
+    let _ = d2.child.wait();
+    wait_msg_from(&watch, i + 1, 15, |t, p, _| t == "poolwatch/test/status" && p == "offline");
+    drop(broker);
+}
+
+#[test]
+fn broker_down_at_start_is_retried_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[source]\nkind = \"synth\"\nfps = 15.0\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\n"),
+    );
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    daemon.wait_line("a frame", 30, |v| v["frame"].is_u64());
+    daemon.wait_log("reconnecting with back-off", 10);
+    let _broker = Broker::start(port);
+    let rx = subscribe(port, "late");
+    wait_msg(&rx, 40, |t, p, _| t == "poolwatch/pool/status" && p == "online");
+    assert_eq!(daemon.stop(), 0);
+}
+
+// ---------------------------------------------------------------- serial
+
+struct PtyPair {
+    child: Child,
+}
+
+impl PtyPair {
+    /// `dev` is the daemon's end, `app` the timing system's.
+    fn start(dev: &Path, app: &Path) -> PtyPair {
+        let child = Command::new(tool("socat"))
+            .arg(format!("pty,raw,echo=0,link={}", dev.display()))
+            .arg(format!("pty,raw,echo=0,link={}", app.display()))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while !(dev.exists() && app.exists()) {
+            assert!(Instant::now() < end, "socat made no pty pair");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PtyPair { child }
+    }
+}
+
+impl Drop for PtyPair {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads sentences from the timing system's end for `secs`, checking every checksum.
+fn read_sentences(app: &Path, secs: f64, until: impl Fn(&[Vec<String>]) -> bool) -> Vec<Vec<String>> {
+    let f = std::fs::OpenOptions::new().read(true).open(app).unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(f).lines() {
+            match l {
+                Ok(l) => {
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut out = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let fields = nmea::parse(&l).unwrap_or_else(|e| panic!("{l:?}: {e}"));
+                out.push(fields.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                if until(&out) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+fn has(s: &[Vec<String>], kind: &str) -> bool {
+    s.iter().any(|f| f[0] == kind)
+}
+
+#[test]
+fn serial_sentences_over_a_pty_and_a_port_that_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dev, app) = (dir.path().join("ttyPOOL"), dir.path().join("ttyTIMING"));
+    let pty = PtyPair::start(&dev, &app);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[serial]\nport = \"{}\"\nbaud = 57600\n{LANES}",
+            dev.display()
+        ),
+    );
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let ok_beat = |s: &[Vec<String>]| s.iter().any(|f| f[0] == "PWHBT" && f[4] == "OK");
+    let all = |s: &[Vec<String>]| ["PWFRM", "PWDET", "PWLAN", "PWEVT"].iter().all(|k| has(s, k)) && ok_beat(s);
+    let s = read_sentences(&app, 40.0, all);
+    assert!(all(&s), "kinds seen: {:?}", s.iter().map(|f| f[0].clone()).collect::<std::collections::BTreeSet<_>>());
+    let frm = s.iter().find(|f| f[0] == "PWFRM").unwrap();
+    assert_eq!(frm.len(), 6, "{frm:?}");
+    let det = s.iter().find(|f| f[0] == "PWDET").unwrap();
+    assert_eq!(det.len(), 10, "{det:?}");
+    let lane: u32 = det[3].parse().unwrap();
+    assert!((1..=4).contains(&lane));
+    let dist: f64 = det[4].parse().unwrap();
+    assert!((0.0..=25.0).contains(&dist));
+    let lan = s.iter().find(|f| f[0] == "PWLAN").unwrap();
+    assert_eq!(lan.len(), 6, "frame + 4 lanes: {lan:?}");
+    let hbt = s.iter().find(|f| f[0] == "PWHBT" && f[4] == "OK").unwrap();
+    assert_eq!(hbt.len(), 6, "{hbt:?}");
+
+    // The port goes away, the daemon keeps running, and it comes back.
+    drop(pty);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut daemon = daemon;
+    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon keeps running without its port");
+    let _pty = PtyPair::start(&dev, &app);
+    let s = read_sentences(&app, 40.0, |s| has(s, "PWFRM") && has(s, "PWHBT"));
+    assert!(has(&s, "PWFRM") && has(&s, "PWHBT"), "no sentences after the port came back; log:\n{}", daemon.log());
+    assert!(daemon.log().contains("reopening") || daemon.log().contains("cannot open"), "{}", daemon.log());
+    assert_eq!(daemon.stop(), 0);
+}
+
+// ---------------------------------------------------------------- systemd
+
+#[test]
+fn notify_socket_gets_readiness_and_a_watchdog_fed_only_while_frames_flow() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    // Frames on stdin that we control: three, then silence with the pipe still open.
+    let log = dir.path().join("d.log");
+    let mut child = common::poolwatch()
+        .args(["run", "--stdin", "mjpeg"])
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let daemon = Daemon::wrap(child, log);
+    let recv_until = |secs: f64, want: &str| -> Vec<String> {
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = m.contains(want);
+                got.push(m);
+                if done {
+                    break;
+                }
+            }
+        }
+        got
+    };
+    let got = recv_until(30.0, "READY=1");
+    assert!(got.iter().any(|m| m.contains("READY=1")), "{got:?}");
+    // Frames flow (a JPEG every 100 ms for 2.5 s): the watchdog is fed.
+    let jpeg = synth_jpeg();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..25 {
+            stdin.write_all(&jpeg).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stdin // kept open: no more frames, no end of stream
+    });
+    daemon.wait_line("a frame", 30, |v| v["frame"].is_u64());
+    let got = recv_until(2.0, "never");
+    assert!(got.iter().any(|m| m.contains("WATCHDOG=1")), "fed while frames flow: {got:?}");
+    let stdin = writer.join().unwrap();
+    // Silence: after the pipeline has been idle for half the interval, no more pings.
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = recv_until(0.3, "never");
+    let got = recv_until(2.0, "never");
+    assert!(!got.iter().any(|m| m.contains("WATCHDOG=1")), "not fed without frames: {got:?}");
+    drop(stdin); // end of stream: the daemon finishes by itself
+    let mut d = daemon;
+    let end = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < end, "no exit at end of stdin");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+    let got = recv_until(1.0, "STOPPING=1");
+    assert!(got.iter().any(|m| m.contains("STOPPING=1")), "{got:?}");
+}
+
+fn synth_jpeg() -> Vec<u8> {
+    let (img, _) = poolwatch::synth::Scene::new(1, 320, 240, (1, 2)).render(3.0, 0);
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+    out
+}
+
+// ---------------------------------------------------------------- reload, sources
+
+#[test]
+fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[source]\nkind = \"synth\"\nfps = 15.0\n";
+    let cfg = write_config(dir.path(), base);
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let first = daemon.wait_line("a frame", 30, |v| v["frame"].is_u64());
+    assert!(first.get("lanes").is_none());
+    // A good new config: lanes appear in the output, the camera is not reopened (numbers go on).
+    std::fs::write(&cfg, format!("{base}{LANES}")).unwrap();
+    signal(&daemon.child, "-HUP");
+    let with_lanes = daemon.wait_line("lanes after reload", 30, |v| v.get("lanes").is_some());
+    assert!(with_lanes["frame"].as_u64() > first["frame"].as_u64());
+    daemon.wait_log("reloaded", 5);
+    // A broken config is refused with the key named; the running one goes on.
+    std::fs::write(&cfg, format!("{base}{LANES}[tracking]\nmin_hits = 0\n")).unwrap();
+    signal(&daemon.child, "-HUP");
+    daemon.wait_log("reload refused", 30);
+    assert!(daemon.log().contains("tracking.min_hits"), "{}", daemon.log());
+    daemon.wait_line("lanes still there", 10, |v| v.get("lanes").is_some());
+    assert_eq!(daemon.log().matches("source: synthetic").count(), 1, "the source was opened once");
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[test]
+fn a_directory_source_that_vanishes_mid_stream_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames");
+    let o = common::poolwatch()
+        .args(["synth", "--out", frames.to_str().unwrap(), "--frames", "4", "--size", "320x240"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let cfg = write_config(
+        dir.path(),
+        &format!("[source]\nkind = \"dir\"\npath = [\"{}\"]\nloop = true\nfps = 20.0\n", frames.display()),
+    );
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    daemon.wait_line("a frame", 30, |v| v["frame"].as_u64() >= Some(5));
+    let away = dir.path().join("away");
+    std::fs::rename(&frames, &away).unwrap();
+    daemon.wait_log("retrying", 10);
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::rename(&away, &frames).unwrap();
+    let mut last = 0;
+    for _ in 0..5 {
+        let v = daemon.wait_line("frames after the source came back", 30, |v| v["frame"].is_u64());
+        let f = v["frame"].as_u64().unwrap();
+        assert!(f > last || last == 0);
+        last = f;
+    }
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[test]
+fn stdin_mjpeg_with_a_corrupt_frame_in_the_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = synth_jpeg();
+    let mut data = Vec::new();
+    for i in 0..6 {
+        if i == 3 {
+            data.extend_from_slice(&jpeg[..jpeg.len() * 2 / 3]); // cut short by the next frame
+        } else {
+            data.extend_from_slice(&jpeg);
+        }
+    }
+    let mut child = common::poolwatch()
+        .args(["run", "--stdin", "mjpeg"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        stdin.write_all(&data).unwrap();
+    });
+    let o = child.wait_with_output().unwrap();
+    let _ = dir;
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let frames: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["frame"].as_u64().unwrap())
+        .collect();
+    assert_eq!(frames, [0, 1, 2, 4, 5], "frame 3 is skipped, none lost");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("skipping a frame"));
+}
+
+// ---------------------------------------------------------------- preview, snapshots, commands
+
+fn http_get(port: u16, path: &str, max: usize) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while out.len() < max {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&out[..out.len().min(20)]).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, out)
+}
+
+#[test]
+fn preview_server_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[http]\nlisten = \"127.0.0.1:{port}\"\n[snapshots]\ndir = \"snaps\"\nkeep = 2\nmin_interval_s = 0.0\n[tracking]\nmin_hits = 1\nmax_missed = 0\n{LANES}"
+        ),
+    );
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() && http_get(port, "/health", 1 << 16).0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < end, "never healthy; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, body) = http_get(port, "/metrics", 1 << 16);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200);
+    assert!(body.contains("# TYPE poolwatch_frames_processed_total counter"), "{body}");
+    let processed: f64 = body.lines().find(|l| l.starts_with("poolwatch_frames_processed_total ")).unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(processed > 0.0);
+    let (code, body) = http_get(port, "/snapshot.jpg", 1 << 22);
+    assert_eq!(code, 200);
+    let start = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let img = image::load_from_memory(&body[start..]).unwrap();
+    assert_eq!((img.width(), img.height()), (640, 480));
+    let (code, body) = http_get(port, "/stream.mjpeg", 300_000);
+    assert_eq!(code, 200);
+    let head = String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned();
+    assert!(head.contains("multipart/x-mixed-replace; boundary=frame"), "{head}");
+    assert!(body.windows(7).filter(|w| w == b"--frame").count() >= 1);
+    let (code, body) = http_get(port, "/", 1 << 16);
+    assert!(code == 200 && String::from_utf8_lossy(&body).contains("/stream.mjpeg"));
+    assert_eq!(http_get(port, "/nope", 1 << 16).0, 404);
+    // Snapshots: written on events, rotated to `keep`.
+    let snaps = dir.path().join("snaps");
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = std::fs::read_dir(&snaps).map(|r| r.count()).unwrap_or(0);
+        if n >= 2 {
+            break;
+        }
+        assert!(Instant::now() < end, "no snapshots; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(daemon.stop(), 0);
+    let files: Vec<_> = std::fs::read_dir(&snaps).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.len() <= 2, "{files:?}");
+    for f in files {
+        assert!(f.to_string_lossy().ends_with(".jpg"));
+        image::open(&f).unwrap();
+    }
+}
+
+#[test]
+fn check_config_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(dir.path(), &format!("name = \"lane-cam\"\n[source]\nkind = \"synth\"\nfps = 50.0\n{LANES}"));
+    let o = common::poolwatch().args(["check-config", good.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("lane-cam"));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[serial]\nport = \"/dev/ttyS0\"\nbaud = 7\n").unwrap();
+    let o = common::poolwatch().args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("serial.baud") && err.lines().count() == 1, "{err}");
+    let o = common::poolwatch().args(["run", "--config", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = common::poolwatch().args(["run", "--model", "/nonexistent.onnx", "--frames", "1"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nonexistent"));
+
+    let out = dir.path().join("rec");
+    let o = common::poolwatch()
+        .args(["record", "--config", good.to_str().unwrap(), "--out", out.to_str().unwrap(), "--frames", "3", "--every", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["frame-000000.jpg", "frame-000001.jpg", "frame-000002.jpg"]);
+    assert_eq!(image::open(out.join("frame-000002.jpg")).unwrap().width(), 640);
+}
