@@ -1,10 +1,36 @@
 #!/usr/bin/env bash
-# Runs every test: the device side (default features), then the trainer (feature `train`, libtorch from
-# PyTorch 2.13.0 in ./.venv, installed on first use).
+# Runs every test: the device side (with the V4L2 camera feature) against a real MQTT broker, a
+# pseudo-terminal serial pair and a NOTIFY_SOCKET; the systemd unit check; the aarch64 build with the
+# whole device test suite under qemu-user (and the armv7 build) when the cross toolchain is installed
+# (cross/install-deps.sh); then the trainer (feature `train`, libtorch from PyTorch 2.13.0 in ./.venv,
+# installed on first use).
+#
+# Needs: mosquitto, socat, libclang-dev (bindgen), systemd (systemd-analyze); `.ci/run` installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== device side: cargo test"
-cargo test
+echo "== device side: cargo test --features camera"
+cargo test --features camera
+echo "== systemd unit and example config"
+scripts/verify-systemd.sh target/debug/poolwatch
+if [[ -x /usr/bin/cargo && -x /usr/bin/qemu-aarch64-static ]] && compgen -G "$(/usr/bin/rustc --print sysroot 2>/dev/null)/lib/rustlib/aarch64-unknown-linux-gnu/lib/libstd-*.rlib" >/dev/null; then
+    echo "== aarch64: cross build, every device test under qemu-user"
+    # The test binaries run under qemu through cargo's runner; the tests start the aarch64 poolwatch
+    # through POOLWATCH_TEST_RUNNER (no binfmt_misc needed).
+    POOLWATCH_TEST_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu" \
+        cross/build.sh aarch64-unknown-linux-gnu test --release --features camera
+    cross/build.sh aarch64-unknown-linux-gnu build --release --features camera --bin poolwatch
+    cp target/cross/aarch64-unknown-linux-gnu/release/poolwatch target/cross/poolwatch-aarch64
+    aarch64-linux-gnu-strip target/cross/poolwatch-aarch64
+    echo "stripped aarch64 poolwatch: $(du -h target/cross/poolwatch-aarch64 | cut -f1)"
+else
+    echo "== aarch64: skipped (no cross toolchain; cross/install-deps.sh installs it)"
+fi
+if compgen -G "$(/usr/bin/rustc --print sysroot 2>/dev/null)/lib/rustlib/armv7-unknown-linux-gnueabihf/lib/libstd-*.rlib" >/dev/null; then
+    echo "== armv7: cross build"
+    cross/build.sh armv7-unknown-linux-gnueabihf build --release --features camera --bin poolwatch
+else
+    echo "== armv7: skipped (no armhf std; cross/install-deps.sh armv7-unknown-linux-gnueabihf)"
+fi
 echo "== trainer: cargo test --features train"
 # shellcheck source=scripts/torch-env.sh
 . scripts/torch-env.sh
