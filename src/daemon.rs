@@ -349,7 +349,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                             metrics.captured.fetch_add(1, Ordering::Relaxed);
                             let nth = every_nth.load(Ordering::Relaxed).max(1) as u64;
                             n += 1;
-                            if (n - 1) % nth != 0 {
+                            if !(n - 1).is_multiple_of(nth) {
                                 metrics.skipped.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             }

@@ -83,7 +83,7 @@ impl Sink for PreviewSink {
         let mut g = self.latest.report.lock().unwrap_or_else(|p| p.into_inner());
         // Keep the last picture while frames without one go by, so `/snapshot.jpg` has something.
         let keep_old = r.picture.is_none() && g.as_ref().is_some_and(|o| o.picture.is_some());
-        if !keep_old || r.seq % 25 == 0 {
+        if !keep_old || r.seq.is_multiple_of(25) {
             *g = Some(Arc::new(r.clone()));
         }
         drop(g);
