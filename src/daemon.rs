@@ -323,6 +323,8 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
     let queue = Arc::new(LatestQueue::<Frame>::new(cfg.pipeline.queue));
     let every_nth = Arc::new(AtomicU32::new(cfg.pipeline.every_nth));
     let capture_stop = Arc::new(AtomicBool::new(false));
+    // Dropped when the capture thread ends, so shutdown can wait for it with a time limit.
+    let (done_tx, capture_done) = std::sync::mpsc::channel::<()>();
     let capture = {
         let (queue, metrics, every_nth, cstop) = (Arc::clone(&queue), Arc::clone(&metrics), Arc::clone(&every_nth), Arc::clone(&capture_stop));
         let m2 = Arc::clone(&metrics);
@@ -342,6 +344,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
         std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || {
+                let _done = done_tx;
                 let mut n: u64 = 0;
                 while !cstop.load(Ordering::Relaxed) {
                     match source.next_frame() {
@@ -426,6 +429,8 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
         }
         let frame = match queue.pop(Duration::from_millis(100)) {
             Pop::Item(f) => f,
+            // Stopping and drained: done, even if the capture thread is stuck in a read.
+            Pop::Empty if stopping => break,
             Pop::Empty => continue,
             Pop::Closed => break,
         };
@@ -453,8 +458,14 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
     capture_stop.store(true, Ordering::Relaxed);
     drop(tx);
     let _ = out_thread.join();
-    // The capture thread may sit in a camera read for up to its timeout; it ends by itself.
-    let _ = capture.join();
+    // The capture thread may sit in a read: a camera's ends within its timeout, but a pipe that went
+    // quiet never returns. Wait a little, then leave it to the process exit.
+    match capture_done.recv_timeout(Duration::from_secs(3)) {
+        Err(RecvTimeoutError::Timeout) => log::info!("the source is still blocked in a read; not waiting for it"),
+        _ => {
+            let _ = capture.join();
+        }
+    }
     let s = metrics.snapshot();
     stats.bad_frames = s.bad_frames;
     stats.dropped = s.dropped;

@@ -683,3 +683,27 @@ fn check_config_and_record() {
     assert_eq!(names, ["frame-000000.jpg", "frame-000001.jpg", "frame-000002.jpg"]);
     assert_eq!(image::open(out.join("frame-000002.jpg")).unwrap().width(), 640);
 }
+
+#[test]
+fn sigterm_while_stdin_is_quiet_still_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("d.log");
+    let mut child = common::poolwatch()
+        .args(["run", "--stdin", "mjpeg"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&synth_jpeg()).unwrap();
+    stdin.flush().unwrap();
+    let daemon = Daemon::wrap(child, log);
+    daemon.wait_line("the one frame", 30, |v| v["frame"] == 0);
+    // The pipe stays open and silent: the capture thread is blocked in a read.
+    let t = Instant::now();
+    assert_eq!(daemon.stop(), 0);
+    assert!(t.elapsed() < Duration::from_secs(15));
+    drop(stdin);
+}

@@ -86,9 +86,12 @@ impl DirSource {
         self
     }
 
-    /// Continues the sequence numbers of an earlier instance (after a reopen).
+    /// Continues where an earlier instance stopped (after a reopen): the sequence numbers, and the
+    /// position in the file list, so no file is delivered twice.
     pub fn starting_at(mut self, seq: u64) -> Self {
         self.seq = seq;
+        let n = self.paths.len() as u64;
+        self.next = if self.looping { (seq % n) as usize } else { seq.min(n) as usize };
         self
     }
 }
