@@ -21,9 +21,9 @@ shift
 
 case "$target" in
     aarch64-unknown-linux-gnu)
-        gnu=aarch64-linux-gnu; deb_arch=arm64; qemu=qemu-aarch64-static ;;
+        gnu=aarch64-linux-gnu; deb_arch=arm64; qemu=qemu-aarch64-static; ld_so=ld-linux-aarch64.so.1 ;;
     armv7-unknown-linux-gnueabihf)
-        gnu=arm-linux-gnueabihf; deb_arch=armhf; qemu=qemu-arm-static ;;
+        gnu=arm-linux-gnueabihf; deb_arch=armhf; qemu=qemu-arm-static; ld_so=ld-linux-armhf.so.3 ;;
     *)
         die "unsupported target '$target' (supported: aarch64-unknown-linux-gnu, armv7-unknown-linux-gnueabihf)" ;;
 esac
@@ -71,12 +71,18 @@ export "CARGO_TARGET_${TU}_LINKER=${gnu}-gcc"
 export "CC_${T}=${gnu}-gcc"
 export "AR_${T}=${gnu}-ar"
 command -v "${gnu}-g++" >/dev/null && export "CXX_${T}=${gnu}-g++"
-# Test binaries, `cargo run` and doctests run under qemu with the cross libc as the loader prefix.
+# Test binaries, `cargo run` and doctests run under qemu. Its -L prefix must hold the dynamic loader of the same
+# glibc as libc.so.6: with the multiarch libc6:<arch> installed, `-L /usr/<triplet>` would pair the cross
+# toolchain's loader with the multiarch libc.so.6 (found in /lib/<triplet> behind the prefix) and any thread start
+# (pthread_create) then hangs, so the prefix is / whenever the multiarch loader is there.
+if [[ -e /lib/$ld_so ]]; then qemu_prefix=/; else qemu_prefix=/usr/$gnu; fi
 runner_var="CARGO_TARGET_${TU}_RUNNER"
-export "$runner_var=${!runner_var:-$qemu -L /usr/$gnu}"
-# bindgen (v4l2-sys-mit, feature `camera`): the target's kernel and libc headers, not the host's.
+export "$runner_var=${!runner_var:-$qemu -L $qemu_prefix}"
+# The integration tests start the built poolwatch themselves, through this (tests/common/mod.rs).
+export POOLWATCH_TEST_RUNNER="${POOLWATCH_TEST_RUNNER:-${!runner_var}}"
+# bindgen (v4l2-sys-mit, feature `camera`): the target's kernel and libc headers (the cross toolchain's), not the host's.
 bindgen_var="BINDGEN_EXTRA_CLANG_ARGS_${T}"
-export "$bindgen_var=${!bindgen_var:---sysroot=/usr/$gnu -I/usr/include/$gnu}"
+export "$bindgen_var=${!bindgen_var:---sysroot=/usr/$gnu}"
 # pkg-config, should a dependency use it: only the target's multiarch .pc files.
 export PKG_CONFIG_ALLOW_CROSS=1
 pc_var="PKG_CONFIG_LIBDIR_${T}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what cross/build.sh needs on Debian 12 (bookworm), x86_64: Debian's Rust (rustc-web/cargo-web) with
 # its std for each target, the cross C toolchain and libc, qemu-user-static (tests under emulation) and libclang
-# (bindgen, feature `camera`). Idempotent: does nothing when every package is installed. Run as root (or via sudo).
+# (bindgen, feature `camera`); libc6/libgcc-s1 of the target arch let qemu run the binaries with `-L /`.
+# Idempotent: does nothing when every package is installed. Run as root (or via sudo).
 #
 #   cross/install-deps.sh [TARGET...]     default: aarch64-unknown-linux-gnu
 #
@@ -55,7 +56,7 @@ done
 
 wanted=("${host_pkgs[@]}")
 for t in "$@"; do
-    wanted+=("libstd-rust-web-dev:${arch_of[$t]}" "gcc-${gnu_of[$t]}" "libc6-dev:${arch_of[$t]}")
+    wanted+=("libstd-rust-web-dev:${arch_of[$t]}" "gcc-${gnu_of[$t]}" "libc6-dev:${arch_of[$t]}" "libgcc-s1:${arch_of[$t]}")
 done
 if installed "${wanted[@]}"; then
     echo "cross/install-deps.sh: all installed (${wanted[*]})"
@@ -89,7 +90,7 @@ arches=()
 for t in "$@"; do
     a=${arch_of[$t]}
     arches+=("$a")
-    pkgs+=("libstd-rust-web-dev:$a=$version" "gcc-${gnu_of[$t]}" "libc6-dev:$a")
+    pkgs+=("libstd-rust-web-dev:$a=$version" "gcc-${gnu_of[$t]}" "libc6-dev:$a" "libgcc-s1:$a")
 done
 "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" \
     || die "apt-get install failed; does the mirror carry libstd-rust-web-dev $version for ${arches[*]}? (apt-cache policy libstd-rust-web-dev:ARCH)"

@@ -14,11 +14,10 @@ echo "== systemd unit and example config"
 scripts/verify-systemd.sh target/debug/poolwatch
 if [[ -x /usr/bin/cargo && -x /usr/bin/qemu-aarch64-static ]] && compgen -G "$(/usr/bin/rustc --print sysroot 2>/dev/null)/lib/rustlib/aarch64-unknown-linux-gnu/lib/libstd-*.rlib" >/dev/null; then
     echo "== aarch64: cross build, every device test under qemu-user"
-    # The test binaries run under qemu through cargo's runner; the tests start the aarch64 poolwatch
-    # through POOLWATCH_TEST_RUNNER (no binfmt_misc needed).
-    POOLWATCH_TEST_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu" \
-        cross/build.sh aarch64-unknown-linux-gnu test --release --features camera
-    cross/build.sh aarch64-unknown-linux-gnu build --release --features camera --bin poolwatch
+    # The test binaries run under qemu through cargo's runner, and the tests start the aarch64
+    # poolwatch through POOLWATCH_TEST_RUNNER (both set by cross/build.sh; no binfmt_misc needed).
+    cross/build.sh aarch64-unknown-linux-gnu test --release --features camera
+    # The binary the tests ran, stripped: what goes on the board.
     cp target/cross/aarch64-unknown-linux-gnu/release/poolwatch target/cross/poolwatch-aarch64
     aarch64-linux-gnu-strip target/cross/poolwatch-aarch64
     echo "stripped aarch64 poolwatch: $(du -h target/cross/poolwatch-aarch64 | cut -f1)"

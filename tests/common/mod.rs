@@ -11,7 +11,7 @@ pub fn bin() -> PathBuf {
 }
 
 /// A command that runs the built binary; through `$POOLWATCH_TEST_RUNNER` when set (e.g.
-/// `qemu-aarch64-static -L /usr/aarch64-linux-gnu` for a cross-built binary, since this machine
+/// `qemu-aarch64-static -L /` for a cross-built binary, as `cross/build.sh` sets it, since this machine
 /// cannot exec foreign binaries directly).
 pub fn poolwatch() -> std::process::Command {
     match std::env::var("POOLWATCH_TEST_RUNNER").ok().filter(|r| !r.trim().is_empty()) {
