@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub model: Option<PathBuf>,
     /// Stop after this many processed frames.
     pub max_frames: Option<u64>,
+    /// `--input`/`--stdin`/`--fps`: the source given on the command line, which also wins after a reload.
+    pub source: Option<crate::source::SourceSettings>,
 }
 
 /// Counters of a finished run.
@@ -286,10 +288,13 @@ impl Stage {
 
 /// Re-reads the config file and the model; `Err` leaves everything as it was.
 fn reload(opts: &RunOptions, running: &Config) -> Result<(Config, Autoencoder), String> {
-    let cfg = match &opts.config_path {
+    let mut cfg = match &opts.config_path {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
         None => running.clone(),
     };
+    if let Some(s) = &opts.source {
+        cfg.source = s.clone();
+    }
     let model = load_model(&cfg, opts).map_err(|e| e.to_string())?;
     Ok((cfg, model))
 }

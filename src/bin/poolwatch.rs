@@ -286,6 +286,7 @@ fn run(
     {
         return Err(Usage(anyhow::anyhow!("--fps must be in (0, 1000]")));
     }
+    let from_file = cfg.source.clone();
     if !input.is_empty() {
         let path = input.iter().map(|p| p.to_string_lossy().into_owned()).collect();
         cfg.source = SourceSettings::Dir { path, fps: fps.unwrap_or(0.0), looping };
@@ -306,7 +307,8 @@ fn run(
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handlers").map_err(Usage)?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload)).context("cannot install signal handlers").map_err(Usage)?;
-    let opts = RunOptions { config_path: config, model, max_frames: frames };
+    let source = (cfg.source != from_file).then(|| cfg.source.clone());
+    let opts = RunOptions { config_path: config, model, max_frames: frames, source };
     match poolwatch::daemon::run(cfg, &opts, stop, reload) {
         Ok(stats) => Ok(if stats.processed == 0 && stats.bad_frames > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }),
         Err(e @ (DaemonError::Model(_) | DaemonError::Source(_) | DaemonError::Http(_) | DaemonError::Mqtt(_))) => Err(Usage(e.into())),
