@@ -16,9 +16,9 @@ if [[ -x /usr/bin/cargo && -x /usr/bin/qemu-aarch64-static ]] && compgen -G "$(/
     echo "== aarch64: cross build, every device test under qemu-user"
     # The test binaries run under qemu through cargo's runner, and the tests start the aarch64
     # poolwatch through POOLWATCH_TEST_RUNNER (both set by cross/build.sh; no binfmt_misc needed).
-    cross/build.sh aarch64-unknown-linux-gnu test --release --features camera
-    # The binary the tests ran, stripped: what goes on the board.
-    cp target/cross/aarch64-unknown-linux-gnu/release/poolwatch target/cross/poolwatch-aarch64
+    cross/build.sh aarch64-unknown-linux-gnu test --profile cross-test --features camera
+    # The binary the tests ran, stripped (a board gets the release profile's, with LTO: cross/README.md).
+    cp target/cross/aarch64-unknown-linux-gnu/cross-test/poolwatch target/cross/poolwatch-aarch64
     aarch64-linux-gnu-strip target/cross/poolwatch-aarch64
     echo "stripped aarch64 poolwatch: $(du -h target/cross/poolwatch-aarch64 | cut -f1)"
 else

@@ -174,7 +174,7 @@ enum Command {
 struct Usage(anyhow::Error);
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,tract_linalg=warn")).format_timestamp_millis().init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config, model, input, stdin, size, looping, frames, fps } => {
