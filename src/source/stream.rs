@@ -58,6 +58,28 @@ impl<R: Read + Send> StreamSource<R> {
         Ok(Some(b))
     }
 
+    /// Reads a marker segment's length and payload onto `out`; `false` at the end of the stream.
+    fn segment(&mut self, out: &mut Vec<u8>) -> Result<bool, SourceError> {
+        let mut len = [0u8; 2];
+        match self.input.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(SourceError::Unavailable(format!("reading the stream: {e}"))),
+        }
+        let n = u16::from_be_bytes(len) as usize;
+        if n < 2 {
+            return Err(SourceError::Decode { origin: self.name.clone(), reason: "bad JPEG segment length".into() });
+        }
+        out.extend_from_slice(&len);
+        let start = out.len();
+        out.resize(start + n - 2, 0);
+        match self.input.read_exact(&mut out[start..]) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(SourceError::Unavailable(format!("reading the stream: {e}"))),
+        }
+    }
+
     /// The next JPEG, from SOI to EOI, walking its segments (so thumbnails inside APP segments and
     /// 0xFF bytes in entropy-coded data are not mistaken for the end). `Ok(None)` at the end of the
     /// stream; a JPEG cut off by the end of the stream is dropped.
@@ -101,17 +123,8 @@ impl<R: Read + Send> StreamSource<R> {
                 0x01 | 0xD0..=0xD7 => continue,
                 _ => {}
             }
-            let hi = next!();
-            let lo = next!();
-            let len = u16::from_be_bytes([hi, lo]) as usize;
-            if len < 2 {
-                return Err(SourceError::Decode { origin: self.name.clone(), reason: "bad JPEG segment length".into() });
-            }
-            out.extend_from_slice(&[hi, lo]);
-            let start = out.len();
-            out.resize(start + len - 2, 0);
-            if let Err(e) = self.input.read_exact(&mut out[start..]) {
-                return if e.kind() == ErrorKind::UnexpectedEof { Ok(None) } else { Err(io(e)) };
+            if !self.segment(&mut out)? {
+                return Ok(None);
             }
             if code == 0xDA {
                 // Entropy-coded data up to the next marker that is not a stuffed byte or a restart.
@@ -137,17 +150,8 @@ impl<R: Read + Send> StreamSource<R> {
                         return Err(self.cut_short());
                     }
                     // Another marker after the scan (progressive JPEGs have several scans).
-                    let hi = next!();
-                    let lo = next!();
-                    let len = u16::from_be_bytes([hi, lo]) as usize;
-                    if len < 2 {
-                        return Err(SourceError::Decode { origin: self.name.clone(), reason: "bad JPEG segment length".into() });
-                    }
-                    out.extend_from_slice(&[hi, lo]);
-                    let start = out.len();
-                    out.resize(start + len - 2, 0);
-                    if let Err(e) = self.input.read_exact(&mut out[start..]) {
-                        return if e.kind() == ErrorKind::UnexpectedEof { Ok(None) } else { Err(io(e)) };
+                    if !self.segment(&mut out)? {
+                        return Ok(None);
                     }
                     if c != 0xDA {
                         // A table between scans; the next byte must start a marker again.
