@@ -163,14 +163,19 @@ impl SourceSettings {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |k: &str, m: String| Err((format!("source.{k}"), m));
         let size_ok = |w: u32, h: u32| (16..=8192).contains(&w) && (16..=8192).contains(&h);
+        // The frame size and rate of a source that makes frames (a camera, the synthetic pool).
+        let camera_like = |w: u32, h: u32, fps: f64| -> Result<(), (String, String)> {
+            if !size_ok(w, h) {
+                return bad("width", format!("{w}x{h} must be within 16..=8192"));
+            }
+            if !(fps > 0.0 && fps <= 1000.0) {
+                return bad("fps", format!("{fps} must be in (0, 1000]"));
+            }
+            Ok(())
+        };
         match self {
             SourceSettings::Synth { width, height, fps, swimmers, .. } => {
-                if !size_ok(*width, *height) {
-                    return bad("width", format!("{width}x{height} must be within 16..=8192"));
-                }
-                if !(*fps > 0.0 && *fps <= 1000.0) {
-                    return bad("fps", format!("{fps} must be in (0, 1000]"));
-                }
+                camera_like(*width, *height, *fps)?;
                 crate::synth::parse_range(swimmers).map_err(|e| ("source.swimmers".to_string(), e))?;
             }
             SourceSettings::Camera { device, width, height, fps, timeout_ms, .. } => {
@@ -180,12 +185,7 @@ impl SourceSettings {
                 if device.is_empty() {
                     return bad("device", "is empty".into());
                 }
-                if !size_ok(*width, *height) {
-                    return bad("width", format!("{width}x{height} must be within 16..=8192"));
-                }
-                if !(*fps > 0.0 && *fps <= 1000.0) {
-                    return bad("fps", format!("{fps} must be in (0, 1000]"));
-                }
+                camera_like(*width, *height, *fps)?;
                 if !(100..=60_000).contains(timeout_ms) {
                     return bad("timeout_ms", format!("{timeout_ms} must be in 100..=60000"));
                 }
