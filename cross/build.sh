@@ -39,8 +39,15 @@ hint="run 'sudo cross/install-deps.sh $target' (apt-get install $pkgs)"
 # Preflight: Debian's toolchain, its std for the target, the cross C toolchain and the target's libc.
 [[ -x $cargo_bin && -x $rustc_bin ]] || die "Debian's Rust toolchain ($cargo_bin, $rustc_bin) is missing; $hint"
 sysroot="$("$rustc_bin" --print sysroot)" || die "$rustc_bin does not run; $hint"
-compgen -G "$sysroot/lib/rustlib/$target/lib/libstd-*.rlib" >/dev/null \
-    || die "no Rust std for $target under $sysroot/lib/rustlib (package libstd-rust-web-dev:$deb_arch); $hint"
+# The std comes from the package, or from the private sysroot cross/install-deps.sh unpacks when the target's
+# Debian index is unavailable (its "cross-only" route).
+private_sysroot="${CROSS_SYSROOT_BASE:-/usr/local/lib/poolwatch-cross}/rust-$("$rustc_bin" --version | cut -d' ' -f2)"
+extra_rustflags=()
+if ! compgen -G "$sysroot/lib/rustlib/$target/lib/libstd-*.rlib" >/dev/null; then
+    compgen -G "$private_sysroot/lib/rustlib/$target/lib/libstd-*.rlib" >/dev/null \
+        || die "no Rust std for $target under $sysroot/lib/rustlib (package libstd-rust-web-dev:$deb_arch) nor $private_sysroot; $hint"
+    extra_rustflags=("--sysroot=$private_sysroot")
+fi
 command -v "$gnu-gcc" >/dev/null || die "the cross C compiler $gnu-gcc is missing (package gcc-$gnu); $hint"
 [[ -e /usr/lib/$gnu/libc.so || -e /usr/$gnu/lib/libc.so ]] \
     || die "the $deb_arch C library is missing (package libc6-dev:$deb_arch); $hint"
@@ -71,6 +78,12 @@ export "CARGO_TARGET_${TU}_LINKER=${gnu}-gcc"
 export "CC_${T}=${gnu}-gcc"
 export "AR_${T}=${gnu}-ar"
 command -v "${gnu}-g++" >/dev/null && export "CXX_${T}=${gnu}-g++"
+# Target-only flags: the private sysroot when the std lives there (build scripts and proc macros, built for the
+# host, keep the default one).
+if [[ ${#extra_rustflags[@]} -gt 0 ]]; then
+    flags_var="CARGO_TARGET_${TU}_RUSTFLAGS"
+    export "$flags_var=${!flags_var:+${!flags_var} }${extra_rustflags[*]}"
+fi
 # Test binaries, `cargo run` and doctests run under qemu. Its -L prefix must hold the dynamic loader of the same
 # glibc as libc.so.6: with the multiarch libc6:<arch> installed, `-L /usr/<triplet>` would pair the cross
 # toolchain's loader with the multiarch libc.so.6 (found in /lib/<triplet> behind the prefix) and any thread start

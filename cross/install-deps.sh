@@ -9,7 +9,11 @@
 # `apt-get update` is retried (APT_RETRIES times, default 5, APT_RETRY_SLEEP seconds apart, default 30, doubling):
 # Debian mirrors answer "File has unexpected size ... Mirror sync in progress?" while they sync. If a foreign
 # architecture this script added still has no index after the last try, it is removed again and the indexes are
-# refreshed, so that one broken index does not leave the others (e.g. arm64's) stale.
+# refreshed, so that one broken index does not leave the others (e.g. arm64's) stale; the script then installs
+# without the foreign architecture ("cross-only"): the cross C toolchain with its own libc (/usr/<triplet>, an
+# amd64 package) and the target's Rust std unpacked from the exact libstd-rust-web-dev .deb of the installed
+# rustc-web (fetched from the same pool as the host's) into $CROSS_SYSROOT_BASE/rust-VERSION, a private sysroot
+# that cross/build.sh finds by itself. CROSS_ONLY=1 takes that route directly.
 set -euo pipefail
 
 die() { echo "cross/install-deps.sh: error: $*" >&2; exit 1; }
@@ -62,6 +66,50 @@ if installed "${wanted[@]}"; then
     echo "cross/install-deps.sh: all installed (${wanted[*]})"
     exit 0
 fi
+# Or installed by an earlier cross-only run (below).
+if installed "${host_pkgs[@]}" cargo-web; then
+    done_sysroot="${CROSS_SYSROOT_BASE:-/usr/local/lib/poolwatch-cross}/rust-$(dpkg-query -W -f='${Version}' rustc-web | sed 's/+.*//')"
+    all=1
+    for t in "$@"; do
+        a=${arch_of[$t]}
+        installed "libstd-rust-web-dev:$a" "gcc-${gnu_of[$t]}" "libc6-dev:$a" \
+            || { compgen -G "$done_sysroot/lib/rustlib/$t/lib/libstd-*.rlib" >/dev/null \
+                && installed "gcc-${gnu_of[$t]}" "libc6-dev-$a-cross"; } || all=0
+    done
+    if [[ $all == 1 ]]; then
+        echo "cross/install-deps.sh: all installed (cross-only std in $done_sysroot where no package)"
+        exit 0
+    fi
+fi
+
+# The route without foreign architectures: amd64 packages for the cross C toolchain and qemu, the target's std
+# unpacked from its .deb into a private sysroot (lib/rustlib/TARGET/lib) next to a link to the host's std.
+cross_only() {
+    installed rustc-web cargo-web || "${apt[@]}" install -y --no-install-recommends rustc-web cargo-web
+    local version t pkgs=(qemu-user-static libclang-dev curl ca-certificates)
+    version=$(dpkg-query -W -f='${Version}' rustc-web)
+    for t in "$@"; do pkgs+=("gcc-${gnu_of[$t]}" "libc6-dev-${arch_of[$t]}-cross"); done
+    "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}"
+    local base=${CROSS_SYSROOT_BASE:-/usr/local/lib/poolwatch-cross}
+    local sysroot="$base/rust-${version%%+*}" host_uri tmp
+    host_uri=$(apt-get download --print-uris "libstd-rust-web-dev:$(dpkg --print-architecture)=$version" | head -1 | cut -d"'" -f2)
+    [[ $host_uri == http* ]] || die "cannot find where libstd-rust-web-dev $version comes from (apt-get download --print-uris)"
+    tmp=$(mktemp -d)
+    for t in "$@"; do
+        local uri=${host_uri%_*.deb}_${arch_of[$t]}.deb
+        echo "cross/install-deps.sh: fetching $uri" >&2
+        curl -fsSL --retry 3 -o "$tmp/std.deb" "$uri" || die "cannot download $uri"
+        dpkg-deb -x "$tmp/std.deb" "$tmp/x"
+        "${sudo[@]}" mkdir -p "$sysroot/lib/rustlib"
+        "${sudo[@]}" rm -rf "$sysroot/lib/rustlib/$t"
+        "${sudo[@]}" cp -a "$tmp/x/usr/lib/rustlib/$t" "$sysroot/lib/rustlib/$t"
+    done
+    rm -rf "$tmp"
+    local host
+    host=$(/usr/bin/rustc -vV | sed -n 's/^host: //p')
+    "${sudo[@]}" ln -sfn "/usr/lib/rustlib/$host" "$sysroot/lib/rustlib/$host"
+    echo "cross/install-deps.sh: done for $* (cross-only: Rust std in $sysroot)"
+}
 
 added=()
 for t in "$@"; do
@@ -72,13 +120,17 @@ for t in "$@"; do
     fi
 done
 
-if ! update; then
-    if [[ ${#added[@]} -gt 0 ]]; then
+if [[ ${CROSS_ONLY:-0} == 1 ]] || ! update; then
+    if [[ ${CROSS_ONLY:-0} != 1 ]]; then
+        [[ ${#added[@]} -gt 0 ]] || die "apt-get update kept failing (mirror sync?); try again later"
         for a in "${added[@]}"; do "${sudo[@]}" dpkg --remove-architecture "$a"; done
-        "${apt[@]}" update || true
-        die "apt-get update kept failing (mirror sync?); removed the architecture(s) ${added[*]} again so the other indexes stay intact; try again later"
+        echo "cross/install-deps.sh: apt-get update kept failing (mirror sync?); removed the architecture(s) ${added[*]} again and installing cross-only" >&2
+    else
+        for a in "${added[@]}"; do "${sudo[@]}" dpkg --remove-architecture "$a"; done
     fi
-    die "apt-get update kept failing (mirror sync?); try again later"
+    update || die "apt-get update kept failing even without ${added[*]:-a foreign architecture} (mirror sync?); try again later"
+    cross_only "$@"
+    exit 0
 fi
 
 # rustc-web first, then each std pinned to its version (Multi-Arch: same demands one version for all arches;
