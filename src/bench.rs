@@ -17,6 +17,8 @@ pub const STAGES: [&str; 6] = ["decode", "preprocess", "infer", "heatmap", "boxe
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub model: String,
+    /// The tract runtime the model ran on: "cpu" or "cuda".
+    pub runtime: String,
     pub frames: usize,
     pub threads: usize,
     pub size: String,
@@ -63,6 +65,7 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
             buf
         })
         .collect();
+    let runtime = model.runtime();
     let mut det = Detector::new(model, &Config::default());
     let mut samples: BTreeMap<&str, Vec<f64>> = STAGES.iter().map(|s| (*s, Vec::with_capacity(frames))).collect();
     let mut totals = Vec::with_capacity(frames);
@@ -118,6 +121,7 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
     }
     Ok(BenchReport {
         model: label.to_string(),
+        runtime: runtime.to_string(),
         frames,
         threads,
         size: format!("{width}x{height}"),

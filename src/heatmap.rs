@@ -15,11 +15,18 @@ pub struct HeatmapSettings {
     pub blur_sigma: f32,
     /// Divide by the empty-frame spread, per pixel, after subtracting the empty-frame mean.
     pub standardize: bool,
+    /// How fast those per-pixel statistics follow the live frames (the weight of each new frame in an
+    /// exponential moving average; 0 keeps the empty-frame statistics as calibrated). Light, waves and
+    /// framing drift after the empty pool was recorded; this lets the device learn the pool as it is now.
+    pub adapt_rate: f32,
+    /// Pixels scoring above this (in spreads) adapt ten times slower, so a swimmer who stays still is
+    /// not learnt as background within seconds.
+    pub adapt_gate: f32,
 }
 
 impl Default for HeatmapSettings {
     fn default() -> Self {
-        HeatmapSettings { exponent: 1.0, blur_sigma: 1.5, standardize: true }
+        HeatmapSettings { exponent: 1.0, blur_sigma: 1.5, standardize: true, adapt_rate: 0.0, adapt_gate: 3.0 }
     }
 }
 
@@ -49,8 +56,17 @@ pub struct HeatmapBuilder {
     height: usize,
     kernel: Vec<f32>,
     tmp: Vec<f32>,
-    /// Per-pixel (mean, 1/spread) when standardising.
-    stats: Option<(Vec<f32>, Vec<f32>)>,
+    /// Per-pixel error statistics when standardising.
+    stats: Option<PixelStats>,
+}
+
+/// The per-pixel mean and variance of the smoothed error, starting from the empty frames'.
+#[derive(Debug)]
+struct PixelStats {
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    /// Spreads below this count as this, so near-constant pixels do not explode.
+    floor: f32,
 }
 
 impl HeatmapBuilder {
@@ -58,7 +74,7 @@ impl HeatmapBuilder {
     pub fn new(width: u32, height: u32, settings: HeatmapSettings, calibration: Option<&Calibration>) -> Self {
         let stats = calibration.filter(|_| settings.standardize).map(|c| {
             let floor = spread_floor(&c.std);
-            (c.mean.clone(), c.std.iter().map(|&s| 1.0 / s.max(floor)).collect())
+            PixelStats { mean: c.mean.clone(), var: c.std.iter().map(|&s| s.max(floor) * s.max(floor)).collect(), floor }
         });
         HeatmapBuilder {
             kernel: gaussian_kernel(settings.blur_sigma),
@@ -105,9 +121,20 @@ impl HeatmapBuilder {
     /// The heatmap of one frame into `out` (its buffer is reused).
     pub fn build_into(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
         self.raw_into(input, recon, mask, out);
-        if let Some((mean, inv)) = &self.stats {
-            for i in 0..out.score.len() {
-                out.score[i] = ((out.score[i] - mean[i]) * inv[i]).max(0.0) * mask[i];
+        let Some(st) = &mut self.stats else { return };
+        let (rate, gate) = (self.settings.adapt_rate.clamp(0.0, 1.0), self.settings.adapt_gate);
+        for (i, s) in out.score.iter_mut().enumerate() {
+            let (e, m) = (*s, st.mean[i]);
+            let z = (e - m) / st.var[i].sqrt().max(st.floor);
+            *s = z.max(0.0) * mask[i];
+            if rate > 0.0 && mask[i] > 0.0 {
+                // Exponentially weighted mean and variance (West's update) of the residual clipped at
+                // `gate` spreads, so one bright frame cannot blow the spread up.
+                let sd = st.var[i].sqrt().max(st.floor);
+                let r = if z > gate { rate * 0.1 } else { rate };
+                let d = (e - m).clamp(-gate * sd, gate * sd);
+                st.mean[i] = m + r * d;
+                st.var[i] = (1.0 - r) * (st.var[i] + r * d * d);
             }
         }
     }
@@ -271,7 +298,7 @@ mod tests {
     use super::*;
 
     fn settings(blur: f32, standardize: bool, exponent: f32) -> HeatmapSettings {
-        HeatmapSettings { exponent, blur_sigma: blur, standardize }
+        HeatmapSettings { exponent, blur_sigma: blur, standardize, ..Default::default() }
     }
 
     #[test]
@@ -320,6 +347,50 @@ mod tests {
         b.build_into(&[1.0, 0.9, 0.0, 0.0, 0.0, 0.0], &[0.0; 6], &[1.0, 1.0], &mut hm);
         assert!(hm.score[0] < 1.0, "rope standardised away: {}", hm.score[0]);
         assert!(hm.score[1] > 10.0, "swimmer stands out: {}", hm.score[1]);
+    }
+
+    #[test]
+    fn adaptation_learns_the_drift_but_not_a_passing_swimmer() {
+        // Empty frames: error 0.01 +- 0.001 everywhere. Live: pixel 0 drifted to 0.05 +- 0.005 (new
+        // light), pixel 1 stays as calibrated until a swimmer passes over it for 5 frames.
+        let (w, h) = (2u32, 1u32);
+        let mut cal = Calibrator::new(w, h, settings(0.0, true, 1.0));
+        for k in 0..20 {
+            let e: f32 = 0.01 + if k % 2 == 0 { 0.001 } else { -0.001 };
+            cal.add(&[e.sqrt(), e.sqrt(), 0.0, 0.0, 0.0, 0.0], &[0.0; 6], &[1.0, 1.0]);
+        }
+        let c = cal.finish(0.99).unwrap();
+        let live = |k: usize, swimmer: bool| {
+            let drift: f32 = 0.05 + if k % 2 == 0 { 0.005 } else { -0.005 };
+            let p1: f32 = if swimmer { 0.09 } else { 0.01 };
+            [drift.sqrt(), p1.sqrt(), 0.0, 0.0, 0.0, 0.0]
+        };
+        let run = |rate: f32| {
+            let mut b = HeatmapBuilder::new(w, h, HeatmapSettings { adapt_rate: rate, ..settings(0.0, true, 1.0) }, Some(&c));
+            let mut hm = Heatmap::default();
+            let mut first = 0.0;
+            for k in 0..200 {
+                b.build_into(&live(k, false), &[0.0; 6], &[1.0, 1.0], &mut hm);
+                if k == 0 {
+                    first = hm.score[0];
+                }
+            }
+            let drift = hm.score[0];
+            let mut swimmer = f32::MAX; // its lowest score over the frames it is there
+            for k in 200..205 {
+                b.build_into(&live(k, true), &[0.0; 6], &[1.0, 1.0], &mut hm);
+                swimmer = swimmer.min(hm.score[1]);
+            }
+            (first, drift, swimmer)
+        };
+        // Without adaptation the drift scores as high as on the first frame, for ever.
+        let (first, drift, _) = run(0.0);
+        assert!(first > 20.0 && drift > 20.0, "{first} {drift}");
+        // With it, the drift fades to the noise level, and the swimmer still stands out on each of its frames.
+        let (first, drift, swimmer) = run(0.05);
+        assert!(first > 20.0, "{first}");
+        assert!(drift < 3.0, "the drift is learnt: {drift}");
+        assert!(swimmer > 10.0, "the swimmer is not: {swimmer}");
     }
 
     #[test]

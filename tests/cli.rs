@@ -65,7 +65,9 @@ fn synth_then_detect_prints_one_result_per_image_and_finds_swimmers() {
     let frames = synth(dir.path(), &[]);
     let model = calibrated_model(dir.path());
     let config = dir.path().join("c.toml");
-    std::fs::write(&config, "[pool]\nmask = \"auto\"\n").unwrap();
+    // The calibrated threshold as measured (the default scale of 3 is for trained models, whose
+    // calibration underestimates a live stream's tail; this blurring one barely separates swimmers).
+    std::fs::write(&config, "[pool]\nmask = \"auto\"\n[boxes]\nthreshold_scale = 1.0\n").unwrap();
     let annotated = dir.path().join("annotated");
     let o = run(&[
         "detect", "--model", model.to_str().unwrap(), "--config", config.to_str().unwrap(),
@@ -299,6 +301,30 @@ fn eval_reports_every_metric_and_plots() {
 }
 
 #[test]
+fn eval_track_scores_only_confirmed_swimmers() {
+    // Ten consecutive frames (25 fps) of one swimmer at the shipped model's venue: per frame, the
+    // detector finds it every time; with --track the tracker (min_hits = 3) confirms it on the third
+    // frame, so frames 0 and 1 report nothing and exactly 8 of the 10 swimmers count.
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("video");
+    let o = run(&["synth", "--out", video.to_str().unwrap(), "--frames", "10", "--swimmers", "1", "--seed", "1", "--interval", "0.04", "--start", "1000"]);
+    assert!(o.status.success());
+    let recall = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", "models/poolwatch.onnx", "--test", video.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["frames"], 10);
+        v["box"]["0.3"]["recall"].as_f64().unwrap()
+    };
+    let per_frame = recall(&[]);
+    let tracked = recall(&["--track"]);
+    assert_eq!(per_frame, 1.0);
+    assert!((tracked - 0.8).abs() < 1e-9, "{tracked}");
+}
+
+#[test]
 fn bench_prints_every_stage() {
     let o = run(&["bench", "--frames", "5", "--size", "320x240", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -306,6 +332,7 @@ fn bench_prints_every_stage() {
     for k in ["infer_ms", "pipeline_ms", "fps"] {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
     }
+    assert_eq!(v["runtime"], "cpu", "no GPU runtime in this build");
     for s in poolwatch::bench::STAGES {
         assert!(v["stages"][s].as_f64().unwrap() >= 0.0, "stage {s}: {v}");
     }

@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use image::RgbImage;
 use poolwatch::annotations::{OwnAnnotation, OwnBox, write_own};
+use poolwatch::boxes::BBox;
 use poolwatch::config::Config;
 use poolwatch::detect::{Detector, ImageRecord};
 use poolwatch::model::{Autoencoder, contract::parse_size};
@@ -132,6 +133,10 @@ enum Command {
         /// Write PR and PRO curves as PNG here.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// Score what the daemon reports: the test frames of each directory are a video, in name order,
+        /// run through the tracker (the config's `[tracking]`), and only its confirmed swimmers count.
+        #[arg(long)]
+        track: bool,
     },
     /// Time every stage of the pipeline on synthetic frames: medians, p99, frames per second, peak memory.
     Bench {
@@ -188,7 +193,7 @@ fn main() -> ExitCode {
         }
         Command::Info { model, json } => info(&model, json).map_err(Usage),
         Command::Bench { model, frames, threads, size, json } => bench(model, frames, threads, &size, json).map_err(Usage),
-        Command::Eval { model, test, normal, config, json, plots } => eval(model, &test, &normal, config, json, plots),
+        Command::Eval { model, test, normal, config, json, plots, track } => eval(model, &test, &normal, config, json, plots, track),
         Command::Mask { image, out, config, preview } => mask(&image, &out, config, preview).map_err(Usage),
     };
     match result {
@@ -410,7 +415,7 @@ fn record(config: Option<PathBuf>, out: &Path, frames: u64, every: u64, format: 
     Ok(if saved == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn eval(model: Option<PathBuf>, test: &[PathBuf], normal: &[PathBuf], config: Option<PathBuf>, json: bool, plots: Option<PathBuf>) -> Result<ExitCode, Usage> {
+fn eval(model: Option<PathBuf>, test: &[PathBuf], normal: &[PathBuf], config: Option<PathBuf>, json: bool, plots: Option<PathBuf>, track: bool) -> Result<ExitCode, Usage> {
     use poolwatch::eval::Evaluator;
     let cfg = load_config(config.as_deref()).map_err(Usage)?;
     let model = match model.or(cfg.model.clone()) {
@@ -422,13 +427,26 @@ fn eval(model: Option<PathBuf>, test: &[PathBuf], normal: &[PathBuf], config: Op
     let mut ev = Evaluator::default();
     let tests = image_paths(test).map_err(|e| Usage(e.into()))?;
     let normals = image_paths(normal).map_err(|e| Usage(e.into()))?;
-    for path in &tests {
+    // With --track: one tracker per directory (a video), fed every frame in order.
+    let mut tracker: Option<(Option<PathBuf>, poolwatch::track::Tracker)> = None;
+    for (seq, path) in tests.iter().enumerate() {
         let result = (|| -> Result<()> {
             let img = load_rgb(path)?;
             let ann = poolwatch::annotations::find_for(path).with_context(|| format!("{}: no annotation beside it", path.display()))?;
             let truth = poolwatch::annotations::read(&ann, img.width(), img.height())?;
             let d = det.detect(&img)?;
-            ev.add_test(&d.boxes, det.heatmap(), det.mask(), &truth, img.dimensions());
+            let boxes = if track {
+                let video = path.parent().map(Path::to_path_buf);
+                if tracker.as_ref().is_none_or(|(v, _)| *v != video) {
+                    tracker = Some((video, poolwatch::track::Tracker::new(cfg.tracking.clone())));
+                }
+                let t = &mut tracker.as_mut().expect("set above").1;
+                t.update(seq as u64, &d.boxes);
+                t.tracks().map(|t| BBox { x1: t.bbox[0], y1: t.bbox[1], x2: t.bbox[2], y2: t.bbox[3], score: t.score }).collect()
+            } else {
+                d.boxes
+            };
+            ev.add_test(&boxes, det.heatmap(), det.mask(), &truth, img.dimensions());
             Ok(())
         })();
         if let Err(e) = result {
@@ -484,7 +502,7 @@ fn bench(model: Option<PathBuf>, frames: usize, threads: usize, size: &str, json
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!("model {}  {} frames of {}  {} thread(s)", r.model, r.frames, r.size, r.threads);
+        println!("model {} ({})  {} frames of {}  {} thread(s)", r.model, r.runtime, r.frames, r.size, r.threads);
         println!("{:<11} {:>9} {:>9}", "stage", "median ms", "p99 ms");
         for s in poolwatch::bench::STAGES {
             println!("{s:<11} {:>9.3} {:>9.3}", r.stages[s], r.p99[s]);

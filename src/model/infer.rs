@@ -1,13 +1,13 @@
 //! Inference through tract: the model is loaded and checked once, its optimised plan built once, and
-//! every frame runs through the same plan and state.
+//! every frame runs through the same plan and state; on the CPU, or on an NVIDIA GPU through tract's
+//! CUDA runtime when built with the `cuda` feature and a GPU is there (else the CPU, said in the log).
 
 use super::contract::{ModelError, ModelMeta};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
-
-type Plan = TypedSimplePlan;
+use tract_onnx::tract_core::runtime::State;
 
 /// The shipped model's bytes.
 pub const EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/poolwatch.onnx"));
@@ -16,13 +16,15 @@ pub const EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DI
 pub struct Autoencoder {
     meta: ModelMeta,
     path: PathBuf,
-    state: TypedSimpleState,
+    state: Box<dyn State>,
+    /// Which tract runtime runs the model: "cpu" or "cuda".
+    runtime: &'static str,
     output: Vec<f32>,
 }
 
 impl std::fmt::Debug for Autoencoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Autoencoder").field("path", &self.path).field("meta", &self.meta).finish()
+        f.debug_struct("Autoencoder").field("path", &self.path).field("runtime", &self.runtime).field("meta", &self.meta).finish()
     }
 }
 
@@ -79,13 +81,15 @@ impl Autoencoder {
 
     pub fn from_proto_with_threads(path: &Path, proto: &pb::ModelProto, threads: usize) -> Result<Autoencoder, ModelError> {
         let meta = ModelMeta::from_proto(path, proto)?;
-        let plan = build_plan(proto, meta.width, meta.height, threads)
-            .map_err(|e| ModelError::Tract { path: path.to_path_buf(), reason: format!("{e:#}") })?;
-        let state = plan
-            .spawn()
+        let (state, runtime) = build_state(proto, meta.width, meta.height, threads)
             .map_err(|e| ModelError::Tract { path: path.to_path_buf(), reason: format!("{e:#}") })?;
         let n = 3 * (meta.width * meta.height) as usize;
-        Ok(Autoencoder { meta, path: path.to_path_buf(), state, output: vec![0.0; n] })
+        Ok(Autoencoder { meta, path: path.to_path_buf(), state, runtime, output: vec![0.0; n] })
+    }
+
+    /// The tract runtime the model runs on: "cpu", or "cuda" (feature `cuda`, with a GPU).
+    pub fn runtime(&self) -> &'static str {
+        self.runtime
     }
 
     pub fn meta(&self) -> &ModelMeta {
@@ -120,12 +124,52 @@ impl Autoencoder {
     }
 }
 
-fn build_plan(proto: &pb::ModelProto, width: u32, height: u32, threads: usize) -> TractResult<std::sync::Arc<Plan>> {
+/// The model's state, ready to run, and the name of the runtime it runs on.
+fn build_state(proto: &pb::ModelProto, width: u32, height: u32, threads: usize) -> TractResult<(Box<dyn State>, &'static str)> {
     use tract_onnx::tract_core::runtime::RunOptions;
     use tract_onnx::tract_core::tract_linalg::multithread::Executor;
     let model = tract_onnx::onnx()
         .model_for_proto_model(proto)?
         .with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())?;
+    #[cfg(feature = "cuda")]
+    let model = {
+        let typed = model.into_typed()?.into_decluttered()?;
+        if let Some(state) = cuda_state(&typed) {
+            return Ok((state, "cuda"));
+        }
+        typed
+    };
     let options = RunOptions { executor: (threads > 1).then(|| Executor::multithread(threads)), ..Default::default() };
-    model.into_optimized()?.into_runnable_with_options(&options)
+    let plan = model.into_optimized()?.into_runnable_with_options(&options)?;
+    Ok((Box::new(plan.spawn()?), "cpu"))
+}
+
+/// The model on tract's CUDA runtime, or `None` (with the reason in the log) when there is no usable
+/// GPU, driver or CUDA library, or the runtime cannot take this model.
+#[cfg(feature = "cuda")]
+fn cuda_state(model: &TypedModel) -> Option<Box<dyn State>> {
+    use tract_onnx::tract_core::runtime::runtime_for_name;
+    // Naming the crate links it, and with it the runtime it registers under "cuda".
+    let _ = tract_cuda::CudaTransform;
+    let runtime = match runtime_for_name("cuda") {
+        Ok(Some(rt)) => rt,
+        Ok(None) => {
+            log::warn!("no CUDA runtime in this build; running the model on the CPU");
+            return None;
+        }
+        Err(e) => {
+            log::warn!("no usable NVIDIA GPU ({e:#}); running the model on the CPU");
+            return None;
+        }
+    };
+    match runtime.prepare(model.clone()).and_then(|r| r.spawn()) {
+        Ok(state) => {
+            log::info!("running the model on the GPU (tract CUDA runtime)");
+            Some(state)
+        }
+        Err(e) => {
+            log::warn!("the CUDA runtime cannot run this model ({e:#}); running it on the CPU");
+            None
+        }
+    }
 }

@@ -25,6 +25,18 @@ pub fn poolwatch() -> std::process::Command {
     }
 }
 
+/// How much slower than a real CPU the binary runs: `$POOLWATCH_TEST_SLOWDOWN` (e.g. 8 under qemu-user,
+/// where the model takes most of a second a frame), 1 when unset. Deadlines that wait for the daemon's
+/// frames scale with it; nothing else does.
+pub fn slowdown() -> f64 {
+    std::env::var("POOLWATCH_TEST_SLOWDOWN").ok().and_then(|v| v.trim().parse::<f64>().ok()).filter(|f| *f >= 1.0).unwrap_or(1.0)
+}
+
+/// `secs` seconds of a real CPU's time, scaled by [`slowdown`].
+pub fn deadline(secs: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(secs * slowdown())
+}
+
 /// A [C,H,W] tensor.
 #[derive(Clone, Debug)]
 pub struct T {
