@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The accuracy benchmark on the ietr-pool footage: for each background group, train with
 # poolwatch-train's default settings on its empty frames, evaluate on the videos recorded at that
-# placement, print one table. Usage: scripts/ietr-benchmark.sh PATH/TO/ietr-pool [OUT_DIR] [-- TRAIN_ARGS...]
+# placement (each video through the tracker, as the daemon reports it), print one table.
+# Usage: scripts/ietr-benchmark.sh PATH/TO/ietr-pool [OUT_DIR] [-- TRAIN_ARGS...]
 set -euo pipefail
 data="${1:?usage: scripts/ietr-benchmark.sh PATH/TO/ietr-pool [OUT_DIR] [-- extra poolwatch-train arguments]}"
 shift
@@ -19,7 +20,8 @@ for dir in "$data"/background/*/; do
 done
 while read -r video group; do
     [ -n "$video" ] || continue
-    target/release/poolwatch eval --model "$out/$group.onnx" --test "$data/videos/$video" --json > "$out/$video.json"
+    # --track: the video through the tracker, scoring the confirmed swimmers the daemon would report.
+    target/release/poolwatch eval --model "$out/$group.onnx" --test "$data/videos/$video" --track --json > "$out/$video.json"
 done < "$data/videos.txt"
 python3 - "$out" "$data/videos.txt" <<'PY'
 import json, sys

@@ -303,8 +303,8 @@ fn eval_reports_every_metric_and_plots() {
 #[test]
 fn eval_track_scores_only_confirmed_swimmers() {
     // Ten consecutive frames (25 fps) of one swimmer at the shipped model's venue: per frame, the
-    // detector finds it every time; with --track the tracker (min_hits = 3) confirms it on the third
-    // frame, so frames 0 and 1 report nothing and exactly 8 of the 10 swimmers count.
+    // detector finds it every time; with --track and `min_hits = 4` the tracker confirms it on the
+    // fourth frame, so frames 0 to 2 report nothing and exactly 7 of the 10 swimmers count.
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("video");
     let o = run(&["synth", "--out", video.to_str().unwrap(), "--frames", "10", "--swimmers", "1", "--seed", "1", "--interval", "0.04", "--start", "1000"]);
@@ -319,9 +319,11 @@ fn eval_track_scores_only_confirmed_swimmers() {
         v["box"]["0.3"]["recall"].as_f64().unwrap()
     };
     let per_frame = recall(&[]);
-    let tracked = recall(&["--track"]);
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[tracking]\nmin_hits = 4\n").unwrap();
+    let tracked = recall(&["--track", "--config", config.to_str().unwrap()]);
     assert_eq!(per_frame, 1.0);
-    assert!((tracked - 0.8).abs() < 1e-9, "{tracked}");
+    assert!((tracked - 0.7).abs() < 1e-9, "{tracked}");
 }
 
 #[test]

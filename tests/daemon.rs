@@ -108,6 +108,10 @@ fn write_config(dir: &Path, text: &str) -> PathBuf {
     p
 }
 
+/// Tracks confirmed after 3 frames and kept through 5 misses: the output tests need swimmers and events
+/// soon, also under qemu, where frames are processed about a second apart.
+const QUICK_TRACKS: &str = "[tracking]\nmin_hits = 3\nmax_missed = 5\n";
+
 const LANES: &str = "[lanes]\ncorners = [[0, 479], [639, 479], [639, 0], [0, 0]]\ncount = 4\nlength_m = 25.0\n";
 
 fn tool(name: &str) -> String {
@@ -217,7 +221,7 @@ fn mqtt_topics_retained_status_discovery_last_will_and_broker_restart() {
     let cfg = write_config(
         dir.path(),
         &format!(
-            "name = \"test\"\n[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nstats_interval_s = 1.0\n{LANES}"
+            "name = \"test\"\n[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nstats_interval_s = 1.0\n{LANES}{QUICK_TRACKS}"
         ),
     );
     let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
@@ -371,7 +375,7 @@ fn serial_sentences_over_a_pty_and_a_port_that_comes_back() {
     let cfg = write_config(
         dir.path(),
         &format!(
-            "[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[serial]\nport = \"{}\"\nbaud = 57600\n{LANES}",
+            "[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[serial]\nport = \"{}\"\nbaud = 57600\n{LANES}{QUICK_TRACKS}",
             dev.display()
         ),
     );
