@@ -28,11 +28,12 @@ if [[ -x /usr/bin/qemu-aarch64-static ]] && has_std aarch64-unknown-linux-gnu; t
     x=(cross/build.sh aarch64-unknown-linux-gnu test --profile cross-test --features camera)
     "${x[@]}" --no-run
     "${x[@]}" --lib
-    # The daemon end to end. qemu runs the model at about a frame a second, so the deadlines that
-    # wait for frames are stretched (tests/common: POOLWATCH_TEST_SLOWDOWN). All but the serial test:
-    # qemu-user does not implement the TCGETS2 ioctl (ENOSYS) that serialport uses to set the baud
-    # rate, so no serial port opens under emulation (on a board's kernel it does).
-    POOLWATCH_TEST_SLOWDOWN=${POOLWATCH_TEST_SLOWDOWN:-8} "${x[@]}" --test daemon -- --skip serial_sentences
+    # The daemon end to end, the command line (synth, detect, eval, bench, info, mask, run) and the
+    # model round trips. qemu runs the model at about a frame a second, so the deadlines that wait for
+    # frames are stretched (tests/common: POOLWATCH_TEST_SLOWDOWN). All but the serial test: qemu-user
+    # does not implement the TCGETS2 ioctl (ENOSYS) that serialport sets the baud rate with, so no
+    # serial port opens under emulation (on a board's kernel it does).
+    POOLWATCH_TEST_SLOWDOWN=${POOLWATCH_TEST_SLOWDOWN:-8} "${x[@]}" --test daemon --test cli --test model -- --skip serial_sentences
     # The binary the tests ran, stripped (a board gets the release profile's, with LTO: cross/README.md).
     cp target/cross/aarch64-unknown-linux-gnu/cross-test/poolwatch target/cross/poolwatch-aarch64
     aarch64-linux-gnu-strip target/cross/poolwatch-aarch64

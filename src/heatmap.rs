@@ -124,13 +124,12 @@ impl HeatmapBuilder {
         let Some(st) = &mut self.stats else { return };
         let (rate, gate) = (self.settings.adapt_rate.clamp(0.0, 1.0), self.settings.adapt_gate);
         for (i, s) in out.score.iter_mut().enumerate() {
-            let (e, m) = (*s, st.mean[i]);
-            let z = (e - m) / st.var[i].sqrt().max(st.floor);
+            let (e, m, sd) = (*s, st.mean[i], st.var[i].sqrt().max(st.floor));
+            let z = (e - m) / sd;
             *s = z.max(0.0) * mask[i];
             if rate > 0.0 && mask[i] > 0.0 {
                 // Exponentially weighted mean and variance (West's update) of the residual clipped at
                 // `gate` spreads, so one bright frame cannot blow the spread up.
-                let sd = st.var[i].sqrt().max(st.floor);
                 let r = if z > gate { rate * 0.1 } else { rate };
                 let d = (e - m).clamp(-gate * sd, gate * sd);
                 st.mean[i] = m + r * d;

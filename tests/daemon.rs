@@ -81,6 +81,18 @@ impl Daemon {
         panic!("log never said {needle:?}:\n{}", self.log());
     }
 
+    /// Waits (`secs` of a real CPU) for the daemon to exit by itself; its exit code.
+    fn wait_exit(mut self, secs: f64) -> Option<i32> {
+        let end = Instant::now() + common::deadline(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(Instant::now() < end, "no exit; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, and the exit status.
     fn stop(mut self) -> i32 {
         signal(&self.child, "-TERM");
@@ -488,18 +500,43 @@ fn notify_socket_gets_readiness_and_a_watchdog_fed_only_while_frames_flow() {
     let got = recv_until(2.0 * interval.as_secs_f64(), "never");
     assert!(!got.iter().any(|m| m.contains("WATCHDOG=1")), "not fed without frames: {got:?}");
     drop(stdin); // end of stream: the daemon finishes by itself
-    let mut d = daemon;
-    let end = Instant::now() + common::deadline(20.0);
-    let code = loop {
-        if let Some(s) = d.child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(Instant::now() < end, "no exit at end of stdin");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
+    assert_eq!(daemon.wait_exit(20.0), Some(0));
     let got = recv_until(1.0, "STOPPING=1");
     assert!(got.iter().any(|m| m.contains("STOPPING=1")), "{got:?}");
+}
+
+#[test]
+fn a_service_manager_that_does_not_read_never_stalls_the_pipeline() {
+    use std::os::unix::net::UnixDatagram;
+    // A notify socket nobody reads: it holds 10 datagrams (net.unix.max_dgram_qlen), and a watchdog of
+    // 150 ms asks for a ping every 50 ms while frames flow. A blocking sender would stop the outputs
+    // thread, and with it the pipeline, after the tenth message; every frame must still come out.
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let _sock = UnixDatagram::bind(&sock_path).unwrap();
+    let frames = 60;
+    let jpeg = synth_jpeg();
+    let mut child = common::poolwatch()
+        .args(["run", "--stdin", "mjpeg"])
+        .env("RUST_LOG", "warn")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "150000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..frames {
+            if stdin.write_all(&jpeg).is_err() {
+                return;
+            }
+        }
+    }); // then stdin closes: end of stream
+    let daemon = Daemon::wrap(child, dir.path().join("none.log"));
+    daemon.wait_line("the last frame", 60, |v| v["frame"] == frames - 1);
+    assert_eq!(daemon.wait_exit(20.0), Some(0));
 }
 
 fn synth_jpeg() -> Vec<u8> {
