@@ -144,6 +144,11 @@ for t in "$@"; do
     arches+=("$a")
     pkgs+=("libstd-rust-web-dev:$a=$version" "gcc-${gnu_of[$t]}" "libc6-dev:$a" "libgcc-s1:$a")
 done
-"${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" \
-    || die "apt-get install failed; does the mirror carry libstd-rust-web-dev $version for ${arches[*]}? (apt-cache policy libstd-rust-web-dev:ARCH)"
+# A foreign index that downloads but lags the host's (Multi-Arch: same packages such as libc6-dev need the
+# host's exact versions) makes this fail: the cross-only route does not need those packages.
+if ! "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}"; then
+    echo "cross/install-deps.sh: apt-get install failed (does the mirror carry libstd-rust-web-dev $version and the host's libc versions for ${arches[*]}?); installing cross-only" >&2
+    cross_only "$@"
+    exit 0
+fi
 echo "cross/install-deps.sh: done for $*"
