@@ -65,6 +65,8 @@ pub struct HeatmapBuilder {
 struct PixelStats {
     mean: Vec<f32>,
     var: Vec<f32>,
+    /// 1 / spread (at least `floor`), kept so a frame costs a multiply per pixel, not a square root.
+    inv: Vec<f32>,
     /// Spreads below this count as this, so near-constant pixels do not explode.
     floor: f32,
 }
@@ -74,7 +76,8 @@ impl HeatmapBuilder {
     pub fn new(width: u32, height: u32, settings: HeatmapSettings, calibration: Option<&Calibration>) -> Self {
         let stats = calibration.filter(|_| settings.standardize).map(|c| {
             let floor = spread_floor(&c.std);
-            PixelStats { mean: c.mean.clone(), var: c.std.iter().map(|&s| s.max(floor) * s.max(floor)).collect(), floor }
+            let sd: Vec<f32> = c.std.iter().map(|&s| s.max(floor)).collect();
+            PixelStats { mean: c.mean.clone(), var: sd.iter().map(|s| s * s).collect(), inv: sd.iter().map(|s| 1.0 / s).collect(), floor }
         });
         HeatmapBuilder {
             kernel: gaussian_kernel(settings.blur_sigma),
@@ -124,16 +127,18 @@ impl HeatmapBuilder {
         let Some(st) = &mut self.stats else { return };
         let (rate, gate) = (self.settings.adapt_rate.clamp(0.0, 1.0), self.settings.adapt_gate);
         for (i, s) in out.score.iter_mut().enumerate() {
-            let (e, m, sd) = (*s, st.mean[i], st.var[i].sqrt().max(st.floor));
-            let z = (e - m) / sd;
+            let (e, m) = (*s, st.mean[i]);
+            let z = (e - m) * st.inv[i];
             *s = z.max(0.0) * mask[i];
             if rate > 0.0 && mask[i] > 0.0 {
                 // Exponentially weighted mean and variance (West's update) of the residual clipped at
                 // `gate` spreads, so one bright frame cannot blow the spread up.
+                let sd = 1.0 / st.inv[i];
                 let r = if z > gate { rate * 0.1 } else { rate };
                 let d = (e - m).clamp(-gate * sd, gate * sd);
                 st.mean[i] = m + r * d;
                 st.var[i] = (1.0 - r) * (st.var[i] + r * d * d);
+                st.inv[i] = 1.0 / st.var[i].sqrt().max(st.floor);
             }
         }
     }

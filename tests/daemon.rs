@@ -39,6 +39,20 @@ impl Daemon {
         Daemon::wrap(cmd.spawn().unwrap(), log)
     }
 
+    /// `poolwatch run --stdin mjpeg`: frames come through the returned pipe; its log goes to `dir`.
+    fn on_stdin(dir: &Path, env: &[(&str, &str)]) -> (Daemon, std::process::ChildStdin) {
+        let log = dir.join(format!("daemon-{}.log", free_port()));
+        let mut cmd = common::poolwatch();
+        cmd.args(["run", "--stdin", "mjpeg"]).env("RUST_LOG", "info").stdin(Stdio::piped()).stdout(Stdio::piped());
+        cmd.stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        (Daemon::wrap(child, log), stdin)
+    }
+
     fn wrap(mut child: Child, log: PathBuf) -> Daemon {
         let out = child.stdout.take().unwrap();
         let (tx, lines) = channel();
@@ -449,20 +463,10 @@ fn notify_socket_gets_readiness_and_a_watchdog_fed_only_while_frames_flow() {
     });
     // Frames on stdin that we control: 25, then silence with the pipe still open. The watchdog interval
     // (1 s on a real CPU) and the windows below stretch with the test slowdown.
-    let log = dir.path().join("d.log");
     let interval = common::deadline(1.0);
-    let mut child = common::poolwatch()
-        .args(["run", "--stdin", "mjpeg"])
-        .env("RUST_LOG", "info")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", interval.as_micros().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let daemon = Daemon::wrap(child, log);
+    let usec = interval.as_micros().to_string();
+    let (daemon, mut stdin) =
+        Daemon::on_stdin(dir.path(), &[("NOTIFY_SOCKET", sock_path.to_str().unwrap()), ("WATCHDOG_USEC", &usec)]);
     let recv_until = |secs: f64, want: &str| -> Vec<String> {
         let end = Instant::now() + Duration::from_secs_f64(secs);
         let mut got = Vec::new();
@@ -516,17 +520,8 @@ fn a_service_manager_that_does_not_read_never_stalls_the_pipeline() {
     let _sock = UnixDatagram::bind(&sock_path).unwrap();
     let frames = 60;
     let jpeg = synth_jpeg();
-    let mut child = common::poolwatch()
-        .args(["run", "--stdin", "mjpeg"])
-        .env("RUST_LOG", "warn")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "150000")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (daemon, mut stdin) =
+        Daemon::on_stdin(dir.path(), &[("NOTIFY_SOCKET", sock_path.to_str().unwrap()), ("WATCHDOG_USEC", "150000")]);
     std::thread::spawn(move || {
         for _ in 0..frames {
             if stdin.write_all(&jpeg).is_err() {
@@ -534,7 +529,6 @@ fn a_service_manager_that_does_not_read_never_stalls_the_pipeline() {
             }
         }
     }); // then stdin closes: end of stream
-    let daemon = Daemon::wrap(child, dir.path().join("none.log"));
     daemon.wait_line("the last frame", 60, |v| v["frame"] == frames - 1);
     assert_eq!(daemon.wait_exit(20.0), Some(0));
 }
@@ -749,19 +743,9 @@ fn check_config_and_record() {
 #[test]
 fn sigterm_while_stdin_is_quiet_still_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("d.log");
-    let mut child = common::poolwatch()
-        .args(["run", "--stdin", "mjpeg"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (daemon, mut stdin) = Daemon::on_stdin(dir.path(), &[]);
     stdin.write_all(&synth_jpeg()).unwrap();
     stdin.flush().unwrap();
-    let daemon = Daemon::wrap(child, log);
     daemon.wait_line("the one frame", 30, |v| v["frame"] == 0);
     // The pipe stays open and silent: the capture thread is blocked in a read.
     let t = Instant::now();
