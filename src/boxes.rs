@@ -2,9 +2,7 @@
 //! one swimmer merged, each box scored and scaled to the source image's pixel coordinates.
 
 use crate::heatmap::Heatmap;
-use image::{GrayImage, Luma};
-use imageproc::distance_transform::Norm;
-use imageproc::region_labelling::{Connectivity, connected_components};
+use crate::morph::Morphology;
 use serde::{Deserialize, Serialize};
 
 /// An axis-aligned box in source-image pixels, `x2`/`y2` exclusive, with a score in [0,1).
@@ -152,13 +150,15 @@ pub struct BoxExtractor {
     settings: BoxSettings,
     /// The threshold from calibration, if the model has one (already scaled).
     calibrated: Option<f32>,
-    binary: GrayImage,
+    /// The thresholded heatmap, 0/1 per model pixel.
+    binary: Vec<u8>,
+    morph: Morphology,
 }
 
 impl BoxExtractor {
     pub fn new(settings: BoxSettings, calibrated: Option<f32>) -> BoxExtractor {
         let calibrated = calibrated.map(|t| t * settings.threshold_scale);
-        BoxExtractor { settings, calibrated, binary: GrayImage::new(1, 1) }
+        BoxExtractor { settings, calibrated, binary: Vec::new(), morph: Morphology::new() }
     }
 
     pub fn settings(&self) -> &BoxSettings {
@@ -187,46 +187,24 @@ impl BoxExtractor {
     pub fn extract(&mut self, hm: &Heatmap, src_w: u32, src_h: u32) -> (Vec<BBox>, f32) {
         let thr = self.threshold_for(hm);
         let (w, h) = (hm.width, hm.height);
-        if self.binary.dimensions() != (w, h) {
-            self.binary = GrayImage::new(w, h);
-        }
-        for (p, &s) in self.binary.pixels_mut().zip(&hm.score) {
-            *p = Luma([if s > thr { 255 } else { 0 }]);
-        }
+        self.binary.clear();
+        self.binary.extend(hm.score.iter().map(|&s| u8::from(s > thr)));
         let s = &self.settings;
-        if s.open_radius > 0 {
-            imageproc::morphology::open_mut(&mut self.binary, Norm::LInf, s.open_radius);
-        }
-        if s.close_radius > 0 {
-            imageproc::morphology::close_mut(&mut self.binary, Norm::LInf, s.close_radius);
-        }
-        let labels = connected_components(&self.binary, Connectivity::Eight, Luma([0u8]));
-        // Per component: bounds, pixel count and peak score.
-        let mut comps: Vec<([u32; 4], usize, f32)> = Vec::new();
-        for (x, y, l) in labels.enumerate_pixels() {
-            let l = l[0] as usize;
-            if l == 0 {
-                continue;
-            }
-            if comps.len() < l {
-                comps.resize(l, ([u32::MAX, u32::MAX, 0, 0], 0, 0.0));
-            }
-            let c = &mut comps[l - 1];
-            c.0 = [c.0[0].min(x), c.0[1].min(y), c.0[2].max(x + 1), c.0[3].max(y + 1)];
-            c.1 += 1;
-            c.2 = c.2.max(hm.score[(y * w + x) as usize]);
-        }
+        let (wu, hu) = (w as usize, h as usize);
+        self.morph.open(&mut self.binary, wu, hu, s.open_radius as usize);
+        self.morph.close(&mut self.binary, wu, hu, s.close_radius as usize);
+        let comps = self.morph.components(&self.binary, &hm.score, wu, hu);
         let (sx, sy) = (src_w as f32 / w as f32, src_h as f32 / h as f32);
         let min_px = s.min_area * (w * h) as f32;
         let mut boxes: Vec<BBox> = comps
             .iter()
-            .filter(|c| c.1 > 0 && c.1 as f32 >= min_px.max(1.0))
-            .map(|(b, _, peak)| BBox {
-                x1: b[0] as f32 * sx,
-                y1: b[1] as f32 * sy,
-                x2: b[2] as f32 * sx,
-                y2: b[3] as f32 * sy,
-                score: peak / (peak + thr),
+            .filter(|c| c.pixels as f32 >= min_px.max(1.0))
+            .map(|c| BBox {
+                x1: c.x1 as f32 * sx,
+                y1: c.y1 as f32 * sy,
+                x2: c.x2 as f32 * sx,
+                y2: c.y2 as f32 * sy,
+                score: c.peak / (c.peak + thr),
             })
             .collect();
         boxes = merge(boxes, s.merge_gap * src_w as f32);

@@ -100,25 +100,25 @@ impl HeatmapBuilder {
     /// The smoothed raw error (before standardisation) into `out`.
     pub fn raw_into(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
         let plane = self.width * self.height;
+        debug_assert!(mask.len() == plane && input.len() == 3 * plane && recon.len() == 3 * plane);
         out.width = self.width as u32;
         out.height = self.height as u32;
         out.score.resize(plane, 0.0);
+        let (r, g, b) = (&input[..plane], &input[plane..2 * plane], &input[2 * plane..3 * plane]);
+        let (rr, rg, rb) = (&recon[..plane], &recon[plane..2 * plane], &recon[2 * plane..3 * plane]);
+        let score = &mut out.score[..plane];
+        let channels = r.iter().zip(rr).zip(g.iter().zip(rg)).zip(b.iter().zip(rb));
+        for (s, (((r, rr), (g, rg)), (b, rb))) in score.iter_mut().zip(channels) {
+            let (dr, dg, db) = (r - rr, g - rg, b - rb);
+            *s = dr * dr + dg * dg + db * db;
+        }
         let e = self.settings.exponent;
-        for i in 0..plane {
-            let mut s = 0.0;
-            for c in 0..3 {
-                let d = input[c * plane + i] - recon[c * plane + i];
-                s += d * d;
-            }
-            if e != 1.0 {
-                s = s.powf(e);
-            }
-            out.score[i] = s * mask[i];
+        if e != 1.0 {
+            score.iter_mut().for_each(|s| *s = s.powf(e));
         }
-        blur(&mut out.score, &mut self.tmp, self.width, self.height, &self.kernel);
-        for i in 0..plane {
-            out.score[i] *= mask[i];
-        }
+        score.iter_mut().zip(mask).for_each(|(s, m)| *s *= m);
+        blur(score, &mut self.tmp, self.width, self.height, &self.kernel);
+        score.iter_mut().zip(mask).for_each(|(s, m)| *s *= m);
     }
 
     /// The heatmap of one frame into `out` (its buffer is reused).
@@ -126,11 +126,17 @@ impl HeatmapBuilder {
         self.raw_into(input, recon, mask, out);
         let Some(st) = &mut self.stats else { return };
         let (rate, gate) = (self.settings.adapt_rate.clamp(0.0, 1.0), self.settings.adapt_gate);
+        if rate == 0.0 {
+            for (((s, m), inv), k) in out.score.iter_mut().zip(&st.mean).zip(&st.inv).zip(mask) {
+                *s = ((*s - m) * inv).max(0.0) * k;
+            }
+            return;
+        }
         for (i, s) in out.score.iter_mut().enumerate() {
             let (e, m) = (*s, st.mean[i]);
             let z = (e - m) * st.inv[i];
             *s = z.max(0.0) * mask[i];
-            if rate > 0.0 && mask[i] > 0.0 {
+            if mask[i] > 0.0 {
                 // Exponentially weighted mean and variance (West's update) of the residual clipped at
                 // `gate` spreads, so one bright frame cannot blow the spread up.
                 let sd = 1.0 / st.inv[i];
@@ -165,31 +171,38 @@ fn gaussian_kernel(sigma: f32) -> Vec<f32> {
     k.into_iter().map(|v| v / s).collect()
 }
 
-/// Separable convolution with edge clamping, in place (`tmp` is scratch of the same size).
+/// Separable convolution with edge clamping, in place (`tmp` is scratch of the same size). The interior
+/// of each row and every column pass are whole-slice multiply-adds, which the compiler vectorises.
 fn blur(data: &mut [f32], tmp: &mut [f32], w: usize, h: usize, k: &[f32]) {
-    if k.len() == 1 {
+    if k.len() == 1 || w == 0 || h == 0 {
         return;
     }
-    let r = (k.len() / 2) as isize;
-    for y in 0..h {
-        let row = &data[y * w..(y + 1) * w];
-        for x in 0..w {
-            let mut s = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let xx = (x as isize + j as isize - r).clamp(0, w as isize - 1) as usize;
-                s += row[xx] * kv;
+    let r = k.len() / 2;
+    let tmp = &mut tmp[..w * h];
+    for (row, dst) in data.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
+        let clamped = |x: usize| -> f32 {
+            k.iter().enumerate().map(|(j, kv)| row[(x + j).saturating_sub(r).min(w - 1)] * kv).sum()
+        };
+        if w <= 2 * r {
+            for (x, d) in dst.iter_mut().enumerate() {
+                *d = clamped(x);
             }
-            tmp[y * w + x] = s;
+            continue;
+        }
+        let inner = &mut dst[r..w - r];
+        inner.fill(0.0);
+        for (j, kv) in k.iter().enumerate() {
+            inner.iter_mut().zip(&row[j..j + w - 2 * r]).for_each(|(d, s)| *d += s * kv);
+        }
+        for x in (0..r).chain(w - r..w) {
+            dst[x] = clamped(x);
         }
     }
-    for y in 0..h {
-        for x in 0..w {
-            let mut s = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let yy = (y as isize + j as isize - r).clamp(0, h as isize - 1) as usize;
-                s += tmp[yy * w + x] * kv;
-            }
-            data[y * w + x] = s;
+    for (y, dst) in data.chunks_exact_mut(w).enumerate() {
+        dst.fill(0.0);
+        for (j, kv) in k.iter().enumerate() {
+            let yy = (y + j).saturating_sub(r).min(h - 1);
+            dst.iter_mut().zip(&tmp[yy * w..(yy + 1) * w]).for_each(|(d, s)| *d += s * kv);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! pipeline, one module per stage, in the order the data flows:
 //!
 //! [`frame::Frame`] -> [`preprocess`] (model input) -> [`model`] (reconstruction) -> [`heatmap`] ->
-//! [`boxes`] -> [`track`] (+ [`lanes`]) -> [`report`] -> [`sink`]s (stdout, serial, MQTT, snapshots) and
+//! [`boxes`] (with [`morph`]) -> [`track`] (+ [`lanes`]) -> [`report`] -> [`sink`]s (stdout, serial, MQTT, snapshots) and
 //! the [`http`] preview.
 //!
 //! [`detect::Detector`] ties the stages together for one frame at a time; [`daemon`] runs it over a
@@ -31,6 +31,7 @@ pub mod http;
 pub mod inpaint;
 pub mod lanes;
 pub mod model;
+pub mod morph;
 pub mod overlay;
 pub mod pool;
 pub mod preprocess;

@@ -71,38 +71,29 @@ impl Preprocessor {
         if self.src != (sw, sh) {
             self.xw = area_weights(sw, self.out_w);
             self.yw = area_weights(sh, self.out_h);
-            self.row = vec![0.0; 3 * (self.out_w * sh) as usize];
+            self.row = vec![0.0; 3 * sw as usize];
             self.src = (sw, sh);
         }
         let (ow, oh) = (self.out_w as usize, self.out_h as usize);
         let raw = img.as_raw();
-        // Horizontal pass: every source row to the output width, interleaved RGB.
-        for y in 0..sh as usize {
-            let src_row = &raw[y * sw as usize * 3..(y + 1) * sw as usize * 3];
-            let dst = &mut self.row[y * ow * 3..(y + 1) * ow * 3];
+        let stride = sw as usize * 3;
+        let plane = ow * oh;
+        // Per output row: the vertical pass over whole interleaved source rows (a vectorised
+        // multiply-add per source row it covers), then the horizontal pass into planar CHW in [0,1].
+        for (y, ws) in self.yw.iter().enumerate() {
+            let acc = &mut self.row[..stride];
+            acc.fill(0.0);
+            for &(s, w) in ws {
+                let src = &raw[s as usize * stride..(s as usize + 1) * stride];
+                acc.iter_mut().zip(src).for_each(|(a, &v)| *a += v as f32 * w);
+            }
             for (x, ws) in self.xw.iter().enumerate() {
                 let (mut r, mut g, mut b) = (0.0f32, 0.0f32, 0.0f32);
                 for &(s, w) in ws {
                     let p = s as usize * 3;
-                    r += src_row[p] as f32 * w;
-                    g += src_row[p + 1] as f32 * w;
-                    b += src_row[p + 2] as f32 * w;
-                }
-                dst[x * 3] = r;
-                dst[x * 3 + 1] = g;
-                dst[x * 3 + 2] = b;
-            }
-        }
-        // Vertical pass into planar CHW, scaled to [0,1].
-        let plane = ow * oh;
-        for (y, ws) in self.yw.iter().enumerate() {
-            for x in 0..ow {
-                let (mut r, mut g, mut b) = (0.0f32, 0.0f32, 0.0f32);
-                for &(s, w) in ws {
-                    let p = (s as usize * ow + x) * 3;
-                    r += self.row[p] * w;
-                    g += self.row[p + 1] * w;
-                    b += self.row[p + 2] * w;
+                    r += acc[p] * w;
+                    g += acc[p + 1] * w;
+                    b += acc[p + 2] * w;
                 }
                 let i = y * ow + x;
                 self.out[i] = r / 255.0;

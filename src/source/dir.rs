@@ -59,7 +59,7 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, String> {
             return Err("truncated JPEG (no end-of-image marker)".into());
         }
     }
-    Ok(image::load_from_memory_with_format(bytes, format).map_err(|e| e.to_string())?.to_rgb8())
+    Ok(image::load_from_memory_with_format(bytes, format).map_err(|e| e.to_string())?.into_rgb8())
 }
 
 /// Frames from a list of image files, optionally looping and paced at a frame rate.

@@ -1,0 +1,273 @@
+//! Binary morphology with a square structuring element and 8-connected component statistics on 0/1
+//! masks: the per-frame hot path of box extraction, separable, branch-free inner loops, no allocation
+//! once its buffers have grown to the frame.
+//!
+//! Semantics match `imageproc::morphology` with `Norm::LInf` (tested against it): pixels outside the
+//! image neither erode nor dilate.
+
+/// Scratch buffers for [`Morphology`]'s operations, kept across frames.
+#[derive(Debug, Default)]
+pub struct Morphology {
+    tmp: Vec<u8>,
+    labels: Vec<u32>,
+    parent: Vec<u32>,
+    slot: Vec<u32>,
+}
+
+/// One 8-connected component: its bounds (`x2`, `y2` exclusive), pixel count and highest score.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Component {
+    pub x1: u32,
+    pub y1: u32,
+    pub x2: u32,
+    pub y2: u32,
+    pub pixels: usize,
+    pub peak: f32,
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    /// Minimum of 0/1 values.
+    And,
+    /// Maximum of 0/1 values.
+    Or,
+}
+
+fn combine(dst: &mut [u8], src: &[u8], op: Op) {
+    match op {
+        Op::And => dst.iter_mut().zip(src).for_each(|(d, s)| *d &= *s),
+        Op::Or => dst.iter_mut().zip(src).for_each(|(d, s)| *d |= *s),
+    }
+}
+
+impl Morphology {
+    pub fn new() -> Morphology {
+        Morphology::default()
+    }
+
+    /// Opening (erosion then dilation) of radius `r`: removes specks smaller than a (2r+1)-square.
+    pub fn open(&mut self, m: &mut [u8], w: usize, h: usize, r: usize) {
+        self.filter(m, w, h, r, Op::And);
+        self.filter(m, w, h, r, Op::Or);
+    }
+
+    /// Closing (dilation then erosion) of radius `r`: joins parts closer than 2r+1 pixels.
+    pub fn close(&mut self, m: &mut [u8], w: usize, h: usize, r: usize) {
+        self.filter(m, w, h, r, Op::Or);
+        self.filter(m, w, h, r, Op::And);
+    }
+
+    /// Minimum (`And`) or maximum (`Or`) over the (2r+1)-square around each pixel, clipped to the image,
+    /// as a row pass then a column pass.
+    fn filter(&mut self, m: &mut [u8], w: usize, h: usize, r: usize, op: Op) {
+        debug_assert_eq!(m.len(), w * h);
+        if r == 0 || m.is_empty() {
+            return;
+        }
+        self.tmp.resize(m.len(), 0);
+        for (src, dst) in m.chunks_exact(w).zip(self.tmp.chunks_exact_mut(w)) {
+            dst.copy_from_slice(src);
+            for d in 1..=r.min(w - 1) {
+                combine(&mut dst[..w - d], &src[d..], op);
+                combine(&mut dst[d..], &src[..w - d], op);
+            }
+        }
+        for y in 0..h {
+            let dst = &mut m[y * w..(y + 1) * w];
+            dst.copy_from_slice(&self.tmp[y * w..(y + 1) * w]);
+            for d in 1..=r {
+                if y >= d {
+                    combine(dst, &self.tmp[(y - d) * w..(y - d + 1) * w], op);
+                }
+                if y + d < h {
+                    combine(dst, &self.tmp[(y + d) * w..(y + d + 1) * w], op);
+                }
+            }
+        }
+    }
+
+    /// The 8-connected components of the set pixels of `m`, numbered in the raster order of their first
+    /// pixel, each with the highest value of `score` (same layout as `m`) under it.
+    pub fn components(&mut self, m: &[u8], score: &[f32], w: usize, h: usize) -> Vec<Component> {
+        debug_assert_eq!(m.len(), w * h);
+        debug_assert_eq!(score.len(), w * h);
+        // Pass 1: provisional labels (0 = background) and their equivalences in a union-find forest.
+        self.labels.clear();
+        self.labels.resize(m.len(), 0);
+        self.parent.clear();
+        self.parent.push(0);
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                if m[i] == 0 {
+                    continue;
+                }
+                let mut label = 0u32;
+                let neighbours = [
+                    (x > 0).then(|| i - 1),
+                    (y > 0 && x > 0).then(|| i - w - 1),
+                    (y > 0).then(|| i - w),
+                    (y > 0 && x + 1 < w).then(|| i - w + 1),
+                ];
+                for n in neighbours.into_iter().flatten() {
+                    let l = self.labels[n];
+                    if l == 0 {
+                        continue;
+                    }
+                    if label == 0 {
+                        label = l;
+                    } else {
+                        union(&mut self.parent, label, l);
+                    }
+                }
+                if label == 0 {
+                    label = self.parent.len() as u32;
+                    self.parent.push(label);
+                }
+                self.labels[i] = label;
+            }
+        }
+        // Pass 2: each root gets the next component index the first time it is seen.
+        self.slot.clear();
+        self.slot.resize(self.parent.len(), u32::MAX);
+        let mut comps: Vec<Component> = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                let l = self.labels[i];
+                if l == 0 {
+                    continue;
+                }
+                let root = find(&mut self.parent, l) as usize;
+                if self.slot[root] == u32::MAX {
+                    self.slot[root] = comps.len() as u32;
+                    comps.push(Component { x1: x as u32, y1: y as u32, x2: 0, y2: 0, pixels: 0, peak: f32::MIN });
+                }
+                let c = &mut comps[self.slot[root] as usize];
+                c.x1 = c.x1.min(x as u32);
+                c.x2 = c.x2.max(x as u32 + 1);
+                c.y2 = y as u32 + 1;
+                c.pixels += 1;
+                c.peak = c.peak.max(score[i]);
+            }
+        }
+        comps
+    }
+}
+
+fn find(parent: &mut [u32], mut l: u32) -> u32 {
+    while parent[l as usize] != l {
+        // Path halving.
+        parent[l as usize] = parent[parent[l as usize] as usize];
+        l = parent[l as usize];
+    }
+    l
+}
+
+fn union(parent: &mut [u32], a: u32, b: u32) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        // The smaller label becomes the root.
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        parent[hi as usize] = lo;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma};
+    use imageproc::distance_transform::Norm;
+    use imageproc::region_labelling::{Connectivity, connected_components};
+
+    /// A reproducible random mask with blobs and specks (xorshift).
+    fn random_mask(w: usize, h: usize, seed: u64, density: u64) -> Vec<u8> {
+        let mut s = seed | 1;
+        (0..w * h)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                u8::from(s % 100 < density)
+            })
+            .collect()
+    }
+
+    fn to_image(m: &[u8], w: usize, h: usize) -> GrayImage {
+        GrayImage::from_fn(w as u32, h as u32, |x, y| Luma([m[y as usize * w + x as usize] * 255]))
+    }
+
+    fn from_image(img: &GrayImage) -> Vec<u8> {
+        img.pixels().map(|p| u8::from(p[0] > 0)).collect()
+    }
+
+    #[test]
+    fn open_and_close_match_imageproc() {
+        let mut mo = Morphology::new();
+        for (w, h) in [(37, 23), (64, 48), (5, 3), (1, 9), (9, 1)] {
+            for seed in 1..6u64 {
+                for density in [20, 50, 80] {
+                    let m = random_mask(w, h, seed * 7919 + density, density);
+                    for r in 1..=3usize {
+                        let mut ours = m.clone();
+                        mo.open(&mut ours, w, h, r);
+                        let mut theirs = to_image(&m, w, h);
+                        imageproc::morphology::open_mut(&mut theirs, Norm::LInf, r as u8);
+                        assert_eq!(ours, from_image(&theirs), "open r={r} {w}x{h} seed {seed} density {density}");
+                        let mut ours = m.clone();
+                        mo.close(&mut ours, w, h, r);
+                        let mut theirs = to_image(&m, w, h);
+                        imageproc::morphology::close_mut(&mut theirs, Norm::LInf, r as u8);
+                        assert_eq!(ours, from_image(&theirs), "close r={r} {w}x{h} seed {seed} density {density}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn components_match_imageproc_labelling() {
+        let mut mo = Morphology::new();
+        for (w, h) in [(37, 23), (64, 48), (1, 7), (7, 1)] {
+            for seed in 1..8u64 {
+                let m = random_mask(w, h, seed, 45);
+                let score: Vec<f32> = (0..w * h).map(|i| (i * 37 % 101) as f32).collect();
+                let comps = mo.components(&m, &score, w, h);
+                let labels = connected_components(&to_image(&m, w, h), Connectivity::Eight, Luma([0u8]));
+                // imageproc numbers components 1.. in raster order of their first pixel too.
+                let n = labels.pixels().map(|p| p[0]).max().unwrap_or(0) as usize;
+                assert_eq!(comps.len(), n, "{w}x{h} seed {seed}");
+                let mut expect = vec![Component { x1: u32::MAX, y1: u32::MAX, x2: 0, y2: 0, pixels: 0, peak: f32::MIN }; n];
+                for (x, y, l) in labels.enumerate_pixels() {
+                    if l[0] == 0 {
+                        continue;
+                    }
+                    let c = &mut expect[l[0] as usize - 1];
+                    c.x1 = c.x1.min(x);
+                    c.y1 = c.y1.min(y);
+                    c.x2 = c.x2.max(x + 1);
+                    c.y2 = c.y2.max(y + 1);
+                    c.pixels += 1;
+                    c.peak = c.peak.max(score[y as usize * w + x as usize]);
+                }
+                assert_eq!(comps, expect, "{w}x{h} seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn diagonal_neighbours_join_and_a_u_shape_is_one_component() {
+        // A U: its two arms meet only at the bottom row, after both got their own provisional label.
+        #[rustfmt::skip]
+        let m: Vec<u8> = vec![
+            1, 0, 0, 1, 0,
+            1, 0, 0, 1, 0,
+            1, 1, 1, 1, 0,
+            0, 0, 0, 0, 1,
+        ];
+        let score: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        let comps = Morphology::new().components(&m, &score, 5, 4);
+        assert_eq!(comps.len(), 1, "{comps:?}");
+        assert_eq!(comps[0], Component { x1: 0, y1: 0, x2: 5, y2: 4, pixels: 9, peak: 19.0 });
+    }
+}
