@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Cross-compiles poolwatch with Debian's packaged Rust (rustc-web/cargo-web, /usr/bin) for an ARM Linux board.
 #
-#   cross/build.sh TARGET                          cargo build --release --bin poolwatch
+#   cross/build.sh TARGET                          cargo build --profile device --bin poolwatch
 #   cross/build.sh TARGET --features camera        the same, with extra cargo arguments
 #   cross/build.sh TARGET SUBCOMMAND [ARGS...]     cargo SUBCOMMAND --target TARGET ARGS...
-#       e.g. cross/build.sh aarch64-unknown-linux-gnu build --release --features camera
+#       e.g. cross/build.sh aarch64-unknown-linux-gnu build --profile device --features camera
 #            cross/build.sh aarch64-unknown-linux-gnu test --release --lib -- --test-threads 1
 #
 # TARGET: aarch64-unknown-linux-gnu (Pi 4/5, Jetson, 64-bit ARM) or armv7-unknown-linux-gnueabihf (Pi 2/3, 32-bit).
@@ -52,13 +52,13 @@ command -v "$gnu-gcc" >/dev/null || die "the cross C compiler $gnu-gcc is missin
 [[ -e /usr/lib/$gnu/libc.so || -e /usr/$gnu/lib/libc.so ]] \
     || die "the $deb_arch C library is missing (package libc6-dev:$deb_arch); $hint"
 
-# Subcommand: the first argument when it is not an option, else `build --release --bin poolwatch`.
+# Subcommand: the first argument when it is not an option, else `build --profile device --bin poolwatch`.
 if [[ $# -ge 1 && $1 != -* ]]; then
     sub=$1
     shift
 else
     sub=build
-    set -- --release --bin poolwatch "$@"
+    set -- --profile device --bin poolwatch "$@"
 fi
 case "$sub" in
     test | run | bench)

@@ -16,7 +16,7 @@ python3 - "$tract_json" "$ort_json" <<'PY'
 import json, sys
 t, o = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 print(f"model {t['model']}, {t['threads']} thread(s)")
-print(f"tract (poolwatch pipeline) inference median {t['infer_ms']:.3f} ms; whole pipeline {t['pipeline_ms']:.3f} ms")
+print(f"tract (poolwatch pipeline) inference median {t['infer_ms']:.3f} ms; whole pipeline {t['pipeline_ms']:.3f} ms; detection thread {t['detector_ms']:.3f} ms")
 print(f"{o['runtime']} median {o['median_ms']:.3f} ms")
 print(f"tract / onnxruntime = {t['infer_ms'] / o['median_ms']:.2f}")
 PY

@@ -26,6 +26,9 @@ pub struct BenchReport {
     pub infer_ms: f64,
     /// Median milliseconds of the whole pipeline per frame.
     pub pipeline_ms: f64,
+    /// Median milliseconds of the detection thread's work per frame: the pipeline without the JPEG
+    /// decode, which the daemon does on its capture thread (and a YUYV camera does not need).
+    pub detector_ms: f64,
     /// Frames per second of the whole pipeline (from the mean).
     pub fps: f64,
     /// Median milliseconds per stage.
@@ -69,6 +72,7 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
     let mut det = Detector::new(model, &Config::default());
     let mut samples: BTreeMap<&str, Vec<f64>> = STAGES.iter().map(|s| (*s, Vec::with_capacity(frames))).collect();
     let mut totals = Vec::with_capacity(frames);
+    let mut detector = Vec::with_capacity(frames);
     let mut sink: Vec<u8> = Vec::with_capacity(4096);
     let warmup = 5;
     for i in 0..frames + warmup {
@@ -111,6 +115,7 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
             }
         }
         totals.push(ms(t0, t3));
+        detector.push(ms(t1, t3));
     }
     let mean = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
     let mut stages = BTreeMap::new();
@@ -128,6 +133,7 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
         infer_ms: stages["infer"],
         pipeline_ms: percentile(&mut totals.clone(), 0.5),
         pipeline_p99_ms: percentile(&mut totals, 0.99),
+        detector_ms: percentile(&mut detector, 0.5),
         fps: if mean > 0.0 { 1000.0 / mean } else { 0.0 },
         stages,
         p99,

@@ -508,7 +508,9 @@ fn bench(model: Option<PathBuf>, frames: usize, threads: usize, size: &str, json
             println!("{s:<11} {:>9.3} {:>9.3}", r.stages[s], r.p99[s]);
         }
         println!("{:<11} {:>9.3} {:>9.3}", "pipeline", r.pipeline_ms, r.pipeline_p99_ms);
-        println!("{:.1} frames/s; pipeline adds {:.0}% over inference", r.fps, (r.pipeline_ms / r.infer_ms.max(1e-9) - 1.0) * 100.0);
+        let over = |ms: f64| (ms / r.infer_ms.max(1e-9) - 1.0) * 100.0;
+        println!("{:.1} frames/s; pipeline adds {:.0}% over inference", r.fps, over(r.pipeline_ms));
+        println!("detection thread (all but decode, which the daemon's capture thread does) {:.3} ms: adds {:.0}%", r.detector_ms, over(r.detector_ms));
         if let Some(mb) = r.peak_rss_mb {
             println!("peak resident memory {mb:.1} MB");
         }
