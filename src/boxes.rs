@@ -86,6 +86,38 @@ impl Default for Threshold {
     }
 }
 
+/// The smallest box: a fraction of the frame's area, or `"auto"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MinArea {
+    Fraction(f32),
+    Named(MinAreaMode),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MinAreaMode {
+    /// [`NOISE_AREA_FACTOR`] times the camera's noise grain measured by the calibration (the largest
+    /// blob that waves and highlights make in empty frames), at least [`MIN_AREA_FALLBACK`]; the
+    /// fallback alone for a model without that measurement.
+    Auto,
+}
+
+impl Default for MinArea {
+    fn default() -> Self {
+        MinArea::Named(MinAreaMode::Auto)
+    }
+}
+
+/// `min_area = "auto"`: boxes must be this much larger than the empty frames' typical largest noise blob.
+/// Chosen on the ietr-pool footage and the synthetic pool (docs/accuracy.md): 1.0 lets T1's wave
+/// highlights through, 1.5 starts to cut the synthetic overview camera's swimmers.
+pub const NOISE_AREA_FACTOR: f32 = 1.35;
+
+/// The smallest box without a noise measurement (and the floor of the automatic one): 0.04 % of the
+/// frame, a 13x9-pixel blob in a 640x480 frame.
+pub const MIN_AREA_FALLBACK: f32 = 0.0004;
+
 /// How boxes are cut out of a heatmap.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -102,8 +134,8 @@ pub struct BoxSettings {
     pub open_radius: u8,
     /// Closing radius in model pixels: joins nearby fragments.
     pub close_radius: u8,
-    /// Smallest box, as a fraction of the frame's area.
-    pub min_area: f32,
+    /// Smallest box, as a fraction of the frame's area, or "auto" (from the calibration's noise grain).
+    pub min_area: MinArea,
     /// Boxes closer than this fraction of the frame width are merged.
     pub merge_gap: f32,
     pub max_boxes: usize,
@@ -117,7 +149,7 @@ impl Default for BoxSettings {
             adaptive_k: 4.0,
             open_radius: 1,
             close_radius: 2,
-            min_area: 0.0004,
+            min_area: MinArea::default(),
             merge_gap: 0.01,
             max_boxes: 32,
         }
@@ -134,8 +166,12 @@ impl BoxSettings {
         if !(self.threshold_scale > 0.0) {
             return Err("threshold_scale must be positive".into());
         }
-        if !(0.0..1.0).contains(&self.min_area) || !(0.0..1.0).contains(&self.merge_gap) {
-            return Err("min_area and merge_gap are fractions of the frame, in [0,1)".into());
+        let min_area_ok = match self.min_area {
+            MinArea::Fraction(f) => (0.0..1.0).contains(&f),
+            MinArea::Named(_) => true,
+        };
+        if !min_area_ok || !(0.0..1.0).contains(&self.merge_gap) {
+            return Err("min_area (or \"auto\") and merge_gap are fractions of the frame, in [0,1)".into());
         }
         if self.max_boxes == 0 {
             return Err("max_boxes must be at least 1".into());
@@ -150,6 +186,8 @@ pub struct BoxExtractor {
     settings: BoxSettings,
     /// The threshold from calibration, if the model has one (already scaled).
     calibrated: Option<f32>,
+    /// The smallest box in force, a fraction of the frame.
+    min_area: f32,
     /// The thresholded heatmap, 0/1 per model pixel.
     binary: Vec<u8>,
     morph: Morphology,
@@ -158,7 +196,19 @@ pub struct BoxExtractor {
 impl BoxExtractor {
     pub fn new(settings: BoxSettings, calibrated: Option<f32>) -> BoxExtractor {
         let calibrated = calibrated.map(|t| t * settings.threshold_scale);
-        BoxExtractor { settings, calibrated, binary: Vec::new(), morph: Morphology::new() }
+        let min_area = resolve_min_area(&settings.min_area, None);
+        BoxExtractor { settings, calibrated, min_area, binary: Vec::new(), morph: Morphology::new() }
+    }
+
+    /// Gives `min_area = "auto"` the calibration's noise grain (see [`MinAreaMode::Auto`]).
+    pub fn with_noise_area(mut self, noise_area: Option<f32>) -> BoxExtractor {
+        self.min_area = resolve_min_area(&self.settings.min_area, noise_area);
+        self
+    }
+
+    /// The smallest box in force, as a fraction of the frame.
+    pub fn min_area(&self) -> f32 {
+        self.min_area
     }
 
     pub fn settings(&self) -> &BoxSettings {
@@ -195,7 +245,7 @@ impl BoxExtractor {
         self.morph.close(&mut self.binary, wu, hu, s.close_radius as usize);
         let comps = self.morph.components(&self.binary, &hm.score, wu, hu);
         let (sx, sy) = (src_w as f32 / w as f32, src_h as f32 / h as f32);
-        let min_px = s.min_area * (w * h) as f32;
+        let min_px = self.min_area * (w * h) as f32;
         let mut boxes: Vec<BBox> = comps
             .iter()
             .filter(|c| c.pixels as f32 >= min_px.max(1.0))
@@ -211,6 +261,15 @@ impl BoxExtractor {
         boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
         boxes.truncate(s.max_boxes);
         (boxes, thr)
+    }
+}
+
+fn resolve_min_area(setting: &MinArea, noise_area: Option<f32>) -> f32 {
+    match setting {
+        MinArea::Fraction(f) => *f,
+        MinArea::Named(MinAreaMode::Auto) => {
+            noise_area.map_or(MIN_AREA_FALLBACK, |a| (a * NOISE_AREA_FACTOR).max(MIN_AREA_FALLBACK))
+        }
     }
 }
 
@@ -251,7 +310,7 @@ mod tests {
     }
 
     fn settings() -> BoxSettings {
-        BoxSettings { threshold: Threshold::Fixed(1.0), min_area: 0.002, merge_gap: 0.0, ..Default::default() }
+        BoxSettings { threshold: Threshold::Fixed(1.0), min_area: MinArea::Fraction(0.002), merge_gap: 0.0, ..Default::default() }
     }
 
     #[test]
@@ -296,6 +355,25 @@ mod tests {
     }
 
     #[test]
+    fn the_smallest_box_follows_the_noise_grain_when_auto() {
+        // A 10x10 blob in a 100x100 map is 1 % of the frame.
+        let hm = heatmap(100, 100, &[(10, 10, 20, 20, 5.0)]);
+        let auto = BoxSettings { threshold: Threshold::Fixed(1.0), ..Default::default() };
+        assert_eq!(auto.min_area, MinArea::Named(MinAreaMode::Auto));
+        let ex = BoxExtractor::new(auto.clone(), None);
+        assert_eq!(ex.min_area(), MIN_AREA_FALLBACK);
+        let mut ex = ex.with_noise_area(Some(0.005));
+        assert!((ex.min_area() - 0.005 * NOISE_AREA_FACTOR).abs() < 1e-9);
+        assert_eq!(ex.extract(&hm, 100, 100).0.len(), 1, "1 % is above 1.35 x 0.5 %");
+        let mut ex = BoxExtractor::new(auto.clone(), None).with_noise_area(Some(0.008));
+        assert!(ex.extract(&hm, 100, 100).0.is_empty(), "1 % is below 1.35 x 0.8 %");
+        // A calm camera never goes below the floor; a fixed fraction ignores the grain.
+        assert_eq!(BoxExtractor::new(auto, None).with_noise_area(Some(0.0)).min_area(), MIN_AREA_FALLBACK);
+        let fixed = BoxSettings { min_area: MinArea::Fraction(0.02), ..Default::default() };
+        assert_eq!(BoxExtractor::new(fixed, None).with_noise_area(Some(0.005)).min_area(), 0.02);
+    }
+
+    #[test]
     fn iou_and_gap() {
         let a = BBox::new(0.0, 0.0, 10.0, 10.0);
         let b = BBox::new(5.0, 0.0, 15.0, 10.0);
@@ -307,7 +385,7 @@ mod tests {
     #[test]
     fn bad_settings_are_refused() {
         assert!(BoxSettings { threshold: Threshold::Fixed(-1.0), ..Default::default() }.validate().is_err());
-        assert!(BoxSettings { min_area: 2.0, ..Default::default() }.validate().is_err());
+        assert!(BoxSettings { min_area: MinArea::Fraction(2.0), ..Default::default() }.validate().is_err());
         assert!(BoxSettings::default().validate().is_ok());
     }
 }

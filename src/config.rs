@@ -228,6 +228,12 @@ mod tests {
         let c = Config::parse("[boxes]\nthreshold = \"adaptive\"\n[pool]\nmask = \"auto\"").unwrap();
         assert_eq!(c.boxes.threshold, Threshold::Named(ThresholdMode::Adaptive));
         assert_eq!(c.pool.unwrap().mask, MaskSpec::Auto);
+        let c = Config::parse("[boxes]\nmin_area = \"auto\"").unwrap();
+        assert_eq!(c.boxes.min_area, crate::boxes::MinArea::Named(crate::boxes::MinAreaMode::Auto));
+        assert_eq!(Config::default().boxes.min_area, c.boxes.min_area);
+        let c = Config::parse("[boxes]\nmin_area = 0.003").unwrap();
+        assert_eq!(c.boxes.min_area, crate::boxes::MinArea::Fraction(0.003));
+        assert!(Config::parse("[boxes]\nmin_area = \"big\"").unwrap_err().to_string().contains("min_area"));
     }
 
     #[test]

@@ -70,10 +70,14 @@ impl Detector {
         }
         let heat = HeatmapBuilder::new(meta.width, meta.height, settings, cal);
         let calibrated = cal.map(|c| if heat.standardized() { c.threshold } else { c.raw_threshold });
+        // The noise grain was measured on the standardised heatmap.
+        let noise_area = cal.filter(|_| heat.standardized()).and_then(|c| c.noise_area);
+        let boxes = BoxExtractor::new(cfg.boxes.clone(), calibrated).with_noise_area(noise_area);
+        log::debug!("smallest box: {:.3} % of the frame", boxes.min_area() * 100.0);
         Detector {
             pre: Preprocessor::new(meta.width, meta.height, meta.preprocess.clone()),
             heat,
-            boxes: BoxExtractor::new(cfg.boxes.clone(), calibrated),
+            boxes,
             pool: cfg.pool.clone().or_else(|| cal.and_then(|c| c.pool.clone())).unwrap_or_default(),
             mask: None,
             heatmap: Heatmap::default(),

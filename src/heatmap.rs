@@ -226,6 +226,31 @@ fn eroded_peak(m: &[f32], w: usize, h: usize) -> f32 {
     best
 }
 
+/// The noise grain is measured where the standardised heatmap exceeds this fraction of the threshold.
+pub const NOISE_CUT: f32 = 0.5;
+
+/// The median over `maps` (raw smoothed error of empty frames) of the largest blob, as a fraction of the
+/// frame, left by the box stage's default opening and closing where the standardised score exceeds `cut`.
+fn noise_area(maps: &[Vec<f32>], mean: &[f32], std: &[f32], floor: f32, cut: f32, w: usize, h: usize) -> f32 {
+    let defaults = crate::boxes::BoxSettings::default();
+    let mut morph = crate::morph::Morphology::new();
+    let mut binary = vec![0u8; w * h];
+    let mut largest: Vec<f32> = maps
+        .iter()
+        .map(|m| {
+            for (i, b) in binary.iter_mut().enumerate() {
+                *b = u8::from(m[i] > 0.0 && (m[i] - mean[i]) / std[i].max(floor) > cut);
+            }
+            morph.open(&mut binary, w, h, defaults.open_radius as usize);
+            morph.close(&mut binary, w, h, defaults.close_radius as usize);
+            let comps = morph.components(&binary, m, w, h);
+            comps.iter().map(|c| c.pixels).max().unwrap_or(0) as f32 / (w * h).max(1) as f32
+        })
+        .collect();
+    let mid = largest.len() / 2;
+    *largest.select_nth_unstable_by(mid, f32::total_cmp).1
+}
+
 /// Accumulates heatmaps of held-out empty frames into a [`Calibration`].
 pub struct Calibrator {
     builder: HeatmapBuilder,
@@ -294,11 +319,13 @@ impl Calibrator {
             let k = ((v.len() - 1) as f32 * q).round() as usize;
             *v.select_nth_unstable_by(k, f32::total_cmp).1 * CALIBRATION_MARGIN
         };
+        let threshold = quantile(&mut std_peaks).max(1e-6);
+        let noise_area = noise_area(&self.maps, &mean, &std, floor, threshold * NOISE_CUT, w, h);
         let settings = self.builder.settings().clone();
         Some(Calibration {
             width: self.width,
             height: self.height,
-            threshold: quantile(&mut std_peaks).max(1e-6),
+            threshold,
             raw_threshold: quantile(&mut raw_peaks).max(1e-9),
             mean,
             std,
@@ -306,6 +333,7 @@ impl Calibrator {
             quantile: q,
             frames: n,
             pool: None,
+            noise_area: Some(noise_area),
         })
     }
 }
@@ -429,5 +457,31 @@ mod tests {
         assert!((c.raw_threshold - 0.05 * CALIBRATION_MARGIN).abs() < 1e-4, "{}", c.raw_threshold);
         assert!(c.threshold > 0.0 && c.threshold.is_finite());
         assert_eq!(c.frames, 5);
+        assert!(c.noise_area.is_some_and(|a| (0.0..1.0).contains(&a)), "{:?}", c.noise_area);
+    }
+
+    #[test]
+    fn the_noise_grain_is_the_median_largest_blob_after_the_box_morphology() {
+        // 40x40 maps, standardised as they are (mean 0, spread 1), cut at 0.5: each frame has a square
+        // blob of side 4, 6 or 8 plus a lone pixel that the opening removes; the median largest is 6x6.
+        let (w, h) = (40usize, 40usize);
+        let maps: Vec<Vec<f32>> = [8usize, 4, 6]
+            .iter()
+            .map(|&side| {
+                let mut m = vec![0.1f32; w * h];
+                for y in 5..5 + side {
+                    for x in 10..10 + side {
+                        m[y * w + x] = 2.0;
+                    }
+                }
+                m[30 * w + 30] = 9.0;
+                m
+            })
+            .collect();
+        let area = noise_area(&maps, &vec![0.0; w * h], &vec![1.0; w * h], 1e-6, 0.5, w, h);
+        assert_eq!(area, 36.0 / 1600.0);
+        // Outside the pool (zero error) nothing counts, however low the cut.
+        let empty = vec![vec![0.0f32; w * h]];
+        assert_eq!(noise_area(&empty, &vec![-1.0; w * h], &vec![1.0; w * h], 1e-6, 0.5, w, h), 0.0);
     }
 }

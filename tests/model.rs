@@ -70,6 +70,7 @@ fn metadata_round_trips() {
         quantile: 0.999,
         frames: 10,
         pool: None,
+        noise_area: Some(0.0025),
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");

@@ -65,7 +65,23 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     let model = Autoencoder::load(&straight).unwrap();
     let cal = model.meta().calibration.clone().expect("calibrated");
     assert_eq!(cal.frames, 3);
+    assert!(cal.noise_area.is_some_and(|a| (0.0..1.0).contains(&a)), "noise grain measured: {:?}", cal.noise_area);
     assert_eq!(model.meta().training["summary"]["epochs_run"], 10);
+    // `poolwatch-train calibrate` on the same held-out frames gives the same calibration.
+    let held = dir.path().join("held");
+    std::fs::create_dir_all(&held).unwrap();
+    for i in 9..12 {
+        std::fs::copy(dir.path().join(format!("empty/{i:03}.png")), held.join(format!("{i:03}.png"))).unwrap();
+    }
+    let again = dir.path().join("again.onnx");
+    std::fs::copy(&straight, &again).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch-train"))
+        .args(["calibrate", again.to_str().unwrap(), "--normal", held.to_str().unwrap(), "--mask", "none"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recal = Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap();
+    assert_eq!((recal.threshold, recal.raw_threshold, recal.noise_area, recal.frames), (cal.threshold, cal.raw_threshold, cal.noise_area, 3));
     let report = straight.with_extension("report");
     assert!(report.join("loss.png").is_file() && report.join("report.json").is_file());
     assert!(report.join("examples/val0.jpg").is_file());

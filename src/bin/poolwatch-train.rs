@@ -247,11 +247,18 @@ fn parse_pair(s: &str) -> Result<[f32; 2], String> {
 fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings) -> Result<()> {
     let mut model = Autoencoder::load(path)?;
     let heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
-    let spec = DatasetSpec { normal: normal.to_vec(), inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.0, max_size: (4096, 4096) };
+    // Frames at their own size, as training's held-out frames are: the same frames give the same calibration.
+    let spec = DatasetSpec { normal: normal.to_vec(), inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.0, max_size: (u32::MAX, u32::MAX) };
     let data = Dataset::load(&spec)?;
     let frames: Vec<_> = data.train.iter().chain(&data.val).map(|s| s.image.clone()).collect();
     let cal = calibrate(&mut model, &frames, pool, heatmap, DEFAULT_QUANTILE)?.context("no frames to calibrate on")?;
-    log::info!("threshold {:.3} (standardised), {:.5} (raw) from {} frames", cal.threshold, cal.raw_threshold, cal.frames);
+    log::info!(
+        "threshold {:.3} (standardised), {:.5} (raw), noise grain {:.3} % of the frame, from {} frames",
+        cal.threshold,
+        cal.raw_threshold,
+        cal.noise_area.unwrap_or(0.0) * 100.0,
+        cal.frames
+    );
     store_calibration(path, cal)?;
     Ok(())
 }

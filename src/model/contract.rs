@@ -81,6 +81,12 @@ pub struct Calibration {
     /// otherwise. Absent for mask images (a file on the training machine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolSettings>,
+    /// The camera's noise grain: over the empty frames, the median of the largest blob (a fraction of
+    /// the frame) that the box stage's default morphology leaves when the standardised heatmap is cut at
+    /// half the threshold. Waves and highlights seen close up make big blobs; `[boxes] min_area = "auto"`
+    /// sizes the smallest box from it. Absent in models calibrated before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_area: Option<f32>,
 }
 
 /// A model's self-description, read from and written to ONNX `metadata_props`.
@@ -268,6 +274,7 @@ mod tests {
             quantile: 0.999,
             frames: 3,
             pool: Some(PoolSettings { mask: crate::pool::MaskSpec::Auto, erode: 3 }),
+            noise_area: Some(0.002),
         };
         let s = serde_json::to_string(&cal).unwrap();
         let back: Calibration = serde_json::from_str(&s).unwrap();
