@@ -34,7 +34,7 @@ if [[ -x /usr/bin/qemu-aarch64-static ]] && has_std aarch64-unknown-linux-gnu; t
     # does not implement the TCGETS2 ioctl (ENOSYS) that serialport sets the baud rate with, so no
     # serial port opens under emulation (on a board's kernel it does).
     POOLWATCH_TEST_SLOWDOWN=${POOLWATCH_TEST_SLOWDOWN:-8} "${x[@]}" --test daemon --test cli --test model -- --skip serial_sentences
-    # The binary the tests ran, stripped (a board gets the release profile's, with LTO: cross/README.md).
+    # The binary the tests ran, stripped (a board gets the `device` profile's, with LTO: cross/README.md).
     cp target/cross/aarch64-unknown-linux-gnu/cross-test/poolwatch target/cross/poolwatch-aarch64
     aarch64-linux-gnu-strip target/cross/poolwatch-aarch64
     echo "stripped aarch64 poolwatch: $(du -h target/cross/poolwatch-aarch64 | cut -f1)"

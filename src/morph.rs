@@ -12,6 +12,7 @@ pub struct Morphology {
     labels: Vec<u32>,
     parent: Vec<u32>,
     slot: Vec<u32>,
+    comps: Vec<Component>,
 }
 
 /// One 8-connected component: its bounds (`x2`, `y2` exclusive), pixel count and highest score.
@@ -87,8 +88,9 @@ impl Morphology {
     }
 
     /// The 8-connected components of the set pixels of `m`, numbered in the raster order of their first
-    /// pixel, each with the highest value of `score` (same layout as `m`) under it.
-    pub fn components(&mut self, m: &[u8], score: &[f32], w: usize, h: usize) -> Vec<Component> {
+    /// pixel, each with the highest value of `score` (same layout as `m`) under it. The slice is reused by
+    /// the next call.
+    pub fn components(&mut self, m: &[u8], score: &[f32], w: usize, h: usize) -> &[Component] {
         debug_assert_eq!(m.len(), w * h);
         debug_assert_eq!(score.len(), w * h);
         // Pass 1: provisional labels (0 = background) and their equivalences in a union-find forest.
@@ -130,7 +132,8 @@ impl Morphology {
         // Pass 2: each root gets the next component index the first time it is seen.
         self.slot.clear();
         self.slot.resize(self.parent.len(), u32::MAX);
-        let mut comps: Vec<Component> = Vec::new();
+        let comps = &mut self.comps;
+        comps.clear();
         for y in 0..h {
             for x in 0..w {
                 let i = y * w + x;
@@ -266,7 +269,8 @@ mod tests {
             0, 0, 0, 0, 1,
         ];
         let score: Vec<f32> = (0..20).map(|i| i as f32).collect();
-        let comps = Morphology::new().components(&m, &score, 5, 4);
+        let mut mo = Morphology::new();
+        let comps = mo.components(&m, &score, 5, 4);
         assert_eq!(comps.len(), 1, "{comps:?}");
         assert_eq!(comps[0], Component { x1: 0, y1: 0, x2: 5, y2: 4, pixels: 9, peak: 19.0 });
     }
