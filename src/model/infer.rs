@@ -113,7 +113,9 @@ impl Autoencoder {
             return Err(ModelError::Run(format!("input has {} values, the model takes 3x{h}x{w}", input.len())));
         }
         let tensor = Tensor::from_shape(&[1, 3, h, w], input).map_err(|e| ModelError::Run(e.to_string()))?;
-        let out = self.state.run(tvec![tensor.into()]).map_err(|e| ModelError::Run(format!("{e:#}")))?;
+        let out = self.state.run(tvec![tensor.into()]).map_err(|e| ModelError::Run(format!("{e:#}")));
+        clear_upper_vector_state();
+        let out = out?;
         let view = out[0].to_plain_array_view::<f32>().map_err(|e| ModelError::Run(e.to_string()))?;
         let view = view.as_slice().ok_or_else(|| ModelError::Run("output is not contiguous".into()))?;
         if view.len() != self.output.len() {
@@ -121,6 +123,21 @@ impl Autoencoder {
         }
         self.output.copy_from_slice(view);
         Ok(&self.output)
+    }
+}
+
+/// Clears the upper halves of the AVX registers (`vzeroupper`) that tract's AVX-512 kernels leave dirty
+/// when they run on this thread. Until then every SSE instruction after them (all of this crate's own
+/// per-frame code, built for baseline x86-64) is slowed by the dirty-upper-state penalty: the heatmap
+/// and pre-processing stages measured 3-4x slower after single-threaded inference.
+#[inline]
+fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: `vzeroupper` only needs the AVX instruction set, checked just above; it touches no
+        // memory and no register whose value live Rust code holds (the upper halves are not used by
+        // code compiled without AVX, which this function is).
+        unsafe { std::arch::x86_64::_mm256_zeroupper() }
     }
 }
 
