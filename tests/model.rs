@@ -51,6 +51,47 @@ fn convtranspose_decoder_matches_reference() {
 fn three_layer_models_match_reference() {
     round_trip("3,5,6:3,5,7:resize", 24, 16);
     round_trip("3,5,6:3,5,7:convtranspose", 24, 16);
+    round_trip("4,6:9,5:resize", 16, 8);
+}
+
+#[test]
+fn upgrade_rewrites_an_earlier_resize_graph_as_the_same_function() {
+    use poolwatch::model::onnx::{build_model_as, upgrade_file, write_proto};
+    let arch = Arch::by_name("4,8,8:3,5,7:resize").unwrap();
+    let weights = random_weights(&arch, 7);
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.onnx"), dir.path().join("new.onnx"));
+    let mut meta = ModelMeta::new(32, 16, arch.clone());
+    meta.calibration = Some(Calibration {
+        width: 32,
+        height: 16,
+        mean: vec![0.01; 32 * 16],
+        std: vec![0.02; 32 * 16],
+        heatmap: HeatmapSettings::default(),
+        threshold: 4.5,
+        raw_threshold: 0.1,
+        quantile: 1.0,
+        frames: 10,
+        pool: None,
+        noise_area: Some(0.001),
+    });
+    write_proto(&old, &build_model_as(&meta, &weights, false).unwrap()).unwrap();
+    assert!(upgrade_file(&old, &new).unwrap(), "the resize graph was not rewritten");
+    let ops = |p: &std::path::Path| -> Vec<String> {
+        poolwatch::model::infer::read_proto(p).unwrap().graph.unwrap().node.iter().map(|n| n.op_type.clone()).collect()
+    };
+    // dec0 (k 7) and dec1 (k 5) become sub-pixel convolutions; dec2 (k 3) gains nothing and stays.
+    assert_eq!(ops(&old).iter().filter(|o| *o == "Resize").count(), 3);
+    assert_eq!(ops(&new).iter().filter(|o| *o == "Resize").count(), 1);
+    assert_eq!(ops(&new).iter().filter(|o| *o == "DepthToSpace").count(), 2);
+    let (mut a, mut b) = (Autoencoder::load(&old).unwrap(), Autoencoder::load(&new).unwrap());
+    assert_eq!(b.meta(), a.meta(), "metadata and calibration carry over");
+    let mut rng = poolwatch::synth::rng::Rng::new(3);
+    let input: Vec<f32> = (0..3 * 32 * 16).map(|_| rng.f32()).collect();
+    let diff = max_diff(a.reconstruct(&input).unwrap(), b.reconstruct(&input).unwrap());
+    assert!(diff < 1e-5, "the upgraded model differs by {diff}");
+    // Upgrading again changes nothing.
+    assert!(!upgrade_file(&new, &new).unwrap());
 }
 
 #[test]
@@ -142,14 +183,23 @@ fn bad_model_files_fail_clearly() {
 
 #[test]
 fn int8_export_runs_in_tract_with_integer_convolutions() {
-    use poolwatch::model::quant::{build_int8, quantize_file, read_weights};
+    use poolwatch::model::onnx::read_weights;
+    use poolwatch::model::quant::{build_int8, quantize_file};
     let (arch, weights) = blur_model("6,12,12:3,5,5:resize");
     let dir = tempfile::tempdir().unwrap();
     let float = dir.path().join("f.onnx");
     write_model(&float, &ModelMeta::new(64, 48, arch.clone()), &weights).unwrap();
-    // The weights read back from the file are the ones written.
     let proto = poolwatch::model::infer::read_proto(&float).unwrap();
-    assert_eq!(read_weights(&proto).unwrap(), weights);
+    // The weights read back from the file are the ones written (the decoder's are stored in their
+    // sub-pixel form and converted back, exactly up to float rounding).
+    let back = read_weights(&proto, &arch).unwrap();
+    assert_eq!(back.keys().collect::<Vec<_>>(), weights.keys().collect::<Vec<_>>());
+    for (name, t) in &weights {
+        assert_eq!(back[name].shape, t.shape, "{name}");
+        for (a, b) in back[name].data.iter().zip(&t.data) {
+            assert!((a - b).abs() < 1e-5, "{name}: {a} vs {b}");
+        }
+    }
 
     // Calibration inputs: smooth random images.
     let scene = poolwatch::synth::Scene::new(4, 64, 48, (0, 0));

@@ -145,6 +145,14 @@ enum Command {
         #[command(flatten)]
         mask: MaskArgs,
     },
+    /// Rewrite a float model from an earlier version in the current graph form (the sub-pixel decoder,
+    /// 2-3x fewer operations): same weights, metadata and calibration. Quantise again afterwards.
+    Upgrade {
+        model: PathBuf,
+        /// Where to write it (default: in place).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Re-measure a model's calibration on held-out empty frames.
     Calibrate {
         model: PathBuf,
@@ -159,6 +167,12 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let result = match Cli::parse().command {
         Command::Calibrate { model, normal, mask } => mask.pool().and_then(|pool| recalibrate(&model, &normal, &pool)),
+        Command::Upgrade { model, out } => (|| -> Result<()> {
+            let out = out.unwrap_or_else(|| model.clone());
+            let changed = poolwatch::model::onnx::upgrade_file(&model, &out)?;
+            log::info!("{}: {}", out.display(), if changed { "rewritten in the current graph form" } else { "already in the current form" });
+            Ok(())
+        })(),
         Command::Quantize { model, normal, out, mask } => (|| -> Result<()> {
             let pool = mask.pool()?;
             let size = Autoencoder::load(&model)?.size();

@@ -6,6 +6,7 @@ pub mod contract;
 pub mod infer;
 pub mod onnx;
 pub mod quant;
+pub mod subpixel;
 
 pub use arch::{Arch, Upsample};
 pub use contract::{Calibration, ModelError, ModelMeta, Preprocess};

@@ -1,8 +1,11 @@
 //! The ONNX writer: builds the autoencoder graph from named weight tensors and writes a standard ONNX
-//! file (opset 13) that tract and onnxruntime both run. The trainer exports through it.
+//! file (opset 13) that tract and onnxruntime both run. The trainer exports through it. A resize
+//! decoder layer is written in its sub-pixel form (`subpixel.rs`).
 
 use super::arch::{Activation, Arch, LayerKind};
 use super::contract::{INPUT_NAME, ModelError, ModelMeta, OUTPUT_NAME};
+use super::subpixel::{from_subpixel, subpixel_kernel, to_subpixel};
+use tract_onnx::pb::tensor_proto::DataType;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -102,6 +105,15 @@ pub fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
     }
 }
 
+pub fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
+}
+
+/// The initializer name of a resize-decoder weight or bias in its sub-pixel form.
+pub fn subpixel_name(name: &str) -> String {
+    format!("{name}_subpixel")
+}
+
 pub fn attr_str(name: &str, v: &str) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
@@ -130,6 +142,12 @@ pub fn check_weights(arch: &Arch, weights: &Weights) -> Result<(), String> {
 
 /// The float autoencoder graph for `meta.arch` with these weights.
 pub fn build_model(meta: &ModelMeta, weights: &Weights) -> Result<pb::ModelProto, String> {
+    build_model_as(meta, weights, true)
+}
+
+/// [`build_model`], with `subpixel = false` for the graph form of earlier versions (every resize
+/// decoder layer as `Resize` then `Conv`).
+pub fn build_model_as(meta: &ModelMeta, weights: &Weights, subpixel: bool) -> Result<pb::ModelProto, String> {
     let arch = meta.arch.as_ref().ok_or("the model description has no architecture")?;
     arch.validate()?;
     check_weights(arch, weights)?;
@@ -139,31 +157,48 @@ pub fn build_model(meta: &ModelMeta, weights: &Weights) -> Result<pb::ModelProto
     }
     let mut g = GraphBuilder::default();
     let mut x = INPUT_NAME.to_string();
-    let has_resize = arch.layers().iter().any(|l| l.kind == LayerKind::UpResize);
-    if has_resize {
-        g.f32_tensor("up_scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
-    }
     let layers = arch.layers();
+    let mut has_scales = false;
     for (idx, l) in layers.iter().enumerate() {
         let (w, b) = (l.weight_name(), l.bias_name());
-        g.f32_tensor(&w, &l.weight_shape(), &weights[&w].data);
-        g.f32_tensor(&b, &[l.cout], &weights[&b].data);
         let k = l.kernel as i64;
         let p = k / 2;
         let conv_out = format!("{}_conv", l.name);
-        match l.kind {
-            LayerKind::Down => conv_node(&mut g, "Conv", l.name.as_str(), &x, &w, &b, &conv_out, k, 2, p, None),
-            LayerKind::UpResize => {
-                let up = format!("{}_up", l.name);
-                g.node("Resize", &up, &[&x, "", "up_scales"], &up, vec![
-                    attr_str("mode", "nearest"),
-                    attr_str("coordinate_transformation_mode", "asymmetric"),
-                    attr_str("nearest_mode", "floor"),
-                ]);
-                conv_node(&mut g, "Conv", l.name.as_str(), &up, &w, &b, &conv_out, k, 1, p, None)
-            }
-            LayerKind::UpTranspose => {
-                conv_node(&mut g, "ConvTranspose", l.name.as_str(), &x, &w, &b, &conv_out, k, 2, (k - 1) / 2, Some(1))
+        if subpixel && use_subpixel(l) {
+            // Upsample-then-convolve, written as the equivalent sub-pixel convolution (2-3x fewer
+            // multiply-adds); `{name}_conv` stays the layer's full-resolution output.
+            let (ws, bs) = to_subpixel(&weights[&w], &weights[&b].data);
+            let (wn, bn) = (subpixel_name(&w), subpixel_name(&b));
+            g.f32_tensor(&wn, &ws.shape, &ws.data);
+            g.f32_tensor(&bn, &[bs.len()], &bs);
+            let k2 = ws.shape[2] as i64;
+            let low = format!("{}_subpixel", l.name);
+            conv_node(&mut g, "Conv", l.name.as_str(), &x, &wn, &bn, &low, k2, 1, k2 / 2, None);
+            g.node("DepthToSpace", &format!("{}_d2s", l.name), &[&low], &conv_out, vec![
+                attr_int("blocksize", 2),
+                attr_str("mode", "CRD"),
+            ]);
+        } else {
+            g.f32_tensor(&w, &l.weight_shape(), &weights[&w].data);
+            g.f32_tensor(&b, &[l.cout], &weights[&b].data);
+            match l.kind {
+                LayerKind::Down => conv_node(&mut g, "Conv", l.name.as_str(), &x, &w, &b, &conv_out, k, 2, p, None),
+                LayerKind::UpTranspose => {
+                    conv_node(&mut g, "ConvTranspose", l.name.as_str(), &x, &w, &b, &conv_out, k, 2, (k - 1) / 2, Some(1))
+                }
+                LayerKind::UpResize => {
+                    if !has_scales {
+                        g.f32_tensor("up_scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
+                        has_scales = true;
+                    }
+                    let up = format!("{}_up", l.name);
+                    g.node("Resize", &up, &[&x, "", "up_scales"], &up, vec![
+                        attr_str("mode", "nearest"),
+                        attr_str("coordinate_transformation_mode", "asymmetric"),
+                        attr_str("nearest_mode", "floor"),
+                    ]);
+                    conv_node(&mut g, "Conv", l.name.as_str(), &up, &w, &b, &conv_out, k, 1, p, None)
+                }
             }
         }
         let out = if idx + 1 == layers.len() { OUTPUT_NAME.to_string() } else { format!("{}_act", l.name) };
@@ -175,6 +210,13 @@ pub fn build_model(meta: &ModelMeta, weights: &Weights) -> Result<pb::ModelProto
         x = out;
     }
     Ok(g.finish(meta, "poolwatch"))
+}
+
+/// Whether a decoder layer is written as a sub-pixel convolution: resize layers whose kernel shrinks
+/// (k >= 5; a 3x3 one has as many multiply-adds either way, and the upsample-then-convolve form runs
+/// faster in tract than the extra `DepthToSpace`).
+fn use_subpixel(l: &super::arch::Layer) -> bool {
+    l.kind == LayerKind::UpResize && subpixel_kernel(l.kernel) < l.kernel
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -197,6 +239,58 @@ fn conv_node(
         attrs.push(attr_ints("output_padding", &[op, op]));
     }
     g.node(op, name, &[x, w, b], out, attrs);
+}
+
+/// The float weights of a model written by [`super::onnx::build_model`] for `arch`, as the trainer
+/// names them (resize-decoder layers are stored in their sub-pixel form and converted back).
+pub fn read_weights(proto: &pb::ModelProto, arch: &Arch) -> Result<Weights, String> {
+    let graph = proto.graph.as_ref().ok_or("no graph")?;
+    let mut stored = Weights::new();
+    for t in &graph.initializer {
+        if t.data_type != DataType::Float as i32 {
+            continue;
+        }
+        let data: Vec<f32> = if !t.raw_data.is_empty() {
+            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        } else {
+            t.float_data.clone()
+        };
+        stored.insert(t.name.clone(), WeightTensor { shape: t.dims.iter().map(|&d| d as usize).collect(), data });
+    }
+    let mut w = Weights::new();
+    for l in arch.layers() {
+        let (wn, bn) = (l.weight_name(), l.bias_name());
+        if let (Some(ws), Some(bs)) = (stored.get(&subpixel_name(&wn)), stored.get(&subpixel_name(&bn))) {
+            let (wt, b) = from_subpixel(ws, &bs.data, l.kernel)
+                .ok_or_else(|| format!("'{}' has shape {:?}, which does not fit layer {}", subpixel_name(&wn), ws.shape, l.name))?;
+            w.insert(wn, wt);
+            w.insert(bn, WeightTensor { shape: vec![b.len()], data: b });
+        } else {
+            for name in [wn, bn] {
+                let t = stored.remove(&name).ok_or_else(|| format!("weight '{name}' is missing"))?;
+                w.insert(name, t);
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// Rewrites a float model written by an earlier version with this version's writer: same weights,
+/// metadata and calibration, the current graph form (the sub-pixel decoder). Returns whether the
+/// graph changed.
+pub fn upgrade_file(src: &Path, dst: &Path) -> Result<bool, ModelError> {
+    let proto = super::infer::read_proto(src)?;
+    let meta = ModelMeta::from_proto(src, &proto)?;
+    let bad = |reason: String| ModelError::Contract { path: src.to_path_buf(), reason };
+    if meta.quantization != "float" {
+        return Err(bad(format!("it is {}: upgrade the float model, then quantise it again", meta.quantization)));
+    }
+    let arch = meta.arch.as_ref().ok_or_else(|| bad("it has no architecture metadata (not written by poolwatch-train)".into()))?;
+    let weights = read_weights(&proto, arch).map_err(bad)?;
+    let new = build_model(&meta, &weights).map_err(bad)?;
+    let changed = new.graph.as_ref().map(|g| &g.node) != proto.graph.as_ref().map(|g| &g.node);
+    write_proto(dst, &new)?;
+    Ok(changed)
 }
 
 /// Builds the model and writes it to `path`.

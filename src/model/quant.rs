@@ -8,7 +8,7 @@
 use super::arch::{Activation, LayerKind};
 use super::contract::{INPUT_NAME, ModelError, ModelMeta, OUTPUT_NAME};
 use super::infer::read_proto;
-use super::onnx::{GraphBuilder, WeightTensor, Weights, attr_ints, attr_str, check_weights};
+use super::onnx::{GraphBuilder, Weights, attr_ints, attr_str, check_weights, read_weights};
 use std::path::Path;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -16,24 +16,6 @@ use tract_onnx::prelude::*;
 
 /// The quantile of each conv output's values taken as its range (robust to a few outliers).
 const RANGE_QUANTILE: f32 = 0.9999;
-
-/// The float weights stored in a model written by [`super::onnx::build_model`].
-pub fn read_weights(proto: &pb::ModelProto) -> Result<Weights, String> {
-    let graph = proto.graph.as_ref().ok_or("no graph")?;
-    let mut w = Weights::new();
-    for t in &graph.initializer {
-        if t.data_type != DataType::Float as i32 || !(t.name.ends_with(".weight") || t.name.ends_with(".bias")) {
-            continue;
-        }
-        let data: Vec<f32> = if !t.raw_data.is_empty() {
-            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-        } else {
-            t.float_data.clone()
-        };
-        w.insert(t.name.clone(), WeightTensor { shape: t.dims.iter().map(|&d| d as usize).collect(), data });
-    }
-    Ok(w)
-}
 
 /// Range (min, max) of every convolution's output over the calibration inputs (CHW, model size).
 pub fn measure_ranges(proto: &pb::ModelProto, meta: &ModelMeta, inputs: &[Vec<f32>]) -> Result<Vec<(f32, f32)>, String> {
@@ -200,7 +182,8 @@ pub fn quantize_file(float: &Path, out: &Path, inputs: &[Vec<f32>]) -> Result<()
     if inputs.is_empty() {
         return Err(bad("no calibration frames to measure activation ranges on".into()));
     }
-    let weights = read_weights(&proto).map_err(bad)?;
+    let arch = meta.arch.as_ref().ok_or_else(|| bad("the model has no architecture metadata".into()))?;
+    let weights = read_weights(&proto, arch).map_err(bad)?;
     let ranges = measure_ranges(&proto, &meta, inputs).map_err(bad)?;
     let q = build_int8(&meta, &weights, &ranges).map_err(bad)?;
     super::onnx::write_proto(out, &q)
