@@ -241,7 +241,7 @@ fn conv_node(
     g.node(op, name, &[x, w, b], out, attrs);
 }
 
-/// The float weights of a model written by [`super::onnx::build_model`] for `arch`, as the trainer
+/// The float weights of a model written by [`build_model`] for `arch`, as the trainer
 /// names them (resize-decoder layers are stored in their sub-pixel form and converted back).
 pub fn read_weights(proto: &pb::ModelProto, arch: &Arch) -> Result<Weights, String> {
     let graph = proto.graph.as_ref().ok_or("no graph")?;
@@ -289,7 +289,9 @@ pub fn upgrade_file(src: &Path, dst: &Path) -> Result<bool, ModelError> {
     let weights = read_weights(&proto, arch).map_err(bad)?;
     let new = build_model(&meta, &weights).map_err(bad)?;
     let changed = new.graph.as_ref().map(|g| &g.node) != proto.graph.as_ref().map(|g| &g.node);
-    write_proto(dst, &new)?;
+    // A file already in the current form is kept byte for byte (converting its weights back and forth
+    // would only add rounding).
+    write_proto(dst, if changed { &new } else { &proto })?;
     Ok(changed)
 }
 
