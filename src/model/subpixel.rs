@@ -52,8 +52,12 @@ pub fn to_subpixel(w: &WeightTensor, b: &[f32]) -> (WeightTensor, Vec<f32>) {
 /// (least squares, which is exact for weights that [`to_subpixel`] made). `None` when the shapes do not
 /// fit a kernel of size `k`.
 pub fn from_subpixel(w: &WeightTensor, b: &[f32], k: usize) -> Option<(WeightTensor, Vec<f32>)> {
+    // The tensor comes from a file: its rank and length are checked before it is indexed.
+    if w.shape.len() != 4 || w.data.len() != w.shape.iter().product::<usize>() {
+        return None;
+    }
     let [c4, cin, k2, k2b] = dims(w);
-    if k % 2 == 0 || k2 != subpixel_kernel(k) || k2b != k2 || c4 % 4 != 0 || b.len() != c4 {
+    if k.is_multiple_of(2) || k2 != subpixel_kernel(k) || k2b != k2 || !c4.is_multiple_of(4) || b.len() != c4 {
         return None;
     }
     let cout = c4 / 4;
@@ -140,60 +144,69 @@ mod tests {
         (WeightTensor { shape: vec![cout, cin, k, k], data }, (0..cout).map(|_| rng.range(-1.0, 1.0)).collect())
     }
 
-    /// Upsample x2 (nearest) then convolve (padding k/2, zeros outside), the reference.
-    fn resize_conv(x: &[f32], cin: usize, h: usize, wd: usize, w: &WeightTensor, b: &[f32]) -> Vec<f32> {
+    /// A plain stride-1 convolution, `c x h x w` in, padding k/2 (zeros outside).
+    fn conv(x: &[f32], cin: usize, h: usize, wd: usize, w: &WeightTensor, b: &[f32]) -> Vec<f32> {
         let [cout, _, k, _] = dims(w);
-        let (h2, w2, r) = (2 * h, 2 * wd, (k / 2) as i64);
-        let mut out = vec![0.0f32; cout * h2 * w2];
+        let r = (k / 2) as i64;
+        let mut out = vec![0.0f32; cout * h * wd];
         for co in 0..cout {
-            for y in 0..h2 {
-                for xx in 0..w2 {
+            for y in 0..h {
+                for xx in 0..wd {
                     let mut acc = b[co];
                     for ci in 0..cin {
                         for ty in 0..k {
                             for tx in 0..k {
                                 let (uy, ux) = (y as i64 + ty as i64 - r, xx as i64 + tx as i64 - r);
-                                if uy < 0 || ux < 0 || uy >= h2 as i64 || ux >= w2 as i64 {
-                                    continue;
+                                if uy >= 0 && ux >= 0 && uy < h as i64 && ux < wd as i64 {
+                                    let v = x[(ci * h + uy as usize) * wd + ux as usize];
+                                    acc += w.data[((co * cin + ci) * k + ty) * k + tx] * v;
                                 }
-                                let v = x[(ci * h + uy as usize / 2) * wd + ux as usize / 2];
-                                acc += w.data[((co * cin + ci) * k + ty) * k + tx] * v;
                             }
                         }
                     }
-                    out[(co * h2 + y) * w2 + xx] = acc;
+                    out[(co * h + y) * wd + xx] = acc;
                 }
             }
         }
         out
     }
 
-    /// Convolve at low resolution (padding k'/2) then DepthToSpace(2, CRD).
-    fn subpixel_conv(x: &[f32], cin: usize, h: usize, wd: usize, w: &WeightTensor, b: &[f32]) -> Vec<f32> {
-        let [c4, _, k2, _] = dims(w);
-        let (cout, r) = (c4 / 4, (k2 / 2) as i64);
-        let mut out = vec![0.0f32; cout * 4 * h * wd];
-        for c in 0..c4 {
-            let (co, py, px) = (c / 4, (c % 4) / 2, c % 2);
-            for y in 0..h {
-                for xx in 0..wd {
-                    let mut acc = b[c];
-                    for ci in 0..cin {
-                        for ty in 0..k2 {
-                            for tx in 0..k2 {
-                                let (uy, ux) = (y as i64 + ty as i64 - r, xx as i64 + tx as i64 - r);
-                                if uy < 0 || ux < 0 || uy >= h as i64 || ux >= wd as i64 {
-                                    continue;
-                                }
-                                acc += w.data[((c * cin + ci) * k2 + ty) * k2 + tx] * x[(ci * h + uy as usize) * wd + ux as usize];
-                            }
-                        }
-                    }
-                    out[(co * 2 * h + 2 * y + py) * 2 * wd + 2 * xx + px] = acc;
+    /// Nearest-neighbour upsampling by 2.
+    fn upsample(x: &[f32], c: usize, h: usize, wd: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; c * 4 * h * wd];
+        for ch in 0..c {
+            for y in 0..2 * h {
+                for xx in 0..2 * wd {
+                    out[(ch * 2 * h + y) * 2 * wd + xx] = x[(ch * h + y / 2) * wd + xx / 2];
                 }
             }
         }
         out
+    }
+
+    /// ONNX `DepthToSpace(2, CRD)`: channel `4 c + 2 py + px` becomes channel `c` at row parity `py`,
+    /// column parity `px`.
+    fn depth_to_space(x: &[f32], c4: usize, h: usize, wd: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; c4 * h * wd];
+        for ch in 0..c4 {
+            let (c, py, px) = (ch / 4, (ch % 4) / 2, ch % 2);
+            for y in 0..h {
+                for xx in 0..wd {
+                    out[(c * 2 * h + 2 * y + py) * 2 * wd + 2 * xx + px] = x[(ch * h + y) * wd + xx];
+                }
+            }
+        }
+        out
+    }
+
+    /// Upsample x2 (nearest) then convolve, the reference.
+    fn resize_conv(x: &[f32], cin: usize, h: usize, wd: usize, w: &WeightTensor, b: &[f32]) -> Vec<f32> {
+        conv(&upsample(x, cin, h, wd), cin, 2 * h, 2 * wd, w, b)
+    }
+
+    /// Convolve at low resolution, then DepthToSpace(2, CRD).
+    fn subpixel_conv(x: &[f32], cin: usize, h: usize, wd: usize, w: &WeightTensor, b: &[f32]) -> Vec<f32> {
+        depth_to_space(&conv(x, cin, h, wd, w, b), w.shape[0], h, wd)
     }
 
     #[test]
@@ -232,5 +245,8 @@ mod tests {
         // A kernel size that does not fit the sub-pixel shape is refused.
         let (ws, bs) = to_subpixel(&weights(1, 1, 5, 1).0, &[0.0]);
         assert!(from_subpixel(&ws, &bs, 7).is_none());
+        // So is a tensor from a damaged file: wrong rank, or fewer values than its shape says.
+        assert!(from_subpixel(&WeightTensor { shape: vec![4, 3], data: vec![0.0; 12] }, &bs, 5).is_none());
+        assert!(from_subpixel(&WeightTensor { shape: ws.shape.clone(), data: vec![0.0; 5] }, &bs, 5).is_none());
     }
 }
