@@ -139,6 +139,10 @@ pub struct BoxSettings {
     /// Boxes closer than this fraction of the frame width are merged.
     pub merge_gap: f32,
     pub max_boxes: usize,
+    /// A box spans the pixels of its blob scoring at least this fraction of the blob's peak (0: the
+    /// whole blob). The heatmap's smoothing spreads every blob by its blur; its half-maximum extent
+    /// is close to the object's own.
+    pub peak_fraction: f32,
 }
 
 impl Default for BoxSettings {
@@ -152,6 +156,7 @@ impl Default for BoxSettings {
             min_area: MinArea::default(),
             merge_gap: 0.01,
             max_boxes: 32,
+            peak_fraction: 0.3,
         }
     }
 }
@@ -175,6 +180,9 @@ impl BoxSettings {
         }
         if self.max_boxes == 0 {
             return Err("max_boxes must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.peak_fraction) {
+            return Err(format!("peak_fraction {} must be in [0,1)", self.peak_fraction));
         }
         Ok(())
     }
@@ -243,18 +251,28 @@ impl BoxExtractor {
         let (wu, hu) = (w as usize, h as usize);
         self.morph.open(&mut self.binary, wu, hu, s.open_radius as usize);
         self.morph.close(&mut self.binary, wu, hu, s.close_radius as usize);
-        let comps = self.morph.components(&self.binary, &hm.score, wu, hu);
+        self.morph.components(&self.binary, &hm.score, wu, hu);
+        let comps = self.morph.last_components();
         let (sx, sy) = (src_w as f32 / w as f32, src_h as f32 / h as f32);
         let min_px = self.min_area * (w * h) as f32;
+        let frac = s.peak_fraction;
         let mut boxes: Vec<BBox> = comps
             .iter()
-            .filter(|c| c.pixels as f32 >= min_px.max(1.0))
-            .map(|c| BBox {
-                x1: c.x1 as f32 * sx,
-                y1: c.y1 as f32 * sy,
-                x2: c.x2 as f32 * sx,
-                y2: c.y2 as f32 * sy,
-                score: c.peak / (c.peak + thr),
+            .enumerate()
+            .filter(|(_, c)| c.pixels as f32 >= min_px.max(1.0))
+            .map(|(i, c)| {
+                let (x1, y1, x2, y2) = if frac > 0.0 {
+                    self.morph.core_bounds(i, &hm.score, wu, c.peak * frac)
+                } else {
+                    (c.x1, c.y1, c.x2, c.y2)
+                };
+                BBox {
+                    x1: x1 as f32 * sx,
+                    y1: y1 as f32 * sy,
+                    x2: x2 as f32 * sx,
+                    y2: y2 as f32 * sy,
+                    score: c.peak / (c.peak + thr),
+                }
             })
             .collect();
         boxes = merge(boxes, s.merge_gap * src_w as f32);
@@ -374,6 +392,27 @@ mod tests {
     }
 
     #[test]
+    fn boxes_span_the_blob_above_a_fraction_of_its_peak() {
+        // A smoothed blob: a 10x6 core at 10 inside an 18x14 halo at 2, cut at 1.
+        let hm = heatmap(60, 40, &[(10, 10, 28, 24, 2.0), (14, 14, 24, 20, 10.0)]);
+        let whole = BoxSettings { peak_fraction: 0.0, ..settings() };
+        let b = BoxExtractor::new(whole, None).extract(&hm, 60, 40).0[0];
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (10.0, 10.0, 28.0, 24.0));
+        // The halo is below 30 % of the peak: the box is the core.
+        let core = BoxSettings { peak_fraction: 0.3, ..settings() };
+        let b = BoxExtractor::new(core.clone(), None).extract(&hm, 60, 40).0[0];
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (14.0, 14.0, 24.0, 20.0));
+        assert!((b.score - 10.0 / 11.0).abs() < 1e-6, "the score is the blob's");
+        // A flat blob keeps its whole extent; so does the part of another blob that only touches the
+        // bounds (the core is taken per blob, not per rectangle).
+        let hm = heatmap(60, 40, &[(10, 10, 20, 20, 5.0), (30, 10, 40, 20, 2.0), (34, 12, 36, 14, 9.0)]);
+        let mut boxes = BoxExtractor::new(core, None).extract(&hm, 60, 40).0;
+        boxes.sort_by(|a, b| a.x1.total_cmp(&b.x1));
+        assert_eq!((boxes[0].x1, boxes[0].y1, boxes[0].x2, boxes[0].y2), (10.0, 10.0, 20.0, 20.0));
+        assert_eq!((boxes[1].x1, boxes[1].y1, boxes[1].x2, boxes[1].y2), (34.0, 12.0, 36.0, 14.0));
+    }
+
+    #[test]
     fn iou_and_gap() {
         let a = BBox::new(0.0, 0.0, 10.0, 10.0);
         let b = BBox::new(5.0, 0.0, 15.0, 10.0);
@@ -386,6 +425,8 @@ mod tests {
     fn bad_settings_are_refused() {
         assert!(BoxSettings { threshold: Threshold::Fixed(-1.0), ..Default::default() }.validate().is_err());
         assert!(BoxSettings { min_area: MinArea::Fraction(2.0), ..Default::default() }.validate().is_err());
+        assert!(BoxSettings { peak_fraction: 1.0, ..Default::default() }.validate().is_err());
+        assert!(BoxSettings { peak_fraction: f32::NAN, ..Default::default() }.validate().is_err());
         assert!(BoxSettings::default().validate().is_ok());
     }
 }

@@ -14,12 +14,22 @@ use std::path::Path;
 /// The default quantile of the empty frames' peaks the thresholds sit at (1 = above the highest).
 pub const DEFAULT_QUANTILE: f32 = 1.0;
 
+/// The heatmap smoothing a calibration measures with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Blur {
+    /// The settings' `blur_sigma`.
+    AsSet,
+    /// Chosen from the camera's noise grain ([`crate::heatmap::blur_for_grain`]).
+    Auto,
+}
+
 /// Measures a calibration on empty frames, each with its pool mask from `pool`.
 pub fn calibrate<'a>(
     model: &mut Autoencoder,
     frames: impl IntoIterator<Item = &'a RgbImage>,
     pool: &PoolSettings,
     settings: HeatmapSettings,
+    blur: Blur,
     quantile: f32,
 ) -> Result<Option<Calibration>, DetectError> {
     let (w, h) = model.size();
@@ -36,7 +46,11 @@ pub fn calibrate<'a>(
         cal.add(input, recon, m);
     }
     let portable = !matches!(pool.mask, crate::pool::MaskSpec::Image(_));
-    Ok(cal.finish(quantile).map(|c| Calibration { pool: portable.then(|| pool.clone()), ..c }))
+    let cal = match blur {
+        Blur::AsSet => cal.finish(quantile),
+        Blur::Auto => cal.finish_auto(quantile),
+    };
+    Ok(cal.map(|c| Calibration { pool: portable.then(|| pool.clone()), ..c }))
 }
 
 /// Rewrites a model file with a new calibration (everything else unchanged).

@@ -99,6 +99,13 @@ impl HeatmapBuilder {
 
     /// The smoothed raw error (before standardisation) into `out`.
     pub fn raw_into(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
+        self.error_into(input, recon, mask, out);
+        blur(&mut out.score, &mut self.tmp, self.width, self.height, &self.kernel);
+        out.score.iter_mut().zip(mask).for_each(|(s, m)| *s *= m);
+    }
+
+    /// The masked error (exponent applied), not yet smoothed, into `out`.
+    fn error_into(&self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
         let plane = self.width * self.height;
         debug_assert!(mask.len() == plane && input.len() == 3 * plane && recon.len() == 3 * plane);
         out.width = self.width as u32;
@@ -116,8 +123,6 @@ impl HeatmapBuilder {
         if e != 1.0 {
             score.iter_mut().for_each(|s| *s = s.powf(e));
         }
-        score.iter_mut().zip(mask).for_each(|(s, m)| *s *= m);
-        blur(score, &mut self.tmp, self.width, self.height, &self.kernel);
         score.iter_mut().zip(mask).for_each(|(s, m)| *s *= m);
     }
 
@@ -251,40 +256,101 @@ fn noise_area(maps: &[Vec<f32>], mean: &[f32], std: &[f32], floor: f32, cut: f32
     *largest.select_nth_unstable_by(mid, f32::total_cmp).1
 }
 
-/// Accumulates heatmaps of held-out empty frames into a [`Calibration`].
+/// The smoothing `blur_sigma = "auto"` calibrates with first, to measure the noise grain.
+pub const REFERENCE_BLUR: f32 = 1.5;
+
+/// The largest smoothing the automatic choice picks, in model pixels.
+pub const MAX_AUTO_BLUR: f32 = 10.0;
+
+/// How many times the noise's own radius the automatic smoothing is (see [`blur_for_grain`]).
+pub const GRAIN_BLUR_FACTOR: f32 = 1.5;
+
+/// The smoothing that suits a camera whose noise grain, measured at [`REFERENCE_BLUR`], is `noise_area`
+/// (a fraction of the `width` x `height` map). The grain's radius has two parts that add in quadrature:
+/// the reference blur's own spread of pixel-sized noise (1.5 sigma: what the synthetic overview camera,
+/// whose noise is pixel-sized, measures) and the noise's own size (waves and highlights seen close up). The
+/// smoothing is [`GRAIN_BLUR_FACTOR`] times the latter, between [`REFERENCE_BLUR`] and [`MAX_AUTO_BLUR`]:
+/// a close-up camera, whose swimmers are large and whose error is patchy over them, gets a wide blur that
+/// fills them in; an overview camera keeps a fine one that does not wash its small swimmers out.
+pub fn blur_for_grain(noise_area: f32, width: u32, height: u32) -> f32 {
+    let px = (noise_area.max(0.0) * width as f32 * height as f32).min(f32::MAX);
+    let radius = (px / std::f32::consts::PI).sqrt();
+    let own = (radius * radius - (1.5 * REFERENCE_BLUR).powi(2)).max(0.0).sqrt();
+    (GRAIN_BLUR_FACTOR * own).clamp(REFERENCE_BLUR, MAX_AUTO_BLUR)
+}
+
+/// Accumulates the error maps of held-out empty frames into a [`Calibration`].
 pub struct Calibrator {
     builder: HeatmapBuilder,
-    maps: Vec<Vec<f32>>,
+    /// Per frame, the masked error before smoothing and the pool mask.
+    errors: Vec<(Vec<f32>, Vec<f32>)>,
     width: u32,
     height: u32,
 }
 
 impl Calibrator {
     pub fn new(width: u32, height: u32, settings: HeatmapSettings) -> Self {
-        Calibrator { builder: HeatmapBuilder::new(width, height, settings, None), maps: Vec::new(), width, height }
+        Calibrator { builder: HeatmapBuilder::new(width, height, settings, None), errors: Vec::new(), width, height }
     }
 
     /// Adds one empty frame (model input and its reconstruction, CHW) with its pool mask.
     pub fn add(&mut self, input: &[f32], recon: &[f32], mask: &[f32]) {
         let mut h = Heatmap::default();
-        self.builder.raw_into(input, recon, mask, &mut h);
-        self.maps.push(h.score);
+        self.builder.error_into(input, recon, mask, &mut h);
+        self.errors.push((h.score, mask.to_vec()));
     }
 
     pub fn frames(&self) -> usize {
-        self.maps.len()
+        self.errors.len()
     }
 
-    /// Per-pixel mean and spread, and the thresholds at quantile `q` of the empty frames' scores.
+    /// Like [`finish`](Self::finish), with the smoothing chosen from the camera's noise grain: measured
+    /// at [`REFERENCE_BLUR`], the statistics and thresholds then measured again at
+    /// [`blur_for_grain`]'s smoothing. The calibration records the smoothing it chose.
+    pub fn finish_auto(mut self, q: f32) -> Option<Calibration> {
+        self.set_blur(REFERENCE_BLUR);
+        let first = self.finish_ref(q)?;
+        let sigma = blur_for_grain(first.noise_area.unwrap_or(0.0), self.width, self.height);
+        if (sigma - REFERENCE_BLUR).abs() < 0.05 {
+            return Some(first);
+        }
+        self.set_blur(sigma);
+        self.finish_ref(q)
+    }
+
+    fn set_blur(&mut self, sigma: f32) {
+        let settings = HeatmapSettings { blur_sigma: sigma, ..self.builder.settings().clone() };
+        self.builder = HeatmapBuilder::new(self.width, self.height, settings, None);
+    }
+
+    /// Per-pixel mean and spread, and the thresholds at quantile `q` of the empty frames' scores, with
+    /// the smoothing of the settings given to [`new`](Self::new).
     pub fn finish(self, q: f32) -> Option<Calibration> {
-        let n = self.maps.len();
+        self.finish_ref(q)
+    }
+
+    fn finish_ref(&self, q: f32) -> Option<Calibration> {
+        let n = self.errors.len();
         if n == 0 {
             return None;
         }
         let plane = (self.width * self.height) as usize;
+        let (w, h) = (self.width as usize, self.height as usize);
+        // The smoothed maps, as the device's heatmap builder makes them.
+        let mut tmp = vec![0.0; plane];
+        let maps: Vec<Vec<f32>> = self
+            .errors
+            .iter()
+            .map(|(e, mask)| {
+                let mut m = e.clone();
+                blur(&mut m, &mut tmp, w, h, &self.builder.kernel);
+                m.iter_mut().zip(mask).for_each(|(s, k)| *s *= k);
+                m
+            })
+            .collect();
         let mut mean = vec![0.0f64; plane];
         let mut sq = vec![0.0f64; plane];
-        for m in &self.maps {
+        for m in &maps {
             for i in 0..plane {
                 mean[i] += m[i] as f64;
                 sq[i] += (m[i] as f64).powi(2);
@@ -298,17 +364,15 @@ impl Calibrator {
             .collect();
         // With few frames the per-pixel spread is noisy: blend it with a local average of itself.
         let mut std_s = std.clone();
-        let mut tmp = vec![0.0; plane];
-        blur(&mut std_s, &mut tmp, self.width as usize, self.height as usize, &gaussian_kernel(3.0));
+        blur(&mut std_s, &mut tmp, w, h, &gaussian_kernel(3.0));
         let std: Vec<f32> = std.iter().zip(&std_s).map(|(a, b)| a.max(*b)).collect();
         let floor = spread_floor(&std);
         // Per frame, the highest score that survives the box stage's opening (a 3x3 minimum): the
         // thresholds sit at quantile `q` of these peaks, with a margin, so empty frames raise no box.
-        let (w, h) = (self.width as usize, self.height as usize);
         let mut raw_peaks = Vec::with_capacity(n);
         let mut std_peaks = Vec::with_capacity(n);
         let mut standardised = vec![0.0f32; plane];
-        for m in &self.maps {
+        for m in &maps {
             for i in 0..plane {
                 standardised[i] = if m[i] > 0.0 { ((m[i] - mean[i]) / std[i].max(floor)).max(0.0) } else { 0.0 };
             }
@@ -320,7 +384,7 @@ impl Calibrator {
             *v.select_nth_unstable_by(k, f32::total_cmp).1 * CALIBRATION_MARGIN
         };
         let threshold = quantile(&mut std_peaks).max(1e-6);
-        let noise_area = noise_area(&self.maps, &mean, &std, floor, threshold * NOISE_CUT, w, h);
+        let noise_area = noise_area(&maps, &mean, &std, floor, threshold * NOISE_CUT, w, h);
         let settings = self.builder.settings().clone();
         Some(Calibration {
             width: self.width,
@@ -483,5 +547,82 @@ mod tests {
         // Outside the pool (zero error) nothing counts, however low the cut.
         let empty = vec![vec![0.0f32; w * h]];
         assert_eq!(noise_area(&empty, &vec![-1.0; w * h], &vec![1.0; w * h], 1e-6, 0.5, w, h), 0.0);
+    }
+
+    #[test]
+    fn the_automatic_blur_grows_with_the_noise_grain_beyond_the_reference_blur() {
+        let (w, h) = (256u32, 192u32);
+        let px = |area: f32| area / (w * h) as f32;
+        // Blobs no larger than the reference blur makes of pixel noise (radius 2.25 px): the reference.
+        assert_eq!(blur_for_grain(0.0, w, h), REFERENCE_BLUR);
+        assert_eq!(blur_for_grain(px(std::f32::consts::PI * 2.25 * 2.25), w, h), REFERENCE_BLUR);
+        // A grain of radius 5 px has an own radius of sqrt(25 - 2.25^2) = 4.47 px.
+        let r5 = blur_for_grain(px(std::f32::consts::PI * 25.0), w, h);
+        assert!((r5 - GRAIN_BLUR_FACTOR * (25.0f32 - 2.25 * 2.25).sqrt()).abs() < 1e-3, "{r5}");
+        assert!(blur_for_grain(px(std::f32::consts::PI * 36.0), w, h) > r5);
+        // Huge (or nonsense) grains stop at the ceiling.
+        assert_eq!(blur_for_grain(0.5, w, h), MAX_AUTO_BLUR);
+        assert_eq!(blur_for_grain(f32::INFINITY, w, h), MAX_AUTO_BLUR);
+        assert_eq!(blur_for_grain(-1.0, w, h), REFERENCE_BLUR);
+    }
+
+    /// Empty frames of a `w` x `h` camera: faint noise with sparse glints (0.3 % of the pixels), pixel-sized or
+    /// in `cell` x `cell` patches (highlights seen close up).
+    fn noisy_calibrator(w: u32, h: u32, cell: usize, frames: u64) -> Calibrator {
+        let n = (w * h) as usize;
+        let mut cal = Calibrator::new(w, h, settings(REFERENCE_BLUR, true, 1.0));
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..frames {
+            let patches = (w as usize).div_ceil(cell) * (h as usize).div_ceil(cell);
+            let noise: Vec<f32> = (0..patches)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    if s % 1000 < 3 { 1.0 } else { 0.05 * (s / 1000 % 1000) as f32 / 1000.0 }
+                })
+                .collect();
+            let mut input = vec![0.0f32; 3 * n];
+            for y in 0..h as usize {
+                for x in 0..w as usize {
+                    let p = (y / cell) * (w as usize).div_ceil(cell) + x / cell;
+                    input[y * w as usize + x] = noise[p];
+                }
+            }
+            cal.add(&input, &vec![0.0; 3 * n], &vec![1.0; n]);
+        }
+        cal
+    }
+
+    #[test]
+    fn automatic_calibration_picks_a_wider_blur_for_coarser_noise() {
+        let (w, h) = (96u32, 72u32);
+        // No grain at all (a perfect reconstruction): the reference blur, the same calibration as a fixed one.
+        let mut still = Calibrator::new(w, h, settings(REFERENCE_BLUR, true, 1.0));
+        let n = (w * h) as usize;
+        (0..4).for_each(|_| still.add(&vec![0.5; 3 * n], &vec![0.5; 3 * n], &vec![1.0; n]));
+        let c = still.finish_auto(1.0).unwrap();
+        assert_eq!((c.heatmap.blur_sigma, c.noise_area), (REFERENCE_BLUR, Some(0.0)));
+        // Glints in 8-pixel patches (highlights seen close up) against pixel-sized ones: a wider blur,
+        // recorded in the calibration with the statistics, thresholds and grain measured at it.
+        let fine = noisy_calibrator(w, h, 1, 12).finish_auto(1.0).unwrap();
+        let at_reference = noisy_calibrator(w, h, 8, 12).finish(1.0).unwrap();
+        let c = noisy_calibrator(w, h, 8, 12).finish_auto(1.0).unwrap();
+        let want = blur_for_grain(at_reference.noise_area.unwrap(), w, h);
+        assert_eq!(c.heatmap.blur_sigma, want);
+        assert!(want > fine.heatmap.blur_sigma + 2.0, "coarse {want}, fine {}", fine.heatmap.blur_sigma);
+        assert_ne!(c.threshold, at_reference.threshold);
+        // The device's heatmap builder at the recorded blur reproduces the calibration's statistics.
+        let mut b = HeatmapBuilder::new(w, h, c.heatmap.clone(), None);
+        let mut again = noisy_calibrator(w, h, 8, 1);
+        let (err, mask) = again.errors.pop().unwrap();
+        let mut hm = Heatmap::default();
+        let mut input = err.iter().map(|e| e.sqrt()).collect::<Vec<f32>>();
+        input.resize(3 * err.len(), 0.0);
+        b.raw_into(&input, &vec![0.0; input.len()], &mask, &mut hm);
+        let mut expect = err.clone();
+        blur(&mut expect, &mut vec![0.0; err.len()], w as usize, h as usize, &gaussian_kernel(want));
+        assert!(hm.score.iter().zip(&expect).all(|(a, b)| (a - b).abs() < 1e-6));
+        assert!(expect != err, "the blur did something");
     }
 }

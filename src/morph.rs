@@ -146,6 +146,8 @@ impl Morphology {
                     self.slot[root] = comps.len() as u32;
                     comps.push(Component { x1: x as u32, y1: y as u32, x2: 0, y2: 0, pixels: 0, peak: f32::MIN });
                 }
+                // From here on a pixel's label is its component's index + 1 (see `core_bounds`).
+                self.labels[i] = self.slot[root] + 1;
                 let c = &mut comps[self.slot[root] as usize];
                 c.x1 = c.x1.min(x as u32);
                 c.x2 = c.x2.max(x as u32 + 1);
@@ -155,6 +157,33 @@ impl Morphology {
             }
         }
         comps
+    }
+
+    /// The components found by the last [`components`](Self::components) call.
+    pub fn last_components(&self) -> &[Component] {
+        &self.comps
+    }
+
+    /// The bounds (`x2`, `y2` exclusive) of the pixels of component `index` of the last
+    /// [`components`](Self::components) call whose `score` is at least `level`; the component's own
+    /// bounds when none is (a `level` above its peak).
+    pub fn core_bounds(&self, index: usize, score: &[f32], w: usize, level: f32) -> (u32, u32, u32, u32) {
+        let c = self.comps[index];
+        let label = index as u32 + 1;
+        let (mut x1, mut y1, mut x2, mut y2) = (u32::MAX, u32::MAX, 0, 0);
+        for y in c.y1..c.y2 {
+            let row = y as usize * w;
+            for x in c.x1..c.x2 {
+                let i = row + x as usize;
+                if self.labels[i] == label && score[i] >= level {
+                    x1 = x1.min(x);
+                    x2 = x2.max(x + 1);
+                    y1 = y1.min(y);
+                    y2 = y + 1;
+                }
+            }
+        }
+        if x2 == 0 { (c.x1, c.y1, c.x2, c.y2) } else { (x1, y1, x2, y2) }
     }
 }
 
@@ -273,5 +302,28 @@ mod tests {
         let comps = mo.components(&m, &score, 5, 4);
         assert_eq!(comps.len(), 1, "{comps:?}");
         assert_eq!(comps[0], Component { x1: 0, y1: 0, x2: 5, y2: 4, pixels: 9, peak: 19.0 });
+    }
+
+    #[test]
+    fn core_bounds_keep_one_components_pixels_above_the_level() {
+        // Two components whose bounds overlap: an L (scores 1, with one 5) and a pixel inside its bounds.
+        let (w, h) = (8usize, 6usize);
+        let mut m = vec![0u8; w * h];
+        let mut score = vec![0.0f32; w * h];
+        for (x, y, v) in [(1, 1, 1.0), (1, 2, 1.0), (1, 3, 1.0), (2, 3, 1.0), (3, 3, 1.0), (4, 3, 5.0), (4, 1, 9.0)] {
+            m[y * w + x] = 1;
+            score[y * w + x] = v;
+        }
+        let mut mo = Morphology::new();
+        let comps = mo.components(&m, &score, w, h).to_vec();
+        assert_eq!(comps.len(), 2);
+        let l = comps.iter().position(|c| c.pixels == 6).unwrap();
+        assert_eq!((comps[l].x1, comps[l].y1, comps[l].x2, comps[l].y2), (1, 1, 5, 4));
+        assert_eq!(mo.last_components(), &comps[..]);
+        // At 2 only the L's 5 counts; the 9 of the other component inside its bounds does not.
+        assert_eq!(mo.core_bounds(l, &score, w, 2.0), (4, 3, 5, 4));
+        assert_eq!(mo.core_bounds(l, &score, w, 1.0), (1, 1, 5, 4));
+        // A level above the peak keeps the component's own bounds.
+        assert_eq!(mo.core_bounds(l, &score, w, 6.0), (1, 1, 5, 4));
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::blur_model;
 use poolwatch::BBox;
-use poolwatch::calibrate::{DEFAULT_QUANTILE, calibrate, store_calibration};
+use poolwatch::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
 use poolwatch::heatmap::HeatmapSettings;
 use poolwatch::model::{Autoencoder, ModelMeta, write_model};
 use poolwatch::pool::{MaskSpec, PoolSettings};
@@ -43,7 +43,7 @@ fn calibrated_model(dir: &Path) -> PathBuf {
     let mut model = Autoencoder::load(&path).unwrap();
     let empty = Scene::new(7, 640, 480, (0, 0));
     let frames: Vec<_> = (0..24).map(|i| empty.render(i as f32 * 0.7 + 100.0, 1000 + i).0).collect();
-    let cal = calibrate(&mut model, &frames, &PoolSettings { mask: MaskSpec::Auto, ..Default::default() }, HeatmapSettings::default(), DEFAULT_QUANTILE)
+    let cal = calibrate(&mut model, &frames, &PoolSettings { mask: MaskSpec::Auto, ..Default::default() }, HeatmapSettings::default(), Blur::AsSet, DEFAULT_QUANTILE)
         .unwrap()
         .unwrap();
     store_calibration(&path, cal).unwrap();

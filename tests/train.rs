@@ -36,6 +36,7 @@ fn settings(arch: &str, epochs: usize) -> TrainSettings {
         nonpool_weight: 0.0,
         preprocess: Preprocess::default(),
         heatmap: HeatmapSettings::default(),
+        auto_blur: true,
         pool: PoolSettings { mask: MaskSpec::None, erode: 0 },
     }
 }
@@ -82,6 +83,26 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let recal = Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap();
     assert_eq!((recal.threshold, recal.raw_threshold, recal.noise_area, recal.frames), (cal.threshold, cal.raw_threshold, cal.noise_area, 3));
+    // Both chose the smoothing from the noise grain (`--blur-sigma auto`, the default) and agree on it.
+    assert_eq!(recal.heatmap.blur_sigma, cal.heatmap.blur_sigma);
+    use poolwatch::heatmap::{MAX_AUTO_BLUR, REFERENCE_BLUR};
+    assert!((REFERENCE_BLUR..=MAX_AUTO_BLUR).contains(&cal.heatmap.blur_sigma), "{}", cal.heatmap.blur_sigma);
+    assert_eq!(model.meta().training["settings"]["auto_blur"], true);
+    // A fixed smoothing is calibrated at and recorded; a bad one is refused before anything is written.
+    let calibrate = |sigma: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch-train"))
+            .args(["calibrate", again.to_str().unwrap(), "--normal", held.to_str().unwrap(), "--blur-sigma", sigma])
+            .output()
+            .unwrap()
+    };
+    assert!(calibrate("3").status.success());
+    let fixed = Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap();
+    assert_eq!(fixed.heatmap.blur_sigma, 3.0);
+    assert_ne!(fixed.threshold, cal.threshold);
+    let o = calibrate("wide");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("neither auto nor a smoothing"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap().heatmap.blur_sigma, 3.0);
     let report = straight.with_extension("report");
     assert!(report.join("loss.png").is_file() && report.join("report.json").is_file());
     assert!(report.join("examples/val0.jpg").is_file());

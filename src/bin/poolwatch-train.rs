@@ -4,9 +4,9 @@
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use poolwatch::augment::AugmentSettings;
-use poolwatch::calibrate::{DEFAULT_QUANTILE, calibrate, store_calibration};
+use poolwatch::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
 use poolwatch::dataset::{Dataset, DatasetSpec};
-use poolwatch::heatmap::HeatmapSettings;
+use poolwatch::heatmap::{HeatmapSettings, REFERENCE_BLUR};
 use poolwatch::model::contract::parse_size;
 use poolwatch::model::{Arch, Autoencoder, Preprocess};
 use poolwatch::pool::{MaskSpec, PoolSettings};
@@ -132,6 +132,10 @@ enum Command {
         /// Also export an int8 model (MODEL.int8.onnx) and compare it with the float one.
         #[arg(long)]
         int8: bool,
+        /// Heatmap smoothing in model pixels, or auto: chosen from the camera's noise grain on the
+        /// held-out frames.
+        #[arg(long, default_value = "auto", value_parser = parse_blur)]
+        blur_sigma: BlurArg,
     },
     /// Quantise a float model to int8 (QLinearConv), calibrated and compared on empty frames.
     Quantize {
@@ -158,6 +162,9 @@ enum Command {
         model: PathBuf,
         #[arg(long, required = true, num_args = 1..)]
         normal: Vec<PathBuf>,
+        /// Heatmap smoothing in model pixels, or auto: chosen from the camera's noise grain.
+        #[arg(long, default_value = "auto", value_parser = parse_blur)]
+        blur_sigma: BlurArg,
         #[command(flatten)]
         mask: MaskArgs,
     },
@@ -166,7 +173,9 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let result = match Cli::parse().command {
-        Command::Calibrate { model, normal, mask } => mask.pool().and_then(|pool| recalibrate(&model, &normal, &pool)),
+        Command::Calibrate { model, normal, blur_sigma, mask } => {
+            mask.pool().and_then(|pool| recalibrate(&model, &normal, &pool, blur_sigma.0))
+        }
         Command::Upgrade { model, out } => (|| -> Result<()> {
             let out = out.unwrap_or_else(|| model.clone());
             let changed = poolwatch::model::onnx::upgrade_file(&model, &out)?;
@@ -186,6 +195,7 @@ fn main() -> ExitCode {
         Command::Train {
             normal, inpaint, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
             patience, val_fraction, nonpool_target, nonpool_weight, no_augment, range, bright_clip, mask, threads, quiet, int8,
+            blur_sigma,
         } => (|| -> Result<()> {
             let (width, height) = parse_size(&size).map_err(|e| anyhow!("--size: {e}"))?;
             let arch = Arch::by_name(&arch).map_err(|e| anyhow!("--arch: {e}"))?;
@@ -214,7 +224,8 @@ fn main() -> ExitCode {
                 nonpool_target,
                 nonpool_weight,
                 preprocess: Preprocess { range, bright_clip },
-                heatmap: HeatmapSettings::default(),
+                heatmap: HeatmapSettings { blur_sigma: blur_sigma.0.unwrap_or(REFERENCE_BLUR), ..Default::default() },
+                auto_blur: blur_sigma.0.is_none(),
                 pool: pool.clone(),
             };
             let spec = DatasetSpec { normal, inpaint, mask: pool.mask.clone(), val_fraction, max_size: (width * 2, height * 2) };
@@ -258,18 +269,35 @@ fn parse_pair(s: &str) -> Result<[f32; 2], String> {
     Ok([a, b])
 }
 
-fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings) -> Result<()> {
+/// `--blur-sigma`: `auto` (None) or a smoothing in model pixels.
+#[derive(Clone, Copy, Debug)]
+struct BlurArg(Option<f32>);
+
+fn parse_blur(s: &str) -> Result<BlurArg, String> {
+    if s == "auto" {
+        return Ok(BlurArg(None));
+    }
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=20.0).contains(&v) => Ok(BlurArg(Some(v))),
+        _ => Err(format!("'{s}' is neither auto nor a smoothing in [0, 20] model pixels")),
+    }
+}
+
+fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings, blur_sigma: Option<f32>) -> Result<()> {
     let mut model = Autoencoder::load(path)?;
-    let heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
+    let mut heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
+    heatmap.blur_sigma = blur_sigma.unwrap_or(REFERENCE_BLUR);
+    let blur = if blur_sigma.is_some() { Blur::AsSet } else { Blur::Auto };
     // Frames at their own size, as training's held-out frames are: the same frames give the same calibration.
     let spec = DatasetSpec { normal: normal.to_vec(), inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.0, max_size: (u32::MAX, u32::MAX) };
     let data = Dataset::load(&spec)?;
     let frames: Vec<_> = data.train.iter().chain(&data.val).map(|s| s.image.clone()).collect();
-    let cal = calibrate(&mut model, &frames, pool, heatmap, DEFAULT_QUANTILE)?.context("no frames to calibrate on")?;
+    let cal = calibrate(&mut model, &frames, pool, heatmap, blur, DEFAULT_QUANTILE)?.context("no frames to calibrate on")?;
     log::info!(
-        "threshold {:.3} (standardised), {:.5} (raw), noise grain {:.3} % of the frame, from {} frames",
+        "threshold {:.3} (standardised), {:.5} (raw), heatmap smoothing {:.1} px, noise grain {:.3} % of the frame, from {} frames",
         cal.threshold,
         cal.raw_threshold,
+        cal.heatmap.blur_sigma,
         cal.noise_area.unwrap_or(0.0) * 100.0,
         cal.frames
     );

@@ -2,7 +2,7 @@
 //! and compared with the float model (reconstruction agreement and speed, measured in one run).
 
 use super::run::TrainError;
-use crate::calibrate::{DEFAULT_QUANTILE, calibrate, store_calibration};
+use crate::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
 use crate::model::quant::quantize_file;
 use crate::model::Autoencoder;
 use crate::pool::PoolSettings;
@@ -52,7 +52,7 @@ pub fn make_int8(float: &Path, out: &Path, calib: &[&RgbImage], val: &[&RgbImage
     quantize_file(float, out, &inputs)?;
     let mut qm = Autoencoder::load(out)?;
     let heatmap = fm.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
-    let cal = calibrate(&mut qm, val.iter().copied(), pool, heatmap, DEFAULT_QUANTILE)?
+    let cal = calibrate(&mut qm, val.iter().copied(), pool, heatmap, Blur::AsSet, DEFAULT_QUANTILE)?
         .ok_or_else(|| TrainError::Settings("no held-out frame to calibrate the int8 model on".into()))?;
     store_calibration(out, cal)?;
     let mut qm = Autoencoder::load(out)?;

@@ -5,7 +5,7 @@
 use super::net::{Adam, Net};
 use super::report;
 use crate::augment::{AugmentSettings, augment};
-use crate::calibrate::{DEFAULT_QUANTILE, calibrate};
+use crate::calibrate::{Blur, DEFAULT_QUANTILE, calibrate};
 use crate::dataset::{Dataset, Sample};
 use crate::heatmap::HeatmapSettings;
 use crate::model::{Arch, Autoencoder, ModelMeta, Preprocess, write_model};
@@ -88,6 +88,9 @@ pub struct TrainSettings {
     pub nonpool_weight: f64,
     pub preprocess: Preprocess,
     pub heatmap: HeatmapSettings,
+    /// Calibrate with the smoothing chosen from the camera's noise grain instead of `heatmap.blur_sigma`.
+    #[serde(default)]
+    pub auto_blur: bool,
     pub pool: PoolSettings,
 }
 
@@ -363,9 +366,16 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
 
     // Calibration on the held-out empty frames, stored in the model.
     let frames: Vec<image::RgbImage> = data.val.iter().map(|v| v.image.clone()).collect();
-    let cal = calibrate(&mut model, &frames, &s.pool, s.heatmap.clone(), DEFAULT_QUANTILE)?
+    let blur = if s.auto_blur { Blur::Auto } else { Blur::AsSet };
+    let cal = calibrate(&mut model, &frames, &s.pool, s.heatmap.clone(), blur, DEFAULT_QUANTILE)?
         .ok_or_else(|| TrainError::Settings("no held-out frame to calibrate on".into()))?;
-    log::info!("calibration on {} frames: threshold {:.3} (standardised), {:.5} (raw)", cal.frames, cal.threshold, cal.raw_threshold);
+    log::info!(
+        "calibration on {} frames: threshold {:.3} (standardised), {:.5} (raw), heatmap smoothing {:.1} px",
+        cal.frames,
+        cal.threshold,
+        cal.raw_threshold,
+        cal.heatmap.blur_sigma
+    );
     model_meta.training = serde_json::json!({ "settings": s, "summary": meta.summary });
     model_meta.calibration = Some(cal.clone());
     write_model(out, &model_meta, &best.weights())?;
