@@ -75,11 +75,13 @@ impl Taps {
 }
 
 /// One output row of the horizontal pass: `acc` is an interleaved RGB row of the source width, the
-/// outputs go to the three planes' rows, scaled to [0,1].
-fn horizontal<const N: usize>(taps: &Taps, acc: &[f32], r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
-    let weights = taps.weight.chunks_exact(N);
+/// outputs go to the three planes' rows, scaled to [0,1]. `n` is `taps.n`; inlined, so a constant
+/// `n` at the call gives a loop of fixed length.
+#[inline(always)]
+fn horizontal(taps: &Taps, n: usize, acc: &[f32], r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
+    let weights = taps.weight.chunks_exact(n);
     for ((((&start, ws), r), g), b) in taps.start.iter().zip(weights).zip(r).zip(g).zip(b) {
-        let px = &acc[start as usize * 3..][..3 * N];
+        let px = &acc[start as usize * 3..][..3 * n];
         let (mut sr, mut sg, mut sb) = (0.0f32, 0.0f32, 0.0f32);
         for (p, w) in px.chunks_exact(3).zip(ws) {
             sr += p[0] * w;
@@ -138,33 +140,14 @@ impl Preprocessor {
             let (r, g, b) = (&mut r[row.clone()], &mut g[row.clone()], &mut b[row]);
             // The tap count as a constant for the common ratios (2: upscaling, 3-4: down to 1/3).
             match self.xw.n {
-                1 => horizontal::<1>(&self.xw, acc, r, g, b),
-                2 => horizontal::<2>(&self.xw, acc, r, g, b),
-                3 => horizontal::<3>(&self.xw, acc, r, g, b),
-                4 => horizontal::<4>(&self.xw, acc, r, g, b),
-                5 => horizontal::<5>(&self.xw, acc, r, g, b),
-                _ => horizontal_any(&self.xw, acc, r, g, b),
+                2 => horizontal(&self.xw, 2, acc, r, g, b),
+                3 => horizontal(&self.xw, 3, acc, r, g, b),
+                4 => horizontal(&self.xw, 4, acc, r, g, b),
+                n => horizontal(&self.xw, n, acc, r, g, b),
             }
         }
         apply_settings(&self.settings, &mut self.out, plane);
         &self.out
-    }
-}
-
-/// [`horizontal`] for any tap count (large downscaling ratios).
-fn horizontal_any(taps: &Taps, acc: &[f32], r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
-    let n = taps.n;
-    for (i, &start) in taps.start.iter().enumerate() {
-        let px = &acc[start as usize * 3..][..3 * n];
-        let (mut sr, mut sg, mut sb) = (0.0f32, 0.0f32, 0.0f32);
-        for (p, w) in px.chunks_exact(3).zip(&taps.weight[i * n..(i + 1) * n]) {
-            sr += p[0] * w;
-            sg += p[1] * w;
-            sb += p[2] * w;
-        }
-        r[i] = sr / 255.0;
-        g[i] = sg / 255.0;
-        b[i] = sb / 255.0;
     }
 }
 
