@@ -140,8 +140,8 @@ pub struct BoxSettings {
     pub merge_gap: f32,
     pub max_boxes: usize,
     /// A box spans the pixels of its blob scoring at least this fraction of the blob's peak (0: the
-    /// whole blob). The heatmap's smoothing spreads every blob by its blur; its half-maximum extent
-    /// is close to the object's own.
+    /// whole blob). The heatmap's smoothing spreads every blob by a halo as wide as the blur; cutting
+    /// at a fraction of the peak drops the halo (0.3: docs/accuracy.md).
     pub peak_fraction: f32,
 }
 

@@ -1,6 +1,7 @@
 //! The heatmap: per-pixel reconstruction error (squared error summed over channels, raised to an
 //! exponent), masked to the pool, smoothed, and optionally standardised by the per-pixel error
-//! statistics of empty frames so that error that is always there (lane ropes, reflections) fades.
+//! statistics of empty frames so that error that is always there (lane ropes, reflections) fades; and
+//! the calibration that measures those statistics, the thresholds and the smoothing on empty frames.
 
 use crate::model::Calibration;
 use serde::{Deserialize, Serialize};
