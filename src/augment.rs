@@ -34,6 +34,34 @@ impl AugmentSettings {
     pub fn none() -> Self {
         AugmentSettings { min_crop: 1.0, rotate_deg: 0.0, hflip: 0.0, vflip: 0.0, brightness: 0.0, saturation: 0.0, blur: 0.0 }
     }
+
+    /// These settings with `KEY=VALUE[,KEY=VALUE...]` applied, keys named as the fields
+    /// (`rotate_deg=8,min_crop=0.7`). Each value is checked against its field's range.
+    pub fn with_overrides(mut self, spec: &str) -> Result<Self, String> {
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, value) = item.split_once('=').ok_or_else(|| format!("'{item}' is not KEY=VALUE"))?;
+            let value: f32 = value.trim().parse().map_err(|_| format!("{}: '{}' is not a number", key.trim(), value.trim()))?;
+            let (field, range) = match key.trim() {
+                "min_crop" => (&mut self.min_crop, 0.1..=1.0),
+                "rotate_deg" => (&mut self.rotate_deg, 0.0..=45.0),
+                "hflip" => (&mut self.hflip, 0.0..=1.0),
+                "vflip" => (&mut self.vflip, 0.0..=1.0),
+                "brightness" => (&mut self.brightness, 0.0..=0.9),
+                "saturation" => (&mut self.saturation, 0.0..=1.0),
+                "blur" => (&mut self.blur, 0.0..=1.0),
+                other => {
+                    return Err(format!(
+                        "unknown augmentation '{other}' (min_crop, rotate_deg, hflip, vflip, brightness, saturation, blur)"
+                    ));
+                }
+            };
+            if !range.contains(&value) {
+                return Err(format!("{} = {value} is outside {}..={}", key.trim(), range.start(), range.end()));
+            }
+            *field = value;
+        }
+        Ok(self)
+    }
 }
 
 /// One random variant of a frame and its mask, at the frame's own size.
@@ -96,6 +124,19 @@ mod tests {
         let img = RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 128]));
         let mask = GrayImage::from_fn(64, 48, |x, _| image::Luma([if x < 32 { 255 } else { 0 }]));
         (img, mask)
+    }
+
+    #[test]
+    fn overrides_set_named_fields_and_reject_bad_ones() {
+        let s = AugmentSettings::default().with_overrides("rotate_deg=8, min_crop=0.7").unwrap();
+        assert_eq!((s.rotate_deg, s.min_crop), (8.0, 0.7));
+        assert_eq!(s.hflip, AugmentSettings::default().hflip);
+        assert_eq!(AugmentSettings::default().with_overrides("").unwrap(), AugmentSettings::default());
+        let e = AugmentSettings::default().with_overrides("spin=3").unwrap_err();
+        assert!(e.contains("unknown augmentation 'spin'"), "{e}");
+        assert!(AugmentSettings::default().with_overrides("hflip=2").unwrap_err().contains("outside"));
+        assert!(AugmentSettings::default().with_overrides("blur").unwrap_err().contains("KEY=VALUE"));
+        assert!(AugmentSettings::default().with_overrides("blur=x").unwrap_err().contains("not a number"));
     }
 
     #[test]

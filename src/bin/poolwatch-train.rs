@@ -112,8 +112,12 @@ enum Command {
         #[arg(long, default_value_t = 0.1)]
         nonpool_weight: f64,
         /// Train without augmentation.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "augment")]
         no_augment: bool,
+        /// Change the augmentation: KEY=VALUE,... with keys min_crop (smallest crop side, 0.85),
+        /// rotate_deg (4), hflip (0.5), vflip (0.1), brightness (0.2), saturation (0.25), blur (0.2).
+        #[arg(long, value_name = "KEY=VALUE,...")]
+        augment: Option<String>,
         /// Range compression before the model: map [0,1] to [LO,HI] (the seed's test-time
         /// normalisation), e.g. 0.1,0.8. Recorded in the model, so the device applies it too.
         #[arg(long, value_parser = parse_pair)]
@@ -194,7 +198,7 @@ fn main() -> ExitCode {
         })(),
         Command::Train {
             normal, inpaint, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
-            patience, val_fraction, nonpool_target, nonpool_weight, no_augment, range, bright_clip, mask, threads, quiet, int8,
+            patience, val_fraction, nonpool_target, nonpool_weight, no_augment, augment, range, bright_clip, mask, threads, quiet, int8,
             blur_sigma,
         } => (|| -> Result<()> {
             let (width, height) = parse_size(&size).map_err(|e| anyhow!("--size: {e}"))?;
@@ -220,7 +224,11 @@ fn main() -> ExitCode {
                 dropout,
                 seed,
                 patience,
-                augment: if no_augment { AugmentSettings::none() } else { AugmentSettings::default() },
+                augment: match (no_augment, augment) {
+                    (true, _) => AugmentSettings::none(),
+                    (false, None) => AugmentSettings::default(),
+                    (false, Some(spec)) => AugmentSettings::default().with_overrides(&spec).map_err(|e| anyhow!("--augment: {e}"))?,
+                },
                 nonpool_target,
                 nonpool_weight,
                 preprocess: Preprocess { range, bright_clip },
