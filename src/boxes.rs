@@ -243,6 +243,18 @@ impl BoxExtractor {
 
     /// Boxes in source coordinates for a heatmap of a `src_w` x `src_h` frame, best score first.
     pub fn extract(&mut self, hm: &Heatmap, src_w: u32, src_h: u32) -> (Vec<BBox>, f32) {
+        crate::simd::avx2_or!(self.extract_avx2(hm, src_w, src_h), self.extract_plain(hm, src_w, src_h))
+    }
+
+    /// [`extract_plain`](Self::extract_plain) compiled for AVX2 ([`crate::simd`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn extract_avx2(&mut self, hm: &Heatmap, src_w: u32, src_h: u32) -> (Vec<BBox>, f32) {
+        self.extract_plain(hm, src_w, src_h)
+    }
+
+    #[inline(always)]
+    fn extract_plain(&mut self, hm: &Heatmap, src_w: u32, src_h: u32) -> (Vec<BBox>, f32) {
         let thr = self.threshold_for(hm);
         let (w, h) = (hm.width, hm.height);
         self.binary.clear();
@@ -329,6 +341,24 @@ mod tests {
 
     fn settings() -> BoxSettings {
         BoxSettings { threshold: Threshold::Fixed(1.0), min_area: MinArea::Fraction(0.002), merge_gap: 0.0, ..Default::default() }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_baseline_variants_agree() {
+        if !crate::simd::has_avx2() {
+            eprintln!("this CPU has no AVX2: only the baseline variant runs here");
+            return;
+        }
+        let hm = heatmap(100, 50, &[(10, 10, 20, 18, 5.0), (60, 30, 61, 31, 9.0), (22, 12, 40, 30, 3.0), (70, 5, 90, 20, 0.5)]);
+        for (open_radius, close_radius) in [(0, 0), (1, 2), (2, 3)] {
+            let s = BoxSettings { open_radius, close_radius, ..settings() };
+            let plain = BoxExtractor::new(s.clone(), None).extract_plain(&hm, 200, 100);
+            // SAFETY: this CPU has AVX2, checked above.
+            let avx2 = unsafe { BoxExtractor::new(s, None).extract_avx2(&hm, 200, 100) };
+            assert!(!plain.0.is_empty());
+            assert_eq!(format!("{plain:?}"), format!("{avx2:?}"));
+        }
     }
 
     #[test]

@@ -99,6 +99,7 @@ impl HeatmapBuilder {
     }
 
     /// The smoothed raw error (before standardisation) into `out`.
+    #[inline(always)]
     pub fn raw_into(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
         self.error_into(input, recon, mask, out);
         blur(&mut out.score, &mut self.tmp, self.width, self.height, &self.kernel);
@@ -106,6 +107,7 @@ impl HeatmapBuilder {
     }
 
     /// The masked error (exponent applied), not yet smoothed, into `out`.
+    #[inline(always)]
     fn error_into(&self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
         let plane = self.width * self.height;
         debug_assert!(mask.len() == plane && input.len() == 3 * plane && recon.len() == 3 * plane);
@@ -129,6 +131,18 @@ impl HeatmapBuilder {
 
     /// The heatmap of one frame into `out` (its buffer is reused).
     pub fn build_into(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
+        crate::simd::avx2_or!(self.build_avx2(input, recon, mask, out), self.build(input, recon, mask, out))
+    }
+
+    /// [`build`](Self::build) compiled for AVX2 ([`crate::simd`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn build_avx2(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
+        self.build(input, recon, mask, out)
+    }
+
+    #[inline(always)]
+    fn build(&mut self, input: &[f32], recon: &[f32], mask: &[f32], out: &mut Heatmap) {
         self.raw_into(input, recon, mask, out);
         let Some(st) = &mut self.stats else { return };
         let (rate, gate) = (self.settings.adapt_rate.clamp(0.0, 1.0), self.settings.adapt_gate);
@@ -180,6 +194,7 @@ fn gaussian_kernel(sigma: f32) -> Vec<f32> {
 /// Separable convolution with edge clamping, in place (`tmp` is scratch of the same size). Outputs are
 /// made [`LANES`] at a time, each summed over the taps in a register-sized block and stored once (a wide
 /// smoothing has 40 taps); the taps are added in kernel order, as a plain loop would.
+#[inline(always)]
 fn blur(data: &mut [f32], tmp: &mut [f32], w: usize, h: usize, k: &[f32]) {
     if k.len() == 1 || w == 0 || h == 0 {
         return;
@@ -215,6 +230,7 @@ fn blur(data: &mut [f32], tmp: &mut [f32], w: usize, h: usize, k: &[f32]) {
 const LANES: usize = 16;
 
 /// `out[i] = sum over taps j of src(j).0[i] * src(j).1`, summed in tap order.
+#[inline(always)]
 fn fir<'a>(out: &mut [f32], taps: usize, src: impl Fn(usize) -> (&'a [f32], f32)) {
     let n = out.len();
     let full = n - n % LANES;
@@ -449,6 +465,37 @@ mod tests {
         b.build_into(&input, &recon, &[1.0, 1.0], &mut h);
         assert!((h.score[0] - 0.3).abs() < 1e-6);
         assert!((h.score[1] - 0.75f32.sqrt()).abs() < 1e-5);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_baseline_variants_agree_bit_for_bit() {
+        if !crate::simd::has_avx2() {
+            eprintln!("this CPU has no AVX2: only the baseline variant runs here");
+            return;
+        }
+        let (w, h) = (70u32, 41u32);
+        let plane = (w * h) as usize;
+        let mut state = 12345u32;
+        let mut next = move || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32
+        };
+        let input: Vec<f32> = (0..3 * plane).map(|_| next()).collect();
+        let recon: Vec<f32> = (0..3 * plane).map(|_| next()).collect();
+        let mask: Vec<f32> = (0..plane).map(|i| if i % 13 == 0 { 0.0 } else { 1.0 }).collect();
+        let mut cal = Calibrator::new(w, h, settings(1.5, true, 1.0));
+        cal.add(&recon, &input, &mask);
+        cal.add(&input, &input, &mask);
+        let cal = cal.finish(1.0).expect("two frames");
+        for (blur, stats) in [(1.5, Some(&cal)), (8.2, None), (0.0, Some(&cal))] {
+            let s = settings(blur, stats.is_some(), 1.0);
+            let (mut a, mut b) = (Heatmap::default(), Heatmap::default());
+            HeatmapBuilder::new(w, h, s.clone(), stats).build(&input, &recon, &mask, &mut a);
+            // SAFETY: this CPU has AVX2, checked above.
+            unsafe { HeatmapBuilder::new(w, h, s, stats).build_avx2(&input, &recon, &mask, &mut b) };
+            assert_eq!(a.score, b.score, "blur {blur}");
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod pool;
 pub mod preprocess;
 pub mod queue;
 pub mod report;
+pub mod simd;
 pub mod sink;
 pub mod source;
 pub mod synth;

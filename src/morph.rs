@@ -34,6 +34,7 @@ enum Op {
     Or,
 }
 
+#[inline(always)]
 fn combine(dst: &mut [u8], src: &[u8], op: Op) {
     match op {
         Op::And => dst.iter_mut().zip(src).for_each(|(d, s)| *d &= *s),
@@ -47,12 +48,14 @@ impl Morphology {
     }
 
     /// Opening (erosion then dilation) of radius `r`: removes specks smaller than a (2r+1)-square.
+    #[inline(always)]
     pub fn open(&mut self, m: &mut [u8], w: usize, h: usize, r: usize) {
         self.filter(m, w, h, r, Op::And);
         self.filter(m, w, h, r, Op::Or);
     }
 
     /// Closing (dilation then erosion) of radius `r`: joins parts closer than 2r+1 pixels.
+    #[inline(always)]
     pub fn close(&mut self, m: &mut [u8], w: usize, h: usize, r: usize) {
         self.filter(m, w, h, r, Op::Or);
         self.filter(m, w, h, r, Op::And);
@@ -60,6 +63,7 @@ impl Morphology {
 
     /// Minimum (`And`) or maximum (`Or`) over the (2r+1)-square around each pixel, clipped to the image,
     /// as a row pass then a column pass.
+    #[inline(always)]
     fn filter(&mut self, m: &mut [u8], w: usize, h: usize, r: usize, op: Op) {
         debug_assert_eq!(m.len(), w * h);
         if r == 0 || m.is_empty() {

@@ -114,6 +114,19 @@ impl Preprocessor {
 
     /// The model input for `img`, CHW. The buffer is reused by the next call.
     pub fn run(&mut self, img: &RgbImage) -> &[f32] {
+        crate::simd::avx2_or!(self.fill_avx2(img), self.fill(img));
+        &self.out
+    }
+
+    /// [`fill`](Self::fill) compiled for AVX2 ([`crate::simd`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn fill_avx2(&mut self, img: &RgbImage) {
+        self.fill(img)
+    }
+
+    #[inline(always)]
+    fn fill(&mut self, img: &RgbImage) {
         let (sw, sh) = img.dimensions();
         if self.src != (sw, sh) {
             self.xw = Taps::new(sw, self.out_w);
@@ -147,7 +160,6 @@ impl Preprocessor {
             }
         }
         apply_settings(&self.settings, &mut self.out, plane);
-        &self.out
     }
 }
 
@@ -226,6 +238,24 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_baseline_variants_agree_bit_for_bit() {
+        if !crate::simd::has_avx2() {
+            eprintln!("this CPU has no AVX2: only the baseline variant runs here");
+            return;
+        }
+        let img = RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x * 7 + y) as u8, (x ^ y) as u8, (x * y % 251) as u8]));
+        for (ow, oh) in [(256u32, 192u32), (91, 68), (700, 500)] {
+            let mut plain = Preprocessor::new(ow, oh, Preprocess::default());
+            plain.fill(&img);
+            let mut avx2 = Preprocessor::new(ow, oh, Preprocess::default());
+            // SAFETY: this CPU has AVX2, checked above.
+            unsafe { avx2.fill_avx2(&img) };
+            assert_eq!(plain.out, avx2.out, "{ow}x{oh}");
         }
     }
 
