@@ -1,7 +1,7 @@
 //! The TOML configuration: types, defaults and validation, with errors that name the key.
 
 use crate::boxes::BoxSettings;
-use crate::heatmap::HeatmapSettings;
+use crate::heatmap::HeatmapOverrides;
 use crate::http::HttpSettings;
 use crate::lanes::LaneSettings;
 use crate::pool::{MaskSpec, PoolSettings};
@@ -48,8 +48,8 @@ pub struct Config {
     pub http: Option<HttpSettings>,
     /// The pool mask; without it, the mask the model was calibrated with (or the whole frame).
     pub pool: Option<PoolSettings>,
-    /// Overrides the heatmap settings the model was calibrated with.
-    pub heatmap: Option<HeatmapSettings>,
+    /// Replaces single heatmap settings the model was calibrated with.
+    pub heatmap: HeatmapOverrides,
     pub boxes: BoxSettings,
 }
 
@@ -68,7 +68,7 @@ impl Default for Config {
             snapshots: None,
             http: None,
             pool: None,
-            heatmap: None,
+            heatmap: HeatmapOverrides::default(),
             boxes: BoxSettings::default(),
         }
     }
@@ -178,13 +178,18 @@ impl Config {
         if let Some(h) = &self.http {
             h.validate().map_err(keyed)?;
         }
-        if let Some(h) = &self.heatmap {
-            if !(h.exponent > 0.0 && h.exponent <= 8.0) {
-                return Err(invalid("heatmap.exponent", format!("{} must be in (0, 8]", h.exponent)));
-            }
-            if !(0.0..=20.0).contains(&h.blur_sigma) {
-                return Err(invalid("heatmap.blur_sigma", format!("{} must be in [0, 20]", h.blur_sigma)));
-            }
+        let h = &self.heatmap;
+        if let Some(e) = h.exponent.filter(|e| !(*e > 0.0 && *e <= 8.0)) {
+            return Err(invalid("heatmap.exponent", format!("{e} must be in (0, 8]")));
+        }
+        if let Some(w) = h.brightness_weight.filter(|w| !(0.0..=10.0).contains(w)) {
+            return Err(invalid("heatmap.brightness_weight", format!("{w} must be in [0, 10]")));
+        }
+        if let Some(b) = h.blur_sigma.filter(|b| !(0.0..=20.0).contains(b)) {
+            return Err(invalid("heatmap.blur_sigma", format!("{b} must be in [0, 20]")));
+        }
+        if let Some(r) = h.adapt_rate.filter(|r| !(0.0..=1.0).contains(r)) {
+            return Err(invalid("heatmap.adapt_rate", format!("{r} must be in [0, 1]")));
         }
         if let Some(PoolSettings { mask: MaskSpec::Polygon(p), .. }) = &self.pool
             && p.len() < 3
@@ -224,7 +229,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.pool.unwrap().mask, MaskSpec::Polygon(vec![[0.0, 0.0], [100.0, 0.0], [100.0, 50.0]]));
         assert_eq!(c.boxes.threshold, Threshold::Fixed(0.25));
-        assert_eq!(c.heatmap.unwrap().exponent, 2.0);
+        assert_eq!(c.heatmap.exponent, Some(2.0));
+        assert_eq!(c.heatmap.brightness_weight, None);
         let c = Config::parse("[boxes]\nthreshold = \"adaptive\"\n[pool]\nmask = \"auto\"").unwrap();
         assert_eq!(c.boxes.threshold, Threshold::Named(ThresholdMode::Adaptive));
         assert_eq!(c.pool.unwrap().mask, MaskSpec::Auto);
@@ -244,6 +250,10 @@ mod tests {
         assert!(e.contains("boxes") && e.contains("min_area"), "{e}");
         let e = Config::parse("[heatmap]\nexponent = -1.0").unwrap_err().to_string();
         assert!(e.contains("heatmap.exponent"), "{e}");
+        let e = Config::parse("[heatmap]\nbrightness_weight = -1.0").unwrap_err().to_string();
+        assert!(e.contains("heatmap.brightness_weight"), "{e}");
+        let e = Config::parse("[heatmap]\nbrightnes_weight = 0.5").unwrap_err().to_string();
+        assert!(e.contains("brightnes_weight"), "{e}");
         let e = Config::parse("[pool]\nmask = { polygon = [[0, 0]] }").unwrap_err().to_string();
         assert!(e.contains("pool.mask.polygon"), "{e}");
         let e = Config::parse("[boxes]\nthreshold = \"sometimes\"").unwrap_err().to_string();

@@ -56,15 +56,11 @@ impl Detector {
     pub fn new(model: Autoencoder, cfg: &Config) -> Detector {
         let meta = model.meta().clone();
         let cal = meta.calibration.as_ref();
-        let settings = match (&cfg.heatmap, cal) {
-            (Some(h), Some(c)) if *h != c.heatmap => {
-                log::warn!("heatmap settings differ from the ones the model was calibrated with; calibrated thresholds may not fit");
-                h.clone()
-            }
-            (Some(h), _) => h.clone(),
-            (None, Some(c)) => c.heatmap.clone(),
-            (None, None) => Default::default(),
-        };
+        let calibrated = cal.map(|c| c.heatmap.clone()).unwrap_or_default();
+        let settings = cfg.heatmap.apply(&calibrated);
+        if cal.is_some() && settings != calibrated {
+            log::warn!("the config's [heatmap] changes settings the model was calibrated with; calibrated thresholds may not fit");
+        }
         if cal.is_none() {
             log::warn!("model {} has no calibration: thresholds are adaptive per frame", model.path().display());
         }

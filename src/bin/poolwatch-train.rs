@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use poolwatch::augment::AugmentSettings;
 use poolwatch::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
 use poolwatch::dataset::{Dataset, DatasetSpec};
-use poolwatch::heatmap::{HeatmapSettings, REFERENCE_BLUR};
+use poolwatch::heatmap::{BRIGHTNESS_WEIGHT, HeatmapSettings, REFERENCE_BLUR};
 use poolwatch::model::contract::parse_size;
 use poolwatch::model::{Arch, Autoencoder, Preprocess};
 use poolwatch::pool::{MaskSpec, PoolSettings};
@@ -140,6 +140,9 @@ enum Command {
         /// held-out frames.
         #[arg(long, default_value = "auto", value_parser = parse_blur)]
         blur_sigma: BlurArg,
+        /// Weight of brightness error against colour error in the heatmap (1: plain squared error).
+        #[arg(long, default_value_t = BRIGHTNESS_WEIGHT, value_parser = parse_brightness_weight)]
+        brightness_weight: f32,
     },
     /// Quantise a float model to int8 (QLinearConv), calibrated and compared on empty frames.
     Quantize {
@@ -169,6 +172,10 @@ enum Command {
         /// Heatmap smoothing in model pixels, or auto: chosen from the camera's noise grain.
         #[arg(long, default_value = "auto", value_parser = parse_blur)]
         blur_sigma: BlurArg,
+        /// Weight of brightness error against colour error in the heatmap (1: plain squared error);
+        /// without it, the model's own setting stays (1 for models calibrated before it existed).
+        #[arg(long, value_parser = parse_brightness_weight)]
+        brightness_weight: Option<f32>,
         #[command(flatten)]
         mask: MaskArgs,
     },
@@ -177,8 +184,8 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let result = match Cli::parse().command {
-        Command::Calibrate { model, normal, blur_sigma, mask } => {
-            mask.pool().and_then(|pool| recalibrate(&model, &normal, &pool, blur_sigma.0))
+        Command::Calibrate { model, normal, blur_sigma, brightness_weight, mask } => {
+            mask.pool().and_then(|pool| recalibrate(&model, &normal, &pool, blur_sigma.0, brightness_weight))
         }
         Command::Upgrade { model, out } => (|| -> Result<()> {
             let out = out.unwrap_or_else(|| model.clone());
@@ -199,7 +206,7 @@ fn main() -> ExitCode {
         Command::Train {
             normal, inpaint, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
             patience, val_fraction, nonpool_target, nonpool_weight, no_augment, augment, range, bright_clip, mask, threads, quiet, int8,
-            blur_sigma,
+            blur_sigma, brightness_weight,
         } => (|| -> Result<()> {
             let (width, height) = parse_size(&size).map_err(|e| anyhow!("--size: {e}"))?;
             let arch = Arch::by_name(&arch).map_err(|e| anyhow!("--arch: {e}"))?;
@@ -232,7 +239,7 @@ fn main() -> ExitCode {
                 nonpool_target,
                 nonpool_weight,
                 preprocess: Preprocess { range, bright_clip },
-                heatmap: HeatmapSettings { blur_sigma: blur_sigma.0.unwrap_or(REFERENCE_BLUR), ..Default::default() },
+                heatmap: HeatmapSettings { blur_sigma: blur_sigma.0.unwrap_or(REFERENCE_BLUR), brightness_weight, ..Default::default() },
                 auto_blur: blur_sigma.0.is_none(),
                 pool: pool.clone(),
             };
@@ -281,6 +288,13 @@ fn parse_pair(s: &str) -> Result<[f32; 2], String> {
 #[derive(Clone, Copy, Debug)]
 struct BlurArg(Option<f32>);
 
+fn parse_brightness_weight(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=10.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a weight in [0, 10]")),
+    }
+}
+
 fn parse_blur(s: &str) -> Result<BlurArg, String> {
     if s == "auto" {
         return Ok(BlurArg(None));
@@ -291,10 +305,11 @@ fn parse_blur(s: &str) -> Result<BlurArg, String> {
     }
 }
 
-fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings, blur_sigma: Option<f32>) -> Result<()> {
+fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings, blur_sigma: Option<f32>, brightness_weight: Option<f32>) -> Result<()> {
     let mut model = Autoencoder::load(path)?;
     let mut heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
     heatmap.blur_sigma = blur_sigma.unwrap_or(REFERENCE_BLUR);
+    heatmap.brightness_weight = brightness_weight.unwrap_or(heatmap.brightness_weight);
     let blur = if blur_sigma.is_some() { Blur::AsSet } else { Blur::Auto };
     // Frames at their own size, as training's held-out frames are: the same frames give the same calibration.
     let spec = DatasetSpec { normal: normal.to_vec(), inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.0, max_size: (u32::MAX, u32::MAX) };
