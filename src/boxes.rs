@@ -125,8 +125,8 @@ pub struct BoxSettings {
     pub threshold: Threshold,
     /// Multiplies the calibrated threshold (above 1: fewer false alarms, below: more recall). The
     /// calibration sees a few dozen held-out empty frames, whose highest peak underestimates the tail of
-    /// a live stream: 3 gave the best F1 on the real footage and keeps recall >= 0.95 on the synthetic
-    /// pool (README, accuracy table).
+    /// a live stream: 4 halves the false boxes of 3 on the real footage (with the heatmap's default
+    /// brightness weight) and keeps recall >= 0.95 on the synthetic pool (docs/accuracy.md).
     pub threshold_scale: f32,
     /// Standard deviations above the mean for the adaptive threshold.
     pub adaptive_k: f32,
@@ -149,7 +149,7 @@ impl Default for BoxSettings {
     fn default() -> Self {
         BoxSettings {
             threshold: Threshold::default(),
-            threshold_scale: 3.0,
+            threshold_scale: 4.0,
             adaptive_k: 4.0,
             open_radius: 1,
             close_radius: 2,
