@@ -167,22 +167,15 @@ impl HeatmapBuilder {
         let (rr, rg, rb) = (&recon[..plane], &recon[plane..2 * plane], &recon[2 * plane..3 * plane]);
         let score = &mut out.score[..plane];
         let channels = r.iter().zip(rr).zip(g.iter().zip(rg)).zip(b.iter().zip(rb));
-        let weight = self.settings.brightness_weight;
-        if weight == 1.0 {
-            for (s, (((r, rr), (g, rg)), (b, rb))) in score.iter_mut().zip(channels) {
-                let (dr, dg, db) = (r - rr, g - rg, b - rb);
-                *s = dr * dr + dg * dg + db * db;
-            }
-        } else {
-            // The difference splits into its mean over the channels (brightness) and what is left
-            // (colour); the squared lengths of the two add up to the plain squared error.
-            let w3 = 3.0 * weight;
-            for (s, (((r, rr), (g, rg)), (b, rb))) in score.iter_mut().zip(channels) {
-                let (dr, dg, db) = (r - rr, g - rg, b - rb);
-                let m = (dr + dg + db) * (1.0 / 3.0);
-                let (cr, cg, cb) = (dr - m, dg - m, db - m);
-                *s = w3 * m * m + cr * cr + cg * cg + cb * cb;
-            }
+        // The difference d splits into its mean over the channels m (brightness) and what is left
+        // (colour), whose squared lengths add up: |d|^2 = 3 m^2 + |d - m|^2. Weighting the first by w
+        // gives |d|^2 + (w - 1) / 3 (dr + dg + db)^2: at w = 1 exactly the plain squared error.
+        let k = (self.settings.brightness_weight - 1.0) / 3.0;
+        for (s, (((r, rr), (g, rg)), (b, rb))) in score.iter_mut().zip(channels) {
+            let (dr, dg, db) = (r - rr, g - rg, b - rb);
+            let sum = dr + dg + db;
+            // max: rounding must not take a pure change of brightness below 0 at w = 0.
+            *s = (dr * dr + dg * dg + db * db + k * sum * sum).max(0.0);
         }
         let e = self.settings.exponent;
         if e != 1.0 {
