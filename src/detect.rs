@@ -102,7 +102,7 @@ impl Detector {
             let (w, h) = self.model.size();
             self.mask = Some((dims, self.pool.model_mask(img, w, h)?));
         }
-        Ok(&self.mask.as_ref().map(|m| m.1.as_slice()).unwrap_or(&[]))
+        Ok(self.mask.as_ref().map(|m| m.1.as_slice()).unwrap_or(&[]))
     }
 
     /// Runs one frame through the pipeline.

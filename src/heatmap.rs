@@ -658,7 +658,7 @@ mod tests {
         }
         let c = cal.finish(0.99).unwrap();
         let live = |k: usize, swimmer: bool| {
-            let drift: f32 = 0.05 + if k % 2 == 0 { 0.005 } else { -0.005 };
+            let drift: f32 = 0.05 + if k.is_multiple_of(2) { 0.005 } else { -0.005 };
             let p1: f32 = if swimmer { 0.09 } else { 0.01 };
             [drift.sqrt(), p1.sqrt(), 0.0, 0.0, 0.0, 0.0]
         };

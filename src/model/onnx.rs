@@ -152,7 +152,7 @@ pub fn build_model_as(meta: &ModelMeta, weights: &Weights, subpixel: bool) -> Re
     arch.validate()?;
     check_weights(arch, weights)?;
     let m = arch.size_multiple();
-    if meta.width % m != 0 || meta.height % m != 0 {
+    if !meta.width.is_multiple_of(m) || !meta.height.is_multiple_of(m) {
         return Err(format!("input size {}x{} must be a multiple of {m} for {} layers", meta.width, meta.height, arch.channels.len()));
     }
     let mut g = GraphBuilder::default();
