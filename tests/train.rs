@@ -103,6 +103,23 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("neither auto nor a smoothing"), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap().heatmap.blur_sigma, 3.0);
+    // The brightness weight: training's default is recorded, recalibration keeps the model's unless
+    // given, a new one changes the measured thresholds, and a bad one is refused.
+    assert_eq!(cal.heatmap.brightness_weight, poolwatch::heatmap::BRIGHTNESS_WEIGHT);
+    assert_eq!(fixed.heatmap.brightness_weight, cal.heatmap.brightness_weight);
+    let weigh = |w: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch-train"))
+            .args(["calibrate", again.to_str().unwrap(), "--normal", held.to_str().unwrap(), "--blur-sigma", "3", "--brightness-weight", w])
+            .output()
+            .unwrap()
+    };
+    assert!(weigh("1").status.success());
+    let plain = Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap();
+    assert_eq!(plain.heatmap.brightness_weight, 1.0);
+    assert_ne!(plain.threshold, fixed.threshold);
+    let o = weigh("11");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a weight in [0, 10]"), "{}", String::from_utf8_lossy(&o.stderr));
     let report = straight.with_extension("report");
     assert!(report.join("loss.png").is_file() && report.join("report.json").is_file());
     assert!(report.join("examples/val0.jpg").is_file());
