@@ -15,6 +15,16 @@ pub fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
+/// For tests comparing the two variants: whether they can both run here (says so when not).
+#[cfg(all(test, target_arch = "x86_64"))]
+pub fn both_variants_run() -> bool {
+    let yes = has_avx2();
+    if !yes {
+        eprintln!("this CPU has no AVX2: only the baseline variant runs here");
+    }
+    yes
+}
+
 /// `avx2_or!(twin_call, plain_call)`: evaluates the first, a call to a `#[target_feature(enable =
 /// "avx2")]` twin, when the CPU has AVX2 (x86-64 only), else the second.
 macro_rules! avx2_or {
