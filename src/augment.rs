@@ -40,8 +40,9 @@ impl AugmentSettings {
     pub fn with_overrides(mut self, spec: &str) -> Result<Self, String> {
         for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (key, value) = item.split_once('=').ok_or_else(|| format!("'{item}' is not KEY=VALUE"))?;
-            let value: f32 = value.trim().parse().map_err(|_| format!("{}: '{}' is not a number", key.trim(), value.trim()))?;
-            let (field, range) = match key.trim() {
+            let (key, value) = (key.trim(), value.trim());
+            let value: f32 = value.parse().map_err(|_| format!("{key}: '{value}' is not a number"))?;
+            let (field, range) = match key {
                 "min_crop" => (&mut self.min_crop, 0.1..=1.0),
                 "rotate_deg" => (&mut self.rotate_deg, 0.0..=45.0),
                 "hflip" => (&mut self.hflip, 0.0..=1.0),
@@ -56,7 +57,7 @@ impl AugmentSettings {
                 }
             };
             if !range.contains(&value) {
-                return Err(format!("{} = {value} is outside {}..={}", key.trim(), range.start(), range.end()));
+                return Err(format!("{key} = {value} is outside {}..={}", range.start(), range.end()));
             }
             *field = value;
         }

@@ -76,10 +76,15 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     }
     let again = dir.path().join("again.onnx");
     std::fs::copy(&straight, &again).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch-train"))
-        .args(["calibrate", again.to_str().unwrap(), "--normal", held.to_str().unwrap(), "--mask", "none"])
-        .output()
-        .unwrap();
+    // `poolwatch-train calibrate` on `again` with the held-out frames and these options.
+    let calibrate = |options: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch-train"))
+            .args(["calibrate", again.to_str().unwrap(), "--normal", held.to_str().unwrap()])
+            .args(options)
+            .output()
+            .unwrap()
+    };
+    let o = calibrate(&["--mask", "none"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let recal = Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap();
     assert_eq!((recal.threshold, recal.raw_threshold, recal.noise_area, recal.frames), (cal.threshold, cal.raw_threshold, cal.noise_area, 3));
@@ -89,17 +94,11 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     assert!((REFERENCE_BLUR..=MAX_AUTO_BLUR).contains(&cal.heatmap.blur_sigma), "{}", cal.heatmap.blur_sigma);
     assert_eq!(model.meta().training["settings"]["auto_blur"], true);
     // A fixed smoothing is calibrated at and recorded; a bad one is refused before anything is written.
-    let calibrate = |sigma: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch-train"))
-            .args(["calibrate", again.to_str().unwrap(), "--normal", held.to_str().unwrap(), "--blur-sigma", sigma])
-            .output()
-            .unwrap()
-    };
-    assert!(calibrate("3").status.success());
+    assert!(calibrate(&["--blur-sigma", "3"]).status.success());
     let fixed = Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap();
     assert_eq!(fixed.heatmap.blur_sigma, 3.0);
     assert_ne!(fixed.threshold, cal.threshold);
-    let o = calibrate("wide");
+    let o = calibrate(&["--blur-sigma", "wide"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("neither auto nor a smoothing"), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap().heatmap.blur_sigma, 3.0);
@@ -107,12 +106,7 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     // given, a new one changes the measured thresholds, and a bad one is refused.
     assert_eq!(cal.heatmap.brightness_weight, poolwatch::heatmap::BRIGHTNESS_WEIGHT);
     assert_eq!(fixed.heatmap.brightness_weight, cal.heatmap.brightness_weight);
-    let weigh = |w: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch-train"))
-            .args(["calibrate", again.to_str().unwrap(), "--normal", held.to_str().unwrap(), "--blur-sigma", "3", "--brightness-weight", w])
-            .output()
-            .unwrap()
-    };
+    let weigh = |w: &str| calibrate(&["--blur-sigma", "3", "--brightness-weight", w]);
     assert!(weigh("1").status.success());
     let plain = Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap();
     assert_eq!(plain.heatmap.brightness_weight, 1.0);
