@@ -2,6 +2,8 @@
 # Times one ONNX model in poolwatch's tract pipeline and in onnxruntime (shared/bench/ort_time.py),
 # same file, same thread count, in one run, and prints the ratio.
 # Usage: scripts/compare-ort.sh [MODEL.onnx] [THREADS]
+# THREADS is onnxruntime's threads within one inference, and poolwatch's detection threads, each on its
+# own frames: with more than one, compare frames a second (tract runs each frame on one thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:-models/poolwatch.onnx}"
@@ -19,4 +21,6 @@ print(f"model {t['model']}, {t['threads']} thread(s)")
 print(f"tract (poolwatch pipeline) inference median {t['infer_ms']:.3f} ms; whole pipeline {t['pipeline_ms']:.3f} ms; detection thread {t['detector_ms']:.3f} ms")
 print(f"{o['runtime']} median {o['median_ms']:.3f} ms")
 print(f"tract / onnxruntime = {t['infer_ms'] / o['median_ms']:.2f}")
+if t['threads'] > 1:
+    print(f"frames/s: poolwatch's whole pipeline on {t['threads']} threads {t['fps']:.0f}; onnxruntime's inference alone {1000 / o['median_ms']:.0f}")
 PY

@@ -10,6 +10,7 @@ use crate::source::dir::decode_rgb;
 use crate::synth::Scene;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Barrier;
 use std::time::Instant;
 
 pub const STAGES: [&str; 6] = ["decode", "preprocess", "infer", "heatmap", "boxes", "outputs"];
@@ -29,7 +30,7 @@ pub struct BenchReport {
     /// Median milliseconds of the detection thread's work per frame: the pipeline without the JPEG
     /// decode, which the daemon does on its capture thread (and a YUYV camera does not need).
     pub detector_ms: f64,
-    /// Frames per second of the whole pipeline (from the mean).
+    /// Frames per second of the whole pipeline, all threads together (timed frames over wall time).
     pub fps: f64,
     /// Median milliseconds per stage.
     pub stages: BTreeMap<String, f64>,
@@ -56,33 +57,44 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Runs the benchmark: `frames` timed frames of `width` x `height` after a few warm-up frames.
-pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width: u32, height: u32) -> Result<BenchReport, crate::detect::DetectError> {
-    let scene = Scene::new(1, width, height, (1, 4));
-    // A few distinct frames, JPEG-encoded once (the camera's work), decoded in the loop (ours).
-    let encoded: Vec<Vec<u8>> = (0..8)
-        .map(|i| {
-            let (img, _) = scene.render(i as f32 * 0.37, i);
-            let mut buf = Vec::new();
-            let _ = img.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Jpeg);
-            buf
-        })
-        .collect();
-    let runtime = model.runtime();
-    let mut det = Detector::new(model, &Config::default());
-    let mut samples: BTreeMap<&str, Vec<f64>> = STAGES.iter().map(|s| (*s, Vec::with_capacity(frames))).collect();
-    let mut totals = Vec::with_capacity(frames);
-    let mut detector = Vec::with_capacity(frames);
+/// What one thread measured.
+#[derive(Default)]
+struct Samples {
+    stages: BTreeMap<&'static str, Vec<f64>>,
+    totals: Vec<f64>,
+    detector: Vec<f64>,
+}
+
+/// Runs frames `first, first + step, ...` below `warmup + frames` through the whole pipeline on this
+/// thread; the first `warmup` of them (counted over all threads) are not timed. `ready` is waited on
+/// once the warm-up is done, so that the threads' timed parts start together.
+fn pipeline(det: &mut Detector, encoded: &[Vec<u8>], range: (usize, usize, usize), warmup: usize, ready: &Barrier) -> Result<Samples, crate::detect::DetectError> {
+    let (first, step, end) = range;
+    let mut s = Samples { stages: STAGES.iter().map(|s| (*s, Vec::new())).collect(), ..Samples::default() };
     let mut sink: Vec<u8> = Vec::with_capacity(4096);
-    let warmup = 5;
-    for i in 0..frames + warmup {
+    let mut waited = false;
+    let mut result = Ok(());
+    for i in (first..end).step_by(step) {
+        if i >= warmup && !waited {
+            ready.wait();
+            waited = true;
+        }
         let t0 = Instant::now();
         let img = match decode_rgb(&encoded[i % encoded.len()]) {
             Ok(img) => img,
-            Err(e) => return Err(crate::detect::DetectError::Model(crate::model::ModelError::Run(e))),
+            Err(e) => {
+                result = Err(crate::detect::DetectError::Model(crate::model::ModelError::Run(e)));
+                break;
+            }
         };
         let t1 = Instant::now();
-        let d = det.detect(&img)?;
+        let d = match det.detect(&img) {
+            Ok(d) => d,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
         let t2 = Instant::now();
         sink.clear();
         let rec = FrameRecord {
@@ -110,14 +122,67 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
             ("boxes", d.timings.boxes),
             ("outputs", ms(t2, t3)),
         ] {
-            if let Some(s) = samples.get_mut(stage) {
-                s.push(v);
+            if let Some(v2) = s.stages.get_mut(stage) {
+                v2.push(v);
             }
         }
-        totals.push(ms(t0, t3));
-        detector.push(ms(t1, t3));
+        s.totals.push(ms(t0, t3));
+        s.detector.push(ms(t1, t3));
     }
-    let mean = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
+    if !waited {
+        // Every thread must reach the barrier once, or the others wait forever.
+        ready.wait();
+    }
+    result.map(|_| s)
+}
+
+/// Runs the benchmark: `frames` timed frames of `width` x `height` after a few warm-up frames, on
+/// `threads` threads that each run the whole pipeline on every `threads`-th frame with a detector of
+/// their own (as the daemon's detection workers do; the model's plan is shared). Stage times are per
+/// frame; frames per second count all threads together.
+pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width: u32, height: u32) -> Result<BenchReport, crate::detect::DetectError> {
+    let threads = threads.max(1);
+    let scene = Scene::new(1, width, height, (1, 4));
+    // A few distinct frames, JPEG-encoded once (the camera's work), decoded in the loop (ours).
+    let encoded: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            let (img, _) = scene.render(i as f32 * 0.37, i);
+            let mut buf = Vec::new();
+            let _ = img.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Jpeg);
+            buf
+        })
+        .collect();
+    let runtime = model.runtime();
+    let mut dets = Detector::new(model, &Config::default()).with_forks(threads)?;
+    let warmup = 5 * threads;
+    let end = warmup + frames;
+    // The main thread waits at the barrier too, to start the clock when the warm-up is over.
+    let ready = Barrier::new(threads + 1);
+    let (results, wall) = std::thread::scope(|scope| {
+        let handles: Vec<_> = dets
+            .iter_mut()
+            .enumerate()
+            .map(|(k, det)| {
+                let (encoded, ready) = (&encoded, &ready);
+                scope.spawn(move || pipeline(det, encoded, (k, threads, end), warmup, ready))
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        (results, start.elapsed().as_secs_f64())
+    });
+    let mut samples: BTreeMap<&str, Vec<f64>> = STAGES.iter().map(|s| (*s, Vec::with_capacity(frames))).collect();
+    let mut totals = Vec::with_capacity(frames);
+    let mut detector = Vec::with_capacity(frames);
+    for r in results {
+        let s = r.map_err(|_| crate::detect::DetectError::Crashed("a benchmark thread panicked".into()))??;
+        for (k, v) in s.stages {
+            samples.entry(k).or_default().extend(v);
+        }
+        totals.extend(s.totals);
+        detector.extend(s.detector);
+    }
     let mut stages = BTreeMap::new();
     let mut p99 = BTreeMap::new();
     for (k, v) in &mut samples {
@@ -134,7 +199,7 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
         pipeline_ms: percentile(&mut totals.clone(), 0.5),
         pipeline_p99_ms: percentile(&mut totals, 0.99),
         detector_ms: percentile(&mut detector, 0.5),
-        fps: if mean > 0.0 { 1000.0 / mean } else { 0.0 },
+        fps: if wall > 0.0 { totals.len() as f64 / wall } else { 0.0 },
         stages,
         p99,
         peak_rss_mb: peak_rss_mb(),

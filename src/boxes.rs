@@ -190,7 +190,7 @@ impl BoxSettings {
 }
 
 /// Cuts boxes out of heatmaps; holds the threshold in force and scratch images.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BoxExtractor {
     settings: BoxSettings,
     /// The threshold from calibration, if the model has one (already scaled).

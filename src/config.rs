@@ -82,7 +82,9 @@ pub struct PipelineSettings {
     pub every_nth: u32,
     /// Frames waiting for inference; when full the oldest is dropped, so results stay fresh.
     pub queue: usize,
-    /// Threads for inference (tract's multithreaded executor).
+    /// Detection threads: each takes the next frame and runs it through a model state of its own
+    /// (the model is loaded once), results keep the frames' order. More threads, more frames a second
+    /// on a board with spare cores; a frame's latency stays one core's.
     pub threads: usize,
 }
 

@@ -1,15 +1,17 @@
-//! The running detector: capture, inference and outputs on their own threads with bounded queues.
-//! Capture drops the oldest frame when inference is behind; inference tracks swimmers and maps lanes;
-//! outputs fan each report out to the sinks. SIGHUP reloads config and model without touching the
+//! The running detector: capture, detection and outputs on their own threads with bounded queues.
+//! Capture drops the oldest frame when detection is behind; `pipeline.threads` detection workers
+//! ([`crate::workers`]) take frames in turn; the main thread tracks swimmers and maps lanes in frame
+//! order; outputs fan each report out to the sinks. SIGHUP reloads config and model without touching the
 //! camera; systemd hears readiness and a watchdog fed only while frames are processed.
 
 use crate::config::Config;
-use crate::detect::Detector;
+use crate::detect::{DetectError, Detector};
 use crate::frame::Frame;
 use crate::http::PreviewServer;
 use crate::lanes::LaneMap;
 use crate::model::Autoencoder;
 use crate::queue::{LatestQueue, Pop};
+use crate::workers::{Detected, Next, Workers};
 use crate::report::{Event, FrameReport, Metrics, Picture, RateMeter, Swimmer};
 use crate::sink::Sink;
 use crate::sink::jsonl::JsonLines;
@@ -34,7 +36,7 @@ pub enum DaemonError {
     Http(#[from] crate::http::HttpError),
     #[error(transparent)]
     Mqtt(#[from] crate::sink::mqtt::MqttError),
-    #[error("cannot start a thread: {0}")]
+    #[error("cannot start a thread: {0}; the system is out of threads or memory")]
     Thread(std::io::Error),
 }
 
@@ -62,11 +64,15 @@ pub struct RunStats {
 
 /// Loads the model a config names (or the shipped one).
 pub fn load_model(cfg: &Config, opts: &RunOptions) -> Result<Autoencoder, crate::model::ModelError> {
-    let threads = cfg.pipeline.threads;
     match opts.model.as_ref().or(cfg.model.as_ref()) {
-        Some(p) => Autoencoder::load_with_threads(p, threads),
-        None => Autoencoder::embedded_with_threads(threads),
+        Some(p) => Autoencoder::load(p),
+        None => Autoencoder::embedded(),
     }
+}
+
+/// `threads` detectors for `model`, one per detection worker; they share its optimised plan.
+fn detectors(cfg: &Config, model: Autoencoder, threads: usize) -> Result<Vec<Detector>, crate::model::ModelError> {
+    Detector::new(model, cfg).with_forks(threads)
 }
 
 /// Tells systemd (when it started us with NOTIFY_SOCKET) how we are, as `sd_notify::notify` does but
@@ -230,30 +236,33 @@ fn outputs_loop(mut outputs: Outputs, rx: Receiver<OutMsg>, metrics: Arc<Metrics
     outputs.close();
 }
 
-/// Everything that a reload may replace on the inference thread.
+/// What the main thread keeps across frames, in frame order: the tracker and the lane map.
 struct Stage {
-    detector: Detector,
     tracker: Tracker,
     lanes: Option<LaneMap>,
     lane_corners: Option<([[f64; 2]; 4], u32)>,
 }
 
 impl Stage {
-    fn new(cfg: &Config, model: Autoencoder, tracker: Option<Tracker>) -> Stage {
+    fn new(cfg: &Config, tracker: Option<Tracker>) -> Stage {
         let lanes = cfg.lanes.as_ref().and_then(|l| LaneMap::new(l).ok());
         let mut tracker = tracker.unwrap_or_else(|| Tracker::new(cfg.tracking.clone()));
         tracker.set_settings(cfg.tracking.clone());
-        Stage {
-            detector: Detector::new(model, cfg),
-            tracker,
-            lanes,
-            lane_corners: cfg.lanes.as_ref().map(|l| (l.corners, l.count)),
-        }
+        Stage { tracker, lanes, lane_corners: cfg.lanes.as_ref().map(|l| (l.corners, l.count)) }
     }
 
-    fn process(&mut self, frame: Frame, metrics: &Metrics) -> Result<FrameReport, crate::detect::DetectError> {
+    /// Tracks a detected frame's swimmers and makes its report; the heatmap goes into the report when
+    /// an output draws this frame, else back to the workers.
+    fn finish(&mut self, detected: Detected, metrics: &Metrics, workers: &Workers) -> Result<FrameReport, DetectError> {
+        let Detected { frame, result, heatmap, mask } = detected;
+        let d = match result {
+            Ok(d) => d,
+            Err(e) => {
+                workers.recycle(heatmap);
+                return Err(e);
+            }
+        };
         let t0 = Instant::now();
-        let d = self.detector.detect(&frame.image)?;
         let events = self.tracker.update(frame.seq, &d.boxes);
         let ts = (frame.unix_ts() * 1000.0).round() / 1000.0;
         let locate = |b: &[f32; 4]| self.lanes.as_ref().and_then(|m| m.locate_box(b));
@@ -277,15 +286,14 @@ impl Stage {
         let want_picture = metrics.preview_clients.load(Ordering::Relaxed) > 0
             || metrics.picture_requested.swap(false, Ordering::Relaxed)
             || (metrics.pictures_on_events.load(Ordering::Relaxed) && !events.is_empty());
-        let picture = want_picture.then(|| {
-            Arc::new(Picture {
-                heatmap: self.detector.heatmap().clone(),
-                mask: self.detector.mask().to_vec(),
-                lanes: self.lane_corners,
-                image: frame.image,
-            })
-        });
-        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let picture = if want_picture {
+            Some(Arc::new(Picture { heatmap, mask, lanes: self.lane_corners, image: frame.image }))
+        } else {
+            workers.recycle(heatmap);
+            None
+        };
+        // The frame's own work: its detection (on a worker) and its tracking here.
+        let ms = d.timings.total + t0.elapsed().as_secs_f64() * 1000.0;
         Ok(FrameReport {
             seq: frame.seq,
             ts,
@@ -339,7 +347,10 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
     if !errors.is_empty() {
         return Err(errors.remove(0));
     }
-    let mut stage = Stage::new(&cfg, model, None);
+    let threads = cfg.pipeline.threads;
+    let model_path = model.path().display().to_string();
+    let dets = detectors(&cfg, model, threads)?;
+    let mut stage = Stage::new(&cfg, None);
 
     // Capture thread.
     let queue = Arc::new(LatestQueue::<Frame>::new(cfg.pipeline.queue));
@@ -405,8 +416,11 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
         std::thread::Builder::new().name("outputs".into()).spawn(move || outputs_loop(outputs, rx, metrics)).map_err(DaemonError::Thread)?
     };
 
+    // Detection workers.
+    let mut workers = Workers::start(dets, Arc::clone(&queue), Arc::clone(&capture_stop)).map_err(DaemonError::Thread)?;
+
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running")]);
-    log::info!("running: model {}, {} thread(s)", stage.detector.model().path().display(), cfg.pipeline.threads);
+    log::info!("running: model {model_path}, {threads} detection thread(s)");
 
     let mut running = cfg;
     let mut stats = RunStats::default();
@@ -427,6 +441,18 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                     if new_cfg.pipeline.queue != running.pipeline.queue {
                         log::warn!("reload: pipeline.queue changes after a restart");
                     }
+                    if new_cfg.pipeline.threads != threads {
+                        log::warn!("reload: pipeline.threads changes after a restart; keeping {threads}");
+                    }
+                    let path = model.path().display().to_string();
+                    let dets = match detectors(&new_cfg, model, threads) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            log::error!("reload refused, keeping the running config: {e}");
+                            notify(&[sd_notify::NotifyState::Ready]);
+                            continue;
+                        }
+                    };
                     let (m, closed, c) = (Arc::clone(&metrics), Arc::clone(&stdout_closed), new_cfg.clone());
                     // Outputs are rebuilt on their own thread; one that cannot start is logged there and
                     // the others keep going.
@@ -439,24 +465,25 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                     });
                     let _ = tx.send(OutMsg::Replace(replace));
                     every_nth.store(new_cfg.pipeline.every_nth, Ordering::Relaxed);
+                    workers.replace(dets);
                     let tracker = std::mem::replace(&mut stage.tracker, Tracker::new(new_cfg.tracking.clone()));
-                    stage = Stage::new(&new_cfg, model, Some(tracker));
+                    stage = Stage::new(&new_cfg, Some(tracker));
                     running = new_cfg;
                     stats.reloads += 1;
-                    log::info!("reloaded: model {}", stage.detector.model().path().display());
+                    log::info!("reloaded: model {path}");
                 }
                 Err(e) => log::error!("reload refused, keeping the running config: {e}"),
             }
             notify(&[sd_notify::NotifyState::Ready]);
         }
-        let frame = match queue.pop(Duration::from_millis(100)) {
-            Pop::Item(f) => f,
-            // Stopping and drained: done, even if the capture thread is stuck in a read.
-            Pop::Empty if stopping => break,
-            Pop::Empty => continue,
-            Pop::Closed => break,
+        // The workers end once stopping and the queue is drained, even if the capture thread is
+        // stuck in a read, or when the source has ended.
+        let detected = match workers.next(Duration::from_millis(100)) {
+            Next::Ready(d) => d,
+            Next::Waiting => continue,
+            Next::Finished => break,
         };
-        match stage.process(frame, &metrics) {
+        match stage.finish(*detected, &metrics, &workers) {
             Ok(report) => {
                 metrics.frame_done(report.ms / 1000.0, report.swimmers.len());
                 stats.processed += 1;
@@ -478,6 +505,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
     }
     notify(&[sd_notify::NotifyState::Stopping]);
     capture_stop.store(true, Ordering::Relaxed);
+    workers.shutdown();
     drop(tx);
     let _ = out_thread.join();
     // The capture thread may sit in a read: a camera's ends within its timeout, but a pipe that went

@@ -9,6 +9,7 @@ use crate::pool::{MaskError, PoolSettings};
 use crate::preprocess::Preprocessor;
 use image::RgbImage;
 use serde::Serialize;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,8 @@ pub enum DetectError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Mask(#[from] MaskError),
+    #[error("the detector failed on this frame ({0}); this is a bug, please report it")]
+    Crashed(String),
 }
 
 /// Milliseconds spent in each stage for one frame.
@@ -40,6 +43,9 @@ pub struct Detection {
     pub timings: Timings,
 }
 
+/// A pool mask at model resolution and the source frame size it was built for.
+type SizedMask = ((u32, u32), Arc<[f32]>);
+
 /// Runs frames through the pipeline; owns the model and every stage's buffers.
 pub struct Detector {
     model: Autoencoder,
@@ -48,7 +54,10 @@ pub struct Detector {
     boxes: BoxExtractor,
     pool: PoolSettings,
     /// The pool mask at model resolution, for the source size it was built for.
-    mask: Option<((u32, u32), Vec<f32>)>,
+    mask: Option<SizedMask>,
+    /// The mask as first built, shared with this detector's forks: an automatic mask comes from the
+    /// first frame of a source size, and every fork must use that one, not its own first frame's.
+    shared_mask: Arc<Mutex<Option<SizedMask>>>,
     heatmap: Heatmap,
 }
 
@@ -76,18 +85,45 @@ impl Detector {
             boxes,
             pool: cfg.pool.clone().or_else(|| cal.and_then(|c| c.pool.clone())).unwrap_or_default(),
             mask: None,
+            shared_mask: Arc::default(),
             heatmap: Heatmap::default(),
             model,
         }
+    }
+
+    /// The same detector for another thread: settings and calibration copied, the model's optimised
+    /// plan shared ([`Autoencoder::fork`]).
+    pub fn fork(&self) -> Result<Detector, ModelError> {
+        Ok(Detector {
+            model: self.model.fork()?,
+            pre: self.pre.clone(),
+            heat: self.heat.clone(),
+            boxes: self.boxes.clone(),
+            pool: self.pool.clone(),
+            mask: self.mask.clone(),
+            shared_mask: Arc::clone(&self.shared_mask),
+            heatmap: Heatmap::default(),
+        })
+    }
+
+    /// This detector and `n - 1` forks of it: one for each of `n` detection threads.
+    pub fn with_forks(self, n: usize) -> Result<Vec<Detector>, ModelError> {
+        let mut all = Vec::with_capacity(n.max(1));
+        for _ in 1..n {
+            all.push(self.fork()?);
+        }
+        all.push(self);
+        Ok(all)
     }
 
     pub fn model(&self) -> &Autoencoder {
         &self.model
     }
 
-    /// The pool mask of the last frame at the heatmap's resolution ({0,1} weights).
-    pub fn mask(&self) -> &[f32] {
-        self.mask.as_ref().map(|m| m.1.as_slice()).unwrap_or(&[])
+    /// The pool mask of the last frame at the heatmap's resolution ({0,1} weights; empty when the
+    /// whole frame is watched), shared rather than copied.
+    pub fn mask(&self) -> Arc<[f32]> {
+        self.mask.as_ref().map(|m| Arc::clone(&m.1)).unwrap_or_else(|| Arc::from(Vec::new()))
     }
 
     /// The heatmap of the last frame.
@@ -95,25 +131,39 @@ impl Detector {
         &self.heatmap
     }
 
-    /// The pool mask at model resolution, built from the first frame of each source size.
-    fn mask_for(&mut self, img: &RgbImage) -> Result<&[f32], MaskError> {
+    /// Hands out the last frame's heatmap, leaving `spare` (a buffer of an earlier frame, or empty)
+    /// to be overwritten by the next frame: no copy when a heatmap must outlive the detector's turn.
+    pub fn swap_heatmap(&mut self, spare: Heatmap) -> Heatmap {
+        std::mem::replace(&mut self.heatmap, spare)
+    }
+
+    /// Makes sure the pool mask for `img`'s size exists, building it from `img` if neither this
+    /// detector nor a fork has seen that size yet. [`detect`](Self::detect) does it too; detection
+    /// threads call it in frame order, so that the first frame builds it whichever thread runs it.
+    pub fn prepare(&mut self, img: &RgbImage) -> Result<(), MaskError> {
         let dims = img.dimensions();
-        if self.mask.as_ref().is_none_or(|(d, _)| *d != dims) {
-            let (w, h) = self.model.size();
-            self.mask = Some((dims, self.pool.model_mask(img, w, h)?));
+        if self.mask.as_ref().is_some_and(|(d, _)| *d == dims) {
+            return Ok(());
         }
-        Ok(self.mask.as_ref().map(|m| m.1.as_slice()).unwrap_or(&[]))
+        // A poisoned lock still holds either no mask or a whole one.
+        let mut shared = self.shared_mask.lock().unwrap_or_else(|p| p.into_inner());
+        if shared.as_ref().is_none_or(|(d, _)| *d != dims) {
+            let (w, h) = self.model.size();
+            *shared = Some((dims, Arc::from(self.pool.model_mask(img, w, h)?)));
+        }
+        self.mask = shared.clone();
+        Ok(())
     }
 
     /// Runs one frame through the pipeline.
     pub fn detect(&mut self, img: &RgbImage) -> Result<Detection, DetectError> {
         let t0 = Instant::now();
-        self.mask_for(img)?;
+        self.prepare(img)?;
         let input = self.pre.run(img);
         let t1 = Instant::now();
         let recon = self.model.reconstruct(input)?;
         let t2 = Instant::now();
-        let mask = self.mask.as_ref().map(|m| m.1.as_slice()).unwrap_or(&[]);
+        let mask = self.mask.as_ref().map(|m| &m.1[..]).unwrap_or(&[]);
         self.heat.build_into(input, recon, mask, &mut self.heatmap);
         let t3 = Instant::now();
         let (boxes, threshold) = self.boxes.extract(&self.heatmap, img.width(), img.height());

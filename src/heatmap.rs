@@ -26,6 +26,7 @@ pub struct HeatmapSettings {
     /// How fast those per-pixel statistics follow the live frames (the weight of each new frame in an
     /// exponential moving average; 0 keeps the empty-frame statistics as calibrated). Light, waves and
     /// framing drift after the empty pool was recorded; this lets the device learn the pool as it is now.
+    /// With several detection threads (`pipeline.threads`) each follows the frames it runs.
     pub adapt_rate: f32,
     /// Pixels scoring above this (in spreads) adapt ten times slower, so a swimmer who stays still is
     /// not learnt as background within seconds.
@@ -99,7 +100,7 @@ impl Heatmap {
 }
 
 /// Turns (input, reconstruction) pairs into heatmaps, reusing its buffers.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct HeatmapBuilder {
     settings: HeatmapSettings,
     width: usize,
@@ -111,7 +112,7 @@ pub struct HeatmapBuilder {
 }
 
 /// The per-pixel mean and variance of the smoothed error, starting from the empty frames'.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PixelStats {
     mean: Vec<f32>,
     var: Vec<f32>,

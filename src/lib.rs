@@ -9,7 +9,8 @@
 //! the [`http`] preview.
 //!
 //! [`detect::Detector`] ties the stages together for one frame at a time; [`daemon`] runs it over a
-//! [`source`] with capture, inference and outputs on their own threads ([`queue`]). Around the pipeline: [`synth`] (the synthetic pool camera and ground truth),
+//! [`source`] with capture, detection ([`workers`], one thread or more) and outputs on their own
+//! threads ([`queue`]). Around the pipeline: [`synth`] (the synthetic pool camera and ground truth),
 //! [`annotations`], [`calibrate`], [`eval`] (accuracy metrics), [`bench`] (stage timings), [`chart`];
 //! for training, [`dataset`], [`augment`], [`inpaint`] and, with feature `train`, `train` (libtorch).
 
@@ -42,6 +43,7 @@ pub mod sink;
 pub mod source;
 pub mod synth;
 pub mod track;
+pub mod workers;
 #[cfg(feature = "train")]
 pub mod train;
 

@@ -6,7 +6,7 @@
 //! image neither erode nor dilate.
 
 /// Scratch buffers for [`Morphology`]'s operations, kept across frames.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Morphology {
     tmp: Vec<u8>,
     labels: Vec<u32>,

@@ -6,7 +6,7 @@ use image::RgbImage;
 
 /// Area-averaging resampler from one source size to the model size, with its weight tables and output
 /// buffer kept across frames.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Preprocessor {
     settings: Preprocess,
     out_w: u32,
@@ -50,7 +50,7 @@ fn area_weights(src: u32, dst: u32) -> Vec<Vec<(u32, f32)>> {
 /// [`area_weights`] flattened for the horizontal pass: every output reads `n` consecutive source
 /// pixels from `start`, with zero weights padding the ones it does not cover (adding `0 * v` leaves
 /// the sums as they were), so the inner loop has a fixed length and no indirection.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Taps {
     n: usize,
     start: Vec<u32>,

@@ -68,7 +68,7 @@ pub struct Picture {
     pub image: RgbImage,
     pub heatmap: Heatmap,
     /// The pool mask at the heatmap's resolution (empty when the whole frame is watched).
-    pub mask: Vec<f32>,
+    pub mask: std::sync::Arc<[f32]>,
     /// The lane map's corners and lane count, to draw the pool outline.
     pub lanes: Option<([[f64; 2]; 4], u32)>,
 }

@@ -243,6 +243,38 @@ fn run_on_a_directory_stops_at_the_end_and_skips_bad_frames() {
     assert_eq!(stdout_lines(&o).len(), 15);
 }
 
+/// Several detection threads give the same records as one, in frame order: the boxes, the tracks
+/// (the tracker sees the frames in order) and the swimmers' IDs.
+#[test]
+fn detection_threads_keep_frame_order_and_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = synth(dir.path(), &["--swimmers", "2..3"]);
+    let strip = |lines: Vec<serde_json::Value>| -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|mut l| {
+                let o = l.as_object_mut().unwrap();
+                // Wall-clock fields differ between runs.
+                for k in ["ms", "ts"] {
+                    o.remove(k);
+                }
+                l.to_string()
+            })
+            .collect()
+    };
+    let mut outs = Vec::new();
+    for threads in [1, 3] {
+        let cfg = dir.path().join(format!("threads{threads}.toml"));
+        std::fs::write(&cfg, format!("[pipeline]\nthreads = {threads}\n")).unwrap();
+        let o = run(&["run", "--config", cfg.to_str().unwrap(), "--input", frames.to_str().unwrap(), "--model", "models/poolwatch.onnx"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outs.push(strip(stdout_lines(&o)));
+    }
+    assert_eq!(outs[0].len(), 12);
+    assert!(outs[0].iter().any(|l| l.contains("\"swimmers\":[{")), "the tracker confirms swimmers: {:?}", outs[0]);
+    assert_eq!(outs[0], outs[1]);
+}
+
 #[test]
 fn shipped_model_finds_the_demo_venues_swimmers() {
     // The shipped model was trained on the demo venue's empty pool (scripts/make-models.sh); here it

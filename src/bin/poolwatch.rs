@@ -145,7 +145,8 @@ enum Command {
         model: Option<PathBuf>,
         #[arg(long, default_value_t = 200)]
         frames: usize,
-        /// Inference threads (tract's multithreaded executor).
+        /// Detection threads, each running the whole pipeline on every T-th frame with a model state of
+        /// its own (as the daemon's `pipeline.threads` workers); frames/s counts them together.
         #[arg(long, default_value_t = 1)]
         threads: usize,
         /// Camera frame size.
@@ -446,7 +447,7 @@ fn eval(model: Option<PathBuf>, test: &[PathBuf], normal: &[PathBuf], config: Op
             } else {
                 d.boxes
             };
-            ev.add_test(&boxes, det.heatmap(), det.mask(), &truth, img.dimensions());
+            ev.add_test(&boxes, det.heatmap(), &det.mask(), &truth, img.dimensions());
             Ok(())
         })();
         if let Err(e) = result {
@@ -491,12 +492,12 @@ fn eval(model: Option<PathBuf>, test: &[PathBuf], normal: &[PathBuf], config: Op
 
 fn bench(model: Option<PathBuf>, frames: usize, threads: usize, size: &str, json: bool) -> Result<ExitCode> {
     let (w, h) = parse_size(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
-    if frames == 0 || threads == 0 || threads > 256 {
-        bail!("--frames must be at least 1 and --threads in 1..256");
+    if frames == 0 || threads == 0 || threads > 64 {
+        bail!("--frames must be at least 1 and --threads in 1..=64");
     }
     let (m, label) = match &model {
-        Some(p) => (Autoencoder::load_with_threads(p, threads)?, p.display().to_string()),
-        None => (Autoencoder::embedded_with_threads(threads)?, "embedded".to_string()),
+        Some(p) => (Autoencoder::load(p)?, p.display().to_string()),
+        None => (Autoencoder::embedded()?, "embedded".to_string()),
     };
     let r = poolwatch::bench::run(m, &label, threads, frames, w, h)?;
     if json {

@@ -1,13 +1,15 @@
 //! Inference through tract: the model is loaded and checked once, its optimised plan built once, and
-//! every frame runs through the same plan and state; on the CPU, or on an NVIDIA GPU through tract's
-//! CUDA runtime when built with the `cuda` feature and a GPU is there (else the CPU, said in the log).
+//! every frame runs through the same plan and state (one state per detection thread: [`Autoencoder::fork`]);
+//! on the CPU, or on an NVIDIA GPU through tract's CUDA runtime when built with the `cuda` feature and a
+//! GPU is there (else the CPU, said in the log).
 
 use super::contract::{ModelError, ModelMeta};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::runtime::State;
+use std::sync::Arc;
+use tract_onnx::tract_core::runtime::{Runnable, State};
 
 /// The shipped model's bytes.
 pub const EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/poolwatch.onnx"));
@@ -16,6 +18,8 @@ pub const EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DI
 pub struct Autoencoder {
     meta: ModelMeta,
     path: PathBuf,
+    /// The optimised plan, shared by the forks; each has a state of its own.
+    plan: Arc<dyn Runnable>,
     state: Box<dyn State>,
     /// Which tract runtime runs the model: "cpu" or "cuda".
     runtime: &'static str,
@@ -49,13 +53,8 @@ fn decode_proto(path: &Path, bytes: &[u8]) -> Result<pb::ModelProto, ModelError>
 impl Autoencoder {
     /// Loads, checks and optimises the model at `path`.
     pub fn load(path: &Path) -> Result<Autoencoder, ModelError> {
-        Self::load_with_threads(path, 1)
-    }
-
-    /// As [`Autoencoder::load`], running each frame on `threads` threads (tract's executor).
-    pub fn load_with_threads(path: &Path, threads: usize) -> Result<Autoencoder, ModelError> {
         let proto = read_proto(path)?;
-        Self::from_proto_with_threads(path, &proto, threads)
+        Self::from_proto(path, &proto)
     }
 
     /// Loads a model from memory; `label` names it in messages.
@@ -66,25 +65,32 @@ impl Autoencoder {
     /// The model shipped inside the binary (`models/poolwatch.onnx`, trained on the synthetic demo
     /// venue), used when no model is configured.
     pub fn embedded() -> Result<Autoencoder, ModelError> {
-        Self::embedded_with_threads(1)
-    }
-
-    pub fn embedded_with_threads(threads: usize) -> Result<Autoencoder, ModelError> {
         let label = Path::new("<embedded models/poolwatch.onnx>");
-        Self::from_proto_with_threads(label, &decode_proto(label, EMBEDDED_MODEL)?, threads)
+        Self::from_proto(label, &decode_proto(label, EMBEDDED_MODEL)?)
     }
 
     /// Builds from an already decoded model; `path` is only used in messages.
     pub fn from_proto(path: &Path, proto: &pb::ModelProto) -> Result<Autoencoder, ModelError> {
-        Self::from_proto_with_threads(path, proto, 1)
+        let meta = ModelMeta::from_proto(path, proto)?;
+        let tract_err = |e: TractError| ModelError::Tract { path: path.to_path_buf(), reason: format!("{e:#}") };
+        let (plan, runtime) = build_plan(proto, meta.width, meta.height).map_err(tract_err)?;
+        let state = plan.spawn().map_err(tract_err)?;
+        let n = 3 * (meta.width * meta.height) as usize;
+        Ok(Autoencoder { meta, path: path.to_path_buf(), plan, state, runtime, output: vec![0.0; n] })
     }
 
-    pub fn from_proto_with_threads(path: &Path, proto: &pb::ModelProto, threads: usize) -> Result<Autoencoder, ModelError> {
-        let meta = ModelMeta::from_proto(path, proto)?;
-        let (state, runtime) = build_state(proto, meta.width, meta.height, threads)
-            .map_err(|e| ModelError::Tract { path: path.to_path_buf(), reason: format!("{e:#}") })?;
-        let n = 3 * (meta.width * meta.height) as usize;
-        Ok(Autoencoder { meta, path: path.to_path_buf(), state, runtime, output: vec![0.0; n] })
+    /// The same model with a state of its own, for another detection thread: the optimised plan and
+    /// its weights are shared, not loaded again.
+    pub fn fork(&self) -> Result<Autoencoder, ModelError> {
+        let state = self.plan.spawn().map_err(|e| ModelError::Tract { path: self.path.clone(), reason: format!("{e:#}") })?;
+        Ok(Autoencoder {
+            meta: self.meta.clone(),
+            path: self.path.clone(),
+            plan: Arc::clone(&self.plan),
+            state,
+            runtime: self.runtime,
+            output: vec![0.0; self.output.len()],
+        })
     }
 
     /// The tract runtime the model runs on: "cpu", or "cuda" (feature `cuda`, with a GPU).
@@ -141,30 +147,29 @@ fn clear_upper_vector_state() {
     }
 }
 
-/// The model's state, ready to run, and the name of the runtime it runs on.
-fn build_state(proto: &pb::ModelProto, width: u32, height: u32, threads: usize) -> TractResult<(Box<dyn State>, &'static str)> {
-    use tract_onnx::tract_core::runtime::RunOptions;
-    use tract_onnx::tract_core::tract_linalg::multithread::Executor;
+/// The model's optimised plan, ready to spawn states, and the name of the runtime it runs on. Each
+/// frame runs on the calling thread: tract's multithreaded executor did not speed these models up
+/// (docs/speed.md); more frames a second come from more detection threads (`pipeline.threads`).
+fn build_plan(proto: &pb::ModelProto, width: u32, height: u32) -> TractResult<(Arc<dyn Runnable>, &'static str)> {
     let model = tract_onnx::onnx()
         .model_for_proto_model(proto)?
         .with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())?;
     #[cfg(feature = "cuda")]
     let model = {
         let typed = model.into_typed()?.into_decluttered()?;
-        if let Some(state) = cuda_state(&typed) {
-            return Ok((state, "cuda"));
+        if let Some(plan) = cuda_plan(&typed) {
+            return Ok((plan, "cuda"));
         }
         typed
     };
-    let options = RunOptions { executor: (threads > 1).then(|| Executor::multithread(threads)), ..Default::default() };
-    let plan = model.into_optimized()?.into_runnable_with_options(&options)?;
-    Ok((Box::new(plan.spawn()?), "cpu"))
+    let plan: Arc<dyn Runnable> = Arc::new(model.into_optimized()?.into_runnable()?);
+    Ok((plan, "cpu"))
 }
 
 /// The model on tract's CUDA runtime, or `None` (with the reason in the log) when there is no usable
 /// GPU, driver or CUDA library, or the runtime cannot take this model.
 #[cfg(feature = "cuda")]
-fn cuda_state(model: &TypedModel) -> Option<Box<dyn State>> {
+fn cuda_plan(model: &TypedModel) -> Option<Arc<dyn Runnable>> {
     use tract_onnx::tract_core::runtime::runtime_for_name;
     // Naming the crate links it, and with it the runtime it registers under "cuda".
     let _ = tract_cuda::CudaTransform;
@@ -179,10 +184,11 @@ fn cuda_state(model: &TypedModel) -> Option<Box<dyn State>> {
             return None;
         }
     };
-    match runtime.prepare(model.clone()).and_then(|r| r.spawn()) {
-        Ok(state) => {
+    // A state is spawned here too, so that a runtime that cannot run the model falls back now.
+    match runtime.prepare(model.clone()).and_then(|r| r.spawn().map(|_| r)) {
+        Ok(plan) => {
             log::info!("running the model on the GPU (tract CUDA runtime)");
-            Some(state)
+            Some(Arc::from(plan))
         }
         Err(e) => {
             log::warn!("the CUDA runtime cannot run this model ({e:#}); running it on the CPU");
