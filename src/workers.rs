@@ -9,7 +9,7 @@ use crate::heatmap::Heatmap;
 use crate::queue::{LatestQueue, Pop};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -81,7 +81,9 @@ impl Workers {
             generation: AtomicU64::new(0),
             spares: Mutex::new(Vec::new()),
         });
-        let (tx, results) = channel();
+        // Bounded: when the main thread falls behind (its outputs are full), the workers wait, the
+        // capture queue fills and the camera's oldest frames are dropped, as with one thread.
+        let (tx, results) = sync_channel(detectors.len().max(1));
         let mut workers = Workers { shared, results, handles: Vec::new(), pending: BTreeMap::new(), next: 0 };
         for (i, det) in detectors.into_iter().enumerate() {
             let (shared, tx) = (Arc::clone(&workers.shared), tx.clone());
@@ -149,7 +151,7 @@ impl Workers {
 
     fn shutdown_in_place(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        // Dropping the receiver makes a worker's next report fail, which ends it.
+        // Dropping the receiver makes a worker's report fail (also one waiting for room), which ends it.
         let (_, dead) = channel();
         drop(std::mem::replace(&mut self.results, dead));
         for h in self.handles.drain(..) {
@@ -165,7 +167,7 @@ impl Drop for Workers {
 }
 
 /// One worker: the next frame, through its detector, back to the collector.
-fn work(mut det: Detector, shared: &Shared, tx: &Sender<(u64, Detected)>) {
+fn work(mut det: Detector, shared: &Shared, tx: &SyncSender<(u64, Detected)>) {
     let mut generation = 0;
     loop {
         let (ticket, frame) = {
