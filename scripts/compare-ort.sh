@@ -22,5 +22,6 @@ print(f"tract (poolwatch pipeline) inference median {t['infer_ms']:.3f} ms; whol
 print(f"{o['runtime']} median {o['median_ms']:.3f} ms")
 print(f"tract / onnxruntime = {t['infer_ms'] / o['median_ms']:.2f}")
 if t['threads'] > 1:
-    print(f"frames/s: poolwatch's whole pipeline on {t['threads']} threads {t['fps']:.0f}; onnxruntime's inference alone {1000 / o['median_ms']:.0f}")
+    n = t['threads']
+    print(f"inferences/s on {n} threads: tract about {n * 1000 / t['infer_ms']:.0f} ({n} frames at once, each at its median), onnxruntime {1000 / o['median_ms']:.0f} (one frame split over {n}); poolwatch's whole pipeline {t['fps']:.0f} frames/s")
 PY
