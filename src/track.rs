@@ -18,12 +18,14 @@ pub struct TrackSettings {
 }
 
 impl Default for TrackSettings {
-    /// Ten frames to confirm a swimmer and none missed: on the real footage this cut the false boxes
-    /// per frame by 2-5x against 3 and 5 (docs/accuracy.md). The price: a swimmer missed in one frame
-    /// gets a new ID ten frames later; a larger `max_missed` keeps IDs steadier but lets more false
-    /// boxes linger.
+    /// Fifteen frames to confirm a swimmer (0.6 s at 25 frames/s) and none missed. Ten cut the false
+    /// boxes per frame on the real footage by 2-5x against 3 and 5; fifteen halves what was left,
+    /// bursts of the water surface stirred by the swimmer, which come and go within 20 frames, at 0.02
+    /// F1 on the videos whose swimmer is easy (docs/accuracy.md, session 8). The price: a swimmer missed in one
+    /// frame gets a new ID fifteen frames later; a larger `max_missed` keeps IDs steadier but lets more
+    /// false boxes linger.
     fn default() -> Self {
-        TrackSettings { min_hits: 10, max_missed: 0, iou: 0.2, max_jump: 0.75 }
+        TrackSettings { min_hits: 15, max_missed: 0, iou: 0.2, max_jump: 0.75 }
     }
 }
 

@@ -265,7 +265,8 @@ fn detection_threads_keep_frame_order_and_results() {
     let mut outs = Vec::new();
     for threads in [1, 3] {
         let cfg = dir.path().join(format!("threads{threads}.toml"));
-        std::fs::write(&cfg, format!("[pipeline]\nthreads = {threads}\n")).unwrap();
+        // Quick confirmation, so that 12 frames have tracked swimmers to compare.
+        std::fs::write(&cfg, format!("[pipeline]\nthreads = {threads}\n[tracking]\nmin_hits = 3\n")).unwrap();
         let o = run(&["run", "--config", cfg.to_str().unwrap(), "--input", frames.to_str().unwrap(), "--model", "models/poolwatch.onnx"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         outs.push(strip(stdout_lines(&o)));
