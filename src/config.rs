@@ -184,8 +184,9 @@ impl Config {
         if let Some(e) = h.exponent.filter(|e| !(*e > 0.0 && *e <= 8.0)) {
             return Err(invalid("heatmap.exponent", format!("{e} must be in (0, 8]")));
         }
-        if let Some(w) = h.brightness_weight.filter(|w| !(0.0..=10.0).contains(w)) {
-            return Err(invalid("heatmap.brightness_weight", format!("{w} must be in [0, 10]")));
+        let weights = crate::heatmap::BRIGHTNESS_WEIGHT_RANGE;
+        if let Some(w) = h.brightness_weight.filter(|w| !weights.contains(w)) {
+            return Err(invalid("heatmap.brightness_weight", format!("{w} must be in [{}, {}]", weights.start(), weights.end())));
         }
         if let Some(b) = h.blur_sigma.filter(|b| !(0.0..=20.0).contains(b)) {
             return Err(invalid("heatmap.blur_sigma", format!("{b} must be in [0, 20]")));

@@ -38,6 +38,9 @@ pub struct HeatmapSettings {
 /// it below (docs/accuracy.md). 0.25 keeps a margin from that edge.
 pub const BRIGHTNESS_WEIGHT: f32 = 0.25;
 
+/// The brightness weights accepted from a config or the command line.
+pub const BRIGHTNESS_WEIGHT_RANGE: std::ops::RangeInclusive<f32> = 0.0..=10.0;
+
 fn plain_squared_error() -> f32 {
     1.0
 }

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use poolwatch::augment::AugmentSettings;
 use poolwatch::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
 use poolwatch::dataset::{Dataset, DatasetSpec};
-use poolwatch::heatmap::{BRIGHTNESS_WEIGHT, HeatmapSettings, REFERENCE_BLUR};
+use poolwatch::heatmap::{BRIGHTNESS_WEIGHT, BRIGHTNESS_WEIGHT_RANGE, HeatmapSettings, REFERENCE_BLUR};
 use poolwatch::model::contract::parse_size;
 use poolwatch::model::{Arch, Autoencoder, Preprocess};
 use poolwatch::pool::{MaskSpec, PoolSettings};
@@ -290,8 +290,8 @@ struct BlurArg(Option<f32>);
 
 fn parse_brightness_weight(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
-        Ok(v) if (0.0..=10.0).contains(&v) => Ok(v),
-        _ => Err(format!("'{s}' is not a weight in [0, 10]")),
+        Ok(v) if BRIGHTNESS_WEIGHT_RANGE.contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a weight in [{}, {}]", BRIGHTNESS_WEIGHT_RANGE.start(), BRIGHTNESS_WEIGHT_RANGE.end())),
     }
 }
 
