@@ -377,3 +377,13 @@ fn bench_prints_every_stage() {
     let o = run(&["bench", "--threads", "0"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn bench_runs_the_int8_model() {
+    // tract's AMX int8 kernel crashed this on Intel CPUs with AMX (model::infer::avoid_faulty_kernels).
+    let o = run(&["bench", "--model", "models/poolwatch.int8.onnx", "--frames", "5", "--json"]);
+    assert!(o.status.success(), "{:?}: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["model"].as_str().unwrap().ends_with("poolwatch.int8.onnx"), "{v}");
+    assert!(v["infer_ms"].as_f64().unwrap() > 0.0, "{v}");
+}

@@ -232,3 +232,21 @@ fn int8_export_runs_in_tract_with_integer_convolutions() {
     let e = build_int8(&ModelMeta::new(64, 48, ct.clone()), &random_weights(&ct, 1), &[(0.0, 1.0); 4]).unwrap_err();
     assert!(e.contains("ConvTranspose"), "{e}");
 }
+
+#[test]
+fn shipped_int8_model_runs_and_stays_close_to_the_float_one() {
+    // On Intel CPUs with AMX, tract 0.23.9's AMX int8 kernel read past its buffer and this crashed the
+    // process (SIGSEGV); poolwatch keeps tract off those kernels (model::infer::avoid_faulty_kernels).
+    let mut fm = Autoencoder::load(std::path::Path::new("models/poolwatch.onnx")).unwrap();
+    let mut qm = Autoencoder::load(std::path::Path::new("models/poolwatch.int8.onnx")).unwrap();
+    assert_eq!(qm.meta().quantization, "int8");
+    assert_eq!(fm.size(), qm.size());
+    let (w, h) = fm.size();
+    let scene = poolwatch::synth::Scene::new(2, 640, 480, (1, 0));
+    let (img, _) = scene.render(3.0, 3);
+    let input = poolwatch::preprocess::Preprocessor::new(w, h, Default::default()).run(&img).to_vec();
+    let a = fm.reconstruct(&input).unwrap().to_vec();
+    let b = qm.reconstruct(&input).unwrap().to_vec();
+    let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+    assert!(mean < 0.02, "the int8 reconstruction differs from the float one by {mean} on average");
+}

@@ -147,10 +147,32 @@ fn clear_upper_vector_state() {
     }
 }
 
+/// Keeps tract from picking kernels known to be faulty on this machine; called before any model is
+/// optimised (tract probes the CPU once, on first use).
+///
+/// tract 0.23.9's Intel AMX int8 matrix kernel (`avx512amx_mmm_i32_16x16`, chosen for `QLinearConv` on
+/// Sapphire Rapids and later Xeons) reads whole 64-deep tiles of its packed right-hand input, which is
+/// only padded to a multiple of 4: with a depth that is not a multiple of 64 it reads past the end of
+/// the buffer, and the int8 model crashed (SIGSEGV) at its first frame on such a CPU. The AMX kernels are
+/// taken out of tract's pool (knob `TRACT_CPU_ISA=-amx-int8`, below the environment: setting
+/// `TRACT_CPU_ISA` yourself replaces this); int8 then runs on the AVX-512 VNNI kernels.
+pub fn avoid_faulty_kernels() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if let Err(e) = tract_onnx::tract_core::knobs::set_config_global("TRACT_CPU_ISA", "-amx-int8") {
+                log::warn!("could not keep tract off its AMX int8 kernels ({e:#}); int8 models may crash on AMX CPUs");
+            }
+        });
+    }
+}
+
 /// The model's optimised plan, ready to spawn states, and the name of the runtime it runs on. Each
 /// frame runs on the calling thread: tract's multithreaded executor did not speed these models up
 /// (docs/speed.md); more frames a second come from more detection threads (`pipeline.threads`).
 fn build_plan(proto: &pb::ModelProto, width: u32, height: u32) -> TractResult<(Arc<dyn Runnable>, &'static str)> {
+    avoid_faulty_kernels();
     let model = tract_onnx::onnx()
         .model_for_proto_model(proto)?
         .with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())?;
@@ -193,6 +215,21 @@ fn cuda_plan(model: &TypedModel) -> Option<Arc<dyn Runnable>> {
         Err(e) => {
             log::warn!("the CUDA runtime cannot run this model ({e:#}); running it on the CPU");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn amx_int8_kernels_are_out_of_tracts_pool() {
+        use tract_onnx::tract_core::tract_linalg::{isa::{Isa, native}, knobs::TRACT_CPU_ISA};
+        super::avoid_faulty_kernels();
+        if std::env::var_os("TRACT_CPU_ISA").is_none() {
+            // The probe reads CPUID; on a CPU with AMX the edit must have taken the feature out.
+            assert!(!native().has(Isa::X86_64AmxInt8), "tract still counts AMX int8 among this CPU's features");
+            assert_eq!(TRACT_CPU_ISA.get().as_deref(), Some("-amx-int8"));
         }
     }
 }
