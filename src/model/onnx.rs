@@ -46,6 +46,10 @@ impl GraphBuilder {
         self.raw_tensor(name, shape, pb::tensor_proto::DataType::Float, data.iter().flat_map(|v| v.to_le_bytes()).collect());
     }
 
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.initializers.iter().any(|t| t.name == name)
+    }
+
     pub fn raw_tensor(&mut self, name: &str, shape: &[usize], ty: pb::tensor_proto::DataType, raw: Vec<u8>) {
         self.initializers.push(pb::TensorProto {
             name: name.into(),
@@ -158,49 +162,8 @@ pub fn build_model_as(meta: &ModelMeta, weights: &Weights, subpixel: bool) -> Re
     let mut g = GraphBuilder::default();
     let mut x = INPUT_NAME.to_string();
     let layers = arch.layers();
-    let mut has_scales = false;
     for (idx, l) in layers.iter().enumerate() {
-        let (w, b) = (l.weight_name(), l.bias_name());
-        let k = l.kernel as i64;
-        let p = k / 2;
-        let conv_out = format!("{}_conv", l.name);
-        if subpixel && use_subpixel(l) {
-            // Upsample-then-convolve, written as the equivalent sub-pixel convolution (2-3x fewer
-            // multiply-adds); `{name}_conv` stays the layer's full-resolution output.
-            let (ws, bs) = to_subpixel(&weights[&w], &weights[&b].data);
-            let (wn, bn) = (subpixel_name(&w), subpixel_name(&b));
-            g.f32_tensor(&wn, &ws.shape, &ws.data);
-            g.f32_tensor(&bn, &[bs.len()], &bs);
-            let k2 = ws.shape[2] as i64;
-            let low = format!("{}_subpixel", l.name);
-            conv_node(&mut g, "Conv", l.name.as_str(), &x, &wn, &bn, &low, k2, 1, k2 / 2, None);
-            g.node("DepthToSpace", &format!("{}_d2s", l.name), &[&low], &conv_out, vec![
-                attr_int("blocksize", 2),
-                attr_str("mode", "CRD"),
-            ]);
-        } else {
-            g.f32_tensor(&w, &l.weight_shape(), &weights[&w].data);
-            g.f32_tensor(&b, &[l.cout], &weights[&b].data);
-            match l.kind {
-                LayerKind::Down => conv_node(&mut g, "Conv", l.name.as_str(), &x, &w, &b, &conv_out, k, 2, p, None),
-                LayerKind::UpTranspose => {
-                    conv_node(&mut g, "ConvTranspose", l.name.as_str(), &x, &w, &b, &conv_out, k, 2, (k - 1) / 2, Some(1))
-                }
-                LayerKind::UpResize => {
-                    if !has_scales {
-                        g.f32_tensor("up_scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
-                        has_scales = true;
-                    }
-                    let up = format!("{}_up", l.name);
-                    g.node("Resize", &up, &[&x, "", "up_scales"], &up, vec![
-                        attr_str("mode", "nearest"),
-                        attr_str("coordinate_transformation_mode", "asymmetric"),
-                        attr_str("nearest_mode", "floor"),
-                    ]);
-                    conv_node(&mut g, "Conv", l.name.as_str(), &up, &w, &b, &conv_out, k, 1, p, None)
-                }
-            }
-        }
+        let conv_out = float_conv(&mut g, l, weights, &x, subpixel);
         let out = if idx + 1 == layers.len() { OUTPUT_NAME.to_string() } else { format!("{}_act", l.name) };
         let op = match l.activation {
             Activation::Relu => "Relu",
@@ -212,10 +175,67 @@ pub fn build_model_as(meta: &ModelMeta, weights: &Weights, subpixel: bool) -> Re
     Ok(g.finish(meta, "poolwatch"))
 }
 
+/// Writes layer `l`'s float convolution (with its upsampling, or in its sub-pixel form when `subpixel`
+/// and the kernel shrinks) on input `x`, without the activation; returns the output's name,
+/// `{name}_conv`, the layer's full-resolution pre-activation output.
+pub fn float_conv(g: &mut GraphBuilder, l: &super::arch::Layer, weights: &Weights, x: &str, subpixel: bool) -> String {
+    let (w, b) = (l.weight_name(), l.bias_name());
+    let k = l.kernel as i64;
+    let p = k / 2;
+    let conv_out = format!("{}_conv", l.name);
+    if subpixel && use_subpixel(l) {
+        // Upsample-then-convolve, written as the equivalent sub-pixel convolution (2-3x fewer
+        // multiply-adds).
+        let (ws, bs) = to_subpixel(&weights[&w], &weights[&b].data);
+        let (wn, bn) = (subpixel_name(&w), subpixel_name(&b));
+        g.f32_tensor(&wn, &ws.shape, &ws.data);
+        g.f32_tensor(&bn, &[bs.len()], &bs);
+        let k2 = ws.shape[2] as i64;
+        let low = format!("{}_subpixel", l.name);
+        conv_node(g, "Conv", l.name.as_str(), x, &wn, &bn, &low, k2, 1, k2 / 2, None);
+        depth_to_space(g, l, &low, &conv_out);
+        return conv_out;
+    }
+    g.f32_tensor(&w, &l.weight_shape(), &weights[&w].data);
+    g.f32_tensor(&b, &[l.cout], &weights[&b].data);
+    match l.kind {
+        LayerKind::Down => conv_node(g, "Conv", l.name.as_str(), x, &w, &b, &conv_out, k, 2, p, None),
+        LayerKind::UpTranspose => conv_node(g, "ConvTranspose", l.name.as_str(), x, &w, &b, &conv_out, k, 2, (k - 1) / 2, Some(1)),
+        LayerKind::UpResize => {
+            let up = format!("{}_up", l.name);
+            upsample(g, x, &up);
+            conv_node(g, "Conv", l.name.as_str(), &up, &w, &b, &conv_out, k, 1, p, None)
+        }
+    }
+    conv_out
+}
+
+/// `Resize` by 2, nearest (the decoder's upsampling), of `x` into `out`; the scales tensor is written
+/// once per graph.
+pub fn upsample(g: &mut GraphBuilder, x: &str, out: &str) {
+    if !g.has_tensor(UP_SCALES) {
+        g.f32_tensor(UP_SCALES, &[4], &[1.0, 1.0, 2.0, 2.0]);
+    }
+    g.node("Resize", out, &[x, "", UP_SCALES], out, vec![
+        attr_str("mode", "nearest"),
+        attr_str("coordinate_transformation_mode", "asymmetric"),
+        attr_str("nearest_mode", "floor"),
+    ]);
+}
+
+/// The sub-pixel convolution's `4 * cout` channels at low resolution, `low`, rearranged into `cout`
+/// channels at twice the size, `out` (channel `4 * co + 2 * py + px`: `to_subpixel`'s order).
+pub fn depth_to_space(g: &mut GraphBuilder, l: &super::arch::Layer, low: &str, out: &str) {
+    g.node("DepthToSpace", &format!("{}_d2s", l.name), &[low], out, vec![attr_int("blocksize", 2), attr_str("mode", "CRD")]);
+}
+
+/// The name of the decoder's upsampling scales tensor.
+const UP_SCALES: &str = "up_scales";
+
 /// Whether a decoder layer is written as a sub-pixel convolution: resize layers whose kernel shrinks
 /// (k >= 5; a 3x3 one has as many multiply-adds either way, and the upsample-then-convolve form runs
 /// faster in tract than the extra `DepthToSpace`).
-fn use_subpixel(l: &super::arch::Layer) -> bool {
+pub fn use_subpixel(l: &super::arch::Layer) -> bool {
     l.kind == LayerKind::UpResize && subpixel_kernel(l.kernel) < l.kernel
 }
 

@@ -1,14 +1,14 @@
 //! int8 export: static post-training quantisation of a float model into operators tract executes in
-//! integers. Every convolution becomes a `QLinearConv` (u8 activations, i8 per-channel weights, i32
-//! bias); the ReLU after it is folded into the output's quantisation (zero point 0 clamps negatives);
-//! nearest `Resize` runs between a dequantise and a requantise (exact); the last layer is dequantised
-//! for the sigmoid. Activation
-//! ranges are measured by running the float model on calibration frames.
+//! integers. Every convolution but the first and the last becomes a `QLinearConv` (u8 activations, i8
+//! per-channel weights, i32 bias); the ReLU after it is folded into the output's quantisation (zero
+//! point 0 clamps negatives). Activation ranges are measured by running the float model on calibration
+//! frames.
 
 use super::arch::{Activation, LayerKind};
 use super::contract::{INPUT_NAME, ModelError, ModelMeta, OUTPUT_NAME};
 use super::infer::read_proto;
-use super::onnx::{GraphBuilder, Weights, attr_ints, attr_str, check_weights, read_weights};
+use super::onnx::{GraphBuilder, Weights, attr_ints, check_weights, depth_to_space, float_conv, read_weights, upsample, use_subpixel};
+use super::subpixel::to_subpixel;
 use std::path::Path;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -65,7 +65,35 @@ fn scalar_u8(g: &mut GraphBuilder, name: &str, v: u8) {
     g.raw_tensor(name, &[], DataType::Uint8, vec![v]);
 }
 
+/// Per output channel symmetric i8 weights of `w` (`cout` rows), their scales, and the biases in i32
+/// at the accumulator's scale (`x_scale * w_scale`).
+fn quantize_weights(w: &[f32], b: &[f32], x_scale: f32) -> (Vec<u8>, Vec<f32>, Vec<u8>) {
+    let cout = b.len();
+    let per = w.len() / cout;
+    let mut w_scale = vec![0.0f32; cout];
+    let mut wq = vec![0u8; w.len()];
+    let mut bq = Vec::with_capacity(cout * 4);
+    for o in 0..cout {
+        let chunk = &w[o * per..(o + 1) * per];
+        let m = chunk.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(1e-12);
+        w_scale[o] = m / 127.0;
+        for (k, v) in chunk.iter().enumerate() {
+            wq[o * per + k] = ((v / w_scale[o]).round().clamp(-127.0, 127.0) as i8) as u8;
+        }
+        let bias = (b[o] / (x_scale * w_scale[o])).round().clamp(i32::MIN as f32, i32::MAX as f32) as i32;
+        bq.extend_from_slice(&bias.to_le_bytes());
+    }
+    (wq, w_scale, bq)
+}
+
 /// The int8 graph of a float model, given the conv output ranges.
+///
+/// The first and the last layer stay float: the first sees three input channels and the last writes
+/// three, matrix products too thin for integer kernels to pay (in tract 0.23 they were 17 of the 42 ms
+/// of the all-integer graph, against 0.9 ms in float), and they are where quantisation error shows
+/// most. Every layer between them is a `QLinearConv`; resize-decoder layers take the same sub-pixel form
+/// as in the float graph (a convolution at the low resolution to four times the channels, then
+/// `DepthToSpace`, which moves bytes), so no upsampling runs on integers.
 pub fn build_int8(meta: &ModelMeta, weights: &Weights, ranges: &[(f32, f32)]) -> Result<pb::ModelProto, String> {
     let arch = meta.arch.as_ref().ok_or("the model has no architecture metadata")?;
     check_weights(arch, weights)?;
@@ -79,67 +107,53 @@ pub fn build_int8(meta: &ModelMeta, weights: &Weights, ranges: &[(f32, f32)]) ->
     if ranges.len() != layers.len() {
         return Err(format!("{} ranges for {} layers", ranges.len(), layers.len()));
     }
+    if layers.len() < 3 {
+        return Err(format!("{} layers: int8 keeps the first and last float and needs one between", layers.len()));
+    }
+    let (first, last) = (&layers[0], &layers[layers.len() - 1]);
+    if first.activation != Activation::Relu || last.activation != Activation::Sigmoid {
+        return Err("int8 expects ReLU layers and a sigmoid output".into());
+    }
     let mut g = GraphBuilder::default();
-    // Input: [0,1] -> u8 with scale 1/255.
-    // The zero points travel by tensor name (x_names); only the scale is needed for the bias.
-    let mut x_scale = 1.0f32 / 255.0;
-    scalar_f32(&mut g, "in_scale", x_scale);
-    scalar_u8(&mut g, "in_zp", 0);
-    g.node("QuantizeLinear", "quantize_input", &[INPUT_NAME, "in_scale", "in_zp"], "q_input", vec![]);
-    g.f32_tensor("up_scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
-    let mut x = "q_input".to_string();
-    let mut x_names = ("in_scale".to_string(), "in_zp".to_string());
-    for (idx, l) in layers.iter().enumerate() {
-        let last = idx + 1 == layers.len();
-        if l.kind == LayerKind::UpResize {
-            // tract's nearest upsampling is fast on f32 and slow on u8: round-trip through f32 (exact,
-            // the values stay on the same quantisation grid).
-            let (deq, up, req) = (format!("{}_deq", l.name), format!("{}_up", l.name), format!("{}_upq", l.name));
+    // The first layer in float; its ReLU is the quantisation to [0, max] with zero point 0.
+    let conv = float_conv(&mut g, first, weights, INPUT_NAME, true);
+    let mut x_scale = ranges[0].1 / 255.0;
+    let mut x_names = (format!("{}.y_scale", first.name), format!("{}.y_zp", first.name));
+    scalar_f32(&mut g, &x_names.0, x_scale);
+    scalar_u8(&mut g, &x_names.1, 0);
+    let mut x = format!("{}_q", first.name);
+    g.node("QuantizeLinear", &format!("{}_quantize", first.name), &[&conv, &x_names.0, &x_names.1], &x, vec![]);
+    for (idx, l) in layers.iter().enumerate().take(layers.len() - 1).skip(1) {
+        if l.activation != Activation::Relu {
+            return Err("int8 expects ReLU layers and a sigmoid output".into());
+        }
+        let n = &l.name;
+        let sub = use_subpixel(l);
+        let (w, b) = (&weights[&l.weight_name()], &weights[&l.bias_name()]);
+        let (w, b) = if sub { to_subpixel(w, &b.data) } else { (w.clone(), b.data.clone()) };
+        if l.kind == LayerKind::UpResize && !sub {
+            // A 3x3 resize layer: tract's nearest upsampling is fast on f32 and slow on u8, so it
+            // round-trips through f32 (exact: the values stay on the same quantisation grid).
+            let (deq, up, req) = (format!("{n}_deq"), format!("{n}_up"), format!("{n}_upq"));
             g.node("DequantizeLinear", &deq, &[&x, &x_names.0, &x_names.1], &deq, vec![]);
-            g.node("Resize", &up, &[&deq, "", "up_scales"], &up, vec![
-                attr_str("mode", "nearest"),
-                attr_str("coordinate_transformation_mode", "asymmetric"),
-                attr_str("nearest_mode", "floor"),
-            ]);
+            upsample(&mut g, &deq, &up);
             g.node("QuantizeLinear", &req, &[&up, &x_names.0, &x_names.1], &req, vec![]);
             x = req;
         }
-        // Weights: per output channel, symmetric i8.
-        let w = &weights[&l.weight_name()];
-        let b = &weights[&l.bias_name()];
-        let per = w.data.len() / l.cout;
-        let mut w_scale = vec![0.0f32; l.cout];
-        let mut wq = vec![0u8; w.data.len()];
-        let mut bq = Vec::with_capacity(l.cout * 4);
-        for o in 0..l.cout {
-            let chunk = &w.data[o * per..(o + 1) * per];
-            let m = chunk.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(1e-12);
-            w_scale[o] = m / 127.0;
-            for (k, v) in chunk.iter().enumerate() {
-                wq[o * per + k] = ((v / w_scale[o]).round().clamp(-127.0, 127.0) as i8) as u8;
-            }
-            let bias = (b.data[o] / (x_scale * w_scale[o])).round().clamp(i32::MIN as f32, i32::MAX as f32) as i32;
-            bq.extend_from_slice(&bias.to_le_bytes());
-        }
-        let n = &l.name;
-        g.raw_tensor(&format!("{n}.wq"), &l.weight_shape(), DataType::Int8, wq);
-        g.f32_tensor(&format!("{n}.w_scale"), &[l.cout], &w_scale);
-        g.raw_tensor(&format!("{n}.w_zp"), &[l.cout], DataType::Int8, vec![0u8; l.cout]);
-        g.raw_tensor(&format!("{n}.bq"), &[l.cout], DataType::Int32, bq);
-        // Output quantisation: ReLU layers use [0, max] with zero point 0, which is the ReLU itself.
-        let (lo, hi) = ranges[idx];
-        let (y_scale, y_zp) = match l.activation {
-            Activation::Relu => (hi / 255.0, 0u8),
-            Activation::Sigmoid => {
-                let s = (hi - lo).max(1e-6) / 255.0;
-                (s, (-lo / s).round().clamp(0.0, 255.0) as u8)
-            }
-        };
+        let cout = b.len();
+        let (wq, w_scale, bq) = quantize_weights(&w.data, &b, x_scale);
+        g.raw_tensor(&format!("{n}.wq"), &w.shape, DataType::Int8, wq);
+        g.f32_tensor(&format!("{n}.w_scale"), &[cout], &w_scale);
+        g.raw_tensor(&format!("{n}.w_zp"), &[cout], DataType::Int8, vec![0u8; cout]);
+        g.raw_tensor(&format!("{n}.bq"), &[cout], DataType::Int32, bq);
+        // Output quantisation [0, max] with zero point 0, which is the ReLU itself.
+        let y_scale = ranges[idx].1 / 255.0;
         scalar_f32(&mut g, &format!("{n}.y_scale"), y_scale);
-        scalar_u8(&mut g, &format!("{n}.y_zp"), y_zp);
-        let k = l.kernel as i64;
+        scalar_u8(&mut g, &format!("{n}.y_zp"), 0);
+        let k = w.shape[2] as i64;
         let stride = if l.kind == LayerKind::Down { 2 } else { 1 };
         let out = format!("{n}_q");
+        let conv_out = if sub { format!("{n}_subpixel_q") } else { out.clone() };
         let inputs = [
             x.clone(),
             x_names.0.clone(),
@@ -152,19 +166,23 @@ pub fn build_int8(meta: &ModelMeta, weights: &Weights, ranges: &[(f32, f32)]) ->
             format!("{n}.bq"),
         ];
         let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
-        g.node("QLinearConv", n, &refs, &out, vec![
+        g.node("QLinearConv", n, &refs, &conv_out, vec![
             attr_ints("kernel_shape", &[k, k]),
             attr_ints("strides", &[stride, stride]),
             attr_ints("pads", &[k / 2; 4]),
         ]);
+        if sub {
+            depth_to_space(&mut g, l, &conv_out, &out);
+        }
         x = out;
         x_scale = y_scale;
         x_names = (format!("{n}.y_scale"), format!("{n}.y_zp"));
-        if last {
-            g.node("DequantizeLinear", "dequantize_output", &[&x, &x_names.0, &x_names.1], "logits", vec![]);
-            g.node("Sigmoid", "output_sigmoid", &["logits"], OUTPUT_NAME, vec![]);
-        }
     }
+    // The last layer in float, as in the float graph.
+    let deq = format!("{}_input", last.name);
+    g.node("DequantizeLinear", &format!("{}_dequantize", last.name), &[&x, &x_names.0, &x_names.1], &deq, vec![]);
+    let conv = float_conv(&mut g, last, weights, &deq, true);
+    g.node("Sigmoid", "output_sigmoid", &[&conv], OUTPUT_NAME, vec![]);
     let mut meta = meta.clone();
     meta.quantization = "int8".into();
     meta.calibration = None;
