@@ -93,9 +93,13 @@ runner_var="CARGO_TARGET_${TU}_RUNNER"
 export "$runner_var=${!runner_var:-$qemu -L $qemu_prefix}"
 # The integration tests start the built poolwatch themselves, through this (tests/common/mod.rs).
 export POOLWATCH_TEST_RUNNER="${POOLWATCH_TEST_RUNNER:-${!runner_var}}"
-# bindgen (v4l2-sys-mit, feature `camera`): the target's kernel and libc headers (the cross toolchain's), not the host's.
+# bindgen (v4l2-sys-mit, feature `camera`): the target's kernel and libc headers, not the host's. The cross
+# packages put them under /usr/<triplet>/include; when apt satisfied the cross compiler with the multiarch
+# libc6-dev:<arch> instead (then that directory does not exist), they are in /usr/include/<triplet> and
+# /usr/include, where clang looks by itself for the target bindgen passes it.
 bindgen_var="BINDGEN_EXTRA_CLANG_ARGS_${T}"
-export "$bindgen_var=${!bindgen_var:---sysroot=/usr/$gnu}"
+if [[ -d /usr/$gnu/include ]]; then bindgen_sysroot="--sysroot=/usr/$gnu"; else bindgen_sysroot=""; fi
+export "$bindgen_var=${!bindgen_var:-$bindgen_sysroot}"
 # pkg-config, should a dependency use it: only the target's multiarch .pc files.
 export PKG_CONFIG_ALLOW_CROSS=1
 pc_var="PKG_CONFIG_LIBDIR_${T}"
