@@ -12,19 +12,19 @@ fn main() -> TractResult<()> {
     let tmp = std::env::temp_dir().join(format!("profile-{}.onnx", std::process::id()));
     let path = match arg.strip_prefix("arch:") {
         Some(name) => {
-            let arch = poolwatch::model::Arch::by_name(name).map_err(|e| anyhow::anyhow!(e))?;
+            let arch = poolwatch::pipeline::model::Arch::by_name(name).map_err(|e| anyhow::anyhow!(e))?;
             let size = std::env::args().nth(2).unwrap_or_else(|| "320x192".into());
-            let (w, h) = poolwatch::model::contract::parse_size(&size).map_err(|e| anyhow::anyhow!(e))?;
-            let weights = poolwatch::model::onnx::random_weights(&arch, 1);
-            poolwatch::model::write_model(&tmp, &poolwatch::model::ModelMeta::new(w, h, arch), &weights)?;
+            let (w, h) = poolwatch::pipeline::model::contract::parse_size(&size).map_err(|e| anyhow::anyhow!(e))?;
+            let weights = poolwatch::train::onnx::random_weights(&arch, 1);
+            poolwatch::train::onnx::write_model(&tmp, &poolwatch::pipeline::model::ModelMeta::new(w, h, arch), &weights)?;
             tmp.display().to_string()
         }
         None => arg,
     };
-    let model = poolwatch::model::infer::read_proto(std::path::Path::new(&path))?;
-    let meta = poolwatch::model::ModelMeta::from_proto(std::path::Path::new(&path), &model)?;
+    let model = poolwatch::pipeline::model::infer::read_proto(std::path::Path::new(&path))?;
+    let meta = poolwatch::pipeline::model::ModelMeta::from_proto(std::path::Path::new(&path), &model)?;
     let (w, h) = (meta.width as usize, meta.height as usize);
-    poolwatch::model::infer::avoid_faulty_kernels();
+    poolwatch::pipeline::model::infer::avoid_faulty_kernels();
     let plan = tract_onnx::onnx()
         .model_for_proto_model(&model)?
         .with_input_fact(0, f32::fact([1, 3, h, w]).into())?

@@ -1,52 +1,30 @@
 //! poolwatch: swimmer detection for poolside cameras.
 //!
 //! A convolutional autoencoder trained only on frames of the empty pool reconstructs water, lanes and
-//! reflections; what it cannot reconstruct (a swimmer) shows up as reconstruction error. The library is the
-//! pipeline, one module per stage, in the order the data flows:
+//! reflections; what it cannot reconstruct (a swimmer) shows up as reconstruction error. The crate is
+//! built in wings (ARCHITECTURE.md has the map and the rules), each importing only those below it:
 //!
-//! [`frame::Frame`] -> [`preprocess`] (model input) -> [`model`] (reconstruction) -> [`heatmap`] ->
-//! [`boxes`] (with [`morph`]) -> [`track`] (+ [`lanes`]) -> [`report`] -> [`sink`]s (stdout, serial, MQTT, snapshots) and
-//! the [`http`] preview.
-//!
-//! [`detect::Detector`] ties the stages together for one frame at a time; [`daemon`] runs it over a
-//! [`source`] with capture, detection ([`workers`], one thread or more) and outputs on their own
-//! threads ([`queue`]). Around the pipeline: [`synth`] (the synthetic pool camera and ground truth),
-//! [`annotations`], [`calibrate`], [`eval`] (accuracy metrics), [`bench`] (stage timings), [`chart`];
-//! for training, [`dataset`], [`augment`], [`inpaint`] and, with feature `train`, `train` (libtorch).
+//! - [`util`]: small helpers with no knowledge of pools (random numbers, statistics, settings checks).
+//! - [`pipeline`]: the detector, one frame at a time: [`pipeline::frame::Frame`] -> pre-processing ->
+//!   model -> heatmap -> boxes -> tracks -> lanes. Knows nothing of config files, outputs or training.
+//! - [`media`]: image files and annotation files on disk.
+//! - [`synth`]: the synthetic pool camera (the demo's default source and the tests' ground truth).
+//! - [`device`]: the daemon: the TOML config, frame sources, detection workers, reports, sinks
+//!   (stdout, serial, MQTT, snapshots, the HTTP preview) and the run loop.
+//! - [`train`] (feature `export`): what only the trainer and the tests need: calibration, datasets,
+//!   augmentation, inpainting, the ONNX writer and the quantiser; with feature `train`, libtorch.
+//! - [`tools`]: offline work over the others: evaluation, benchmarks, charts, synthetic datasets,
+//!   model information.
 
-pub mod annotations;
-pub mod augment;
-pub mod bench;
-pub mod boxes;
-pub mod calibrate;
-pub mod chart;
-pub mod config;
-pub mod daemon;
-pub mod dataset;
-pub mod detect;
-pub mod eval;
-pub mod frame;
-pub mod geometry;
-pub mod heatmap;
-pub mod http;
-pub mod inpaint;
-pub mod lanes;
-pub mod model;
-pub mod morph;
-pub mod overlay;
-pub mod pool;
-pub mod preprocess;
-pub mod queue;
-pub mod report;
-pub mod simd;
-pub mod sink;
-pub mod source;
+pub mod util;
+pub mod pipeline;
+pub mod media;
 pub mod synth;
-pub mod track;
-pub mod workers;
-#[cfg(feature = "train")]
+pub mod device;
+#[cfg(feature = "export")]
 pub mod train;
+pub mod tools;
 
-pub use boxes::BBox;
-pub use detect::{Detection, Detector};
-pub use frame::Frame;
+pub use pipeline::boxes::BBox;
+pub use pipeline::detect::{Detection, Detector};
+pub use pipeline::frame::Frame;

@@ -5,10 +5,11 @@ mod common;
 
 use common::blur_model;
 use poolwatch::BBox;
-use poolwatch::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
-use poolwatch::heatmap::HeatmapSettings;
-use poolwatch::model::{Autoencoder, ModelMeta, write_model};
-use poolwatch::pool::{MaskSpec, PoolSettings};
+use poolwatch::train::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
+use poolwatch::pipeline::heatmap::HeatmapSettings;
+use poolwatch::pipeline::model::{Autoencoder, ModelMeta};
+use poolwatch::train::onnx::write_model;
+use poolwatch::pipeline::pool::{MaskSpec, PoolSettings};
 use poolwatch::synth::Scene;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -81,7 +82,7 @@ fn synth_then_detect_prints_one_result_per_image_and_finds_swimmers() {
         assert_eq!((l["width"].as_u64(), l["height"].as_u64()), (Some(640), Some(480)));
         assert!(l["ms"].as_f64().unwrap() > 0.0);
         let image = PathBuf::from(l["image"].as_str().unwrap());
-        let truth = poolwatch::annotations::read(&image.with_extension("json"), 640, 480).unwrap();
+        let truth = poolwatch::media::annotations::read(&image.with_extension("json"), 640, 480).unwrap();
         let boxes = boxes_of(l);
         truths += truth.len();
         found += truth.iter().filter(|t| boxes.iter().any(|b| b.iou(t) >= 0.1)).count();
@@ -181,7 +182,7 @@ fn info_and_mask() {
     let mask = image::open(&out).unwrap().to_luma8();
     let ann: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(frames.join("000000.json")).unwrap()).unwrap();
     let pool: Vec<[f64; 2]> = serde_json::from_value(ann["pool"].clone()).unwrap();
-    let truth = poolwatch::pool::polygon_mask(640, 480, &pool);
+    let truth = poolwatch::pipeline::pool::polygon_mask(640, 480, &pool);
     let (mut inter, mut union) = (0u32, 0u32);
     for (a, b) in mask.pixels().zip(truth.pixels()) {
         inter += (a[0] > 0 && b[0] > 0) as u32;
@@ -289,7 +290,7 @@ fn shipped_model_finds_the_demo_venues_swimmers() {
     let (mut found, mut truths, mut false_boxes) = (0, 0, 0);
     for l in stdout_lines(&o) {
         let image = PathBuf::from(l["image"].as_str().unwrap());
-        let truth = poolwatch::annotations::read(&image.with_extension("json"), 640, 480).unwrap();
+        let truth = poolwatch::media::annotations::read(&image.with_extension("json"), 640, 480).unwrap();
         let boxes = boxes_of(&l);
         truths += truth.len();
         found += truth.iter().filter(|t| boxes.iter().any(|b| b.iou(t) >= 0.3)).count();
@@ -368,7 +369,7 @@ fn bench_prints_every_stage() {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
     }
     assert_eq!(v["runtime"], "cpu", "no GPU runtime in this build");
-    for s in poolwatch::bench::STAGES {
+    for s in poolwatch::tools::bench::STAGES {
         assert!(v["stages"][s].as_f64().unwrap() >= 0.0, "stage {s}: {v}");
     }
     let ms = |k: &str| v[k].as_f64().unwrap();

@@ -4,9 +4,10 @@
 mod common;
 
 use common::{T, blur_model, reference_forward};
-use poolwatch::heatmap::HeatmapSettings;
-use poolwatch::model::onnx::random_weights;
-use poolwatch::model::{Arch, Autoencoder, Calibration, ModelMeta, write_model};
+use poolwatch::pipeline::heatmap::HeatmapSettings;
+use poolwatch::train::onnx::random_weights;
+use poolwatch::pipeline::model::{Arch, Autoencoder, Calibration, ModelMeta};
+use poolwatch::train::onnx::write_model;
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -20,7 +21,7 @@ fn round_trip(arch_name: &str, w: u32, h: u32) {
     write_model(&path, &ModelMeta::new(w, h, arch.clone()), &weights).unwrap();
     let mut model = Autoencoder::load(&path).unwrap();
     assert_eq!(model.size(), (w, h));
-    let mut rng = poolwatch::synth::rng::Rng::new(5);
+    let mut rng = poolwatch::util::rng::Rng::new(5);
     let input: Vec<f32> = (0..3 * w * h).map(|_| rng.f32()).collect();
     let got = model.reconstruct(&input).unwrap().to_vec();
     let want = reference_forward(&arch, &weights, T { c: 3, h: h as usize, w: w as usize, d: input.clone() });
@@ -56,7 +57,7 @@ fn three_layer_models_match_reference() {
 
 #[test]
 fn upgrade_rewrites_an_earlier_resize_graph_as_the_same_function() {
-    use poolwatch::model::onnx::{build_model_as, upgrade_file, write_proto};
+    use poolwatch::train::onnx::{build_model_as, upgrade_file, write_proto};
     let arch = Arch::by_name("4,8,8:3,5,7:resize").unwrap();
     let weights = random_weights(&arch, 7);
     let dir = tempfile::tempdir().unwrap();
@@ -78,7 +79,7 @@ fn upgrade_rewrites_an_earlier_resize_graph_as_the_same_function() {
     write_proto(&old, &build_model_as(&meta, &weights, false).unwrap()).unwrap();
     assert!(upgrade_file(&old, &new).unwrap(), "the resize graph was not rewritten");
     let ops = |p: &std::path::Path| -> Vec<String> {
-        poolwatch::model::infer::read_proto(p).unwrap().graph.unwrap().node.iter().map(|n| n.op_type.clone()).collect()
+        poolwatch::pipeline::model::infer::read_proto(p).unwrap().graph.unwrap().node.iter().map(|n| n.op_type.clone()).collect()
     };
     // dec0 (k 7) and dec1 (k 5) become sub-pixel convolutions; dec2 (k 3) gains nothing and stays.
     assert_eq!(ops(&old).iter().filter(|o| *o == "Resize").count(), 3);
@@ -86,7 +87,7 @@ fn upgrade_rewrites_an_earlier_resize_graph_as_the_same_function() {
     assert_eq!(ops(&new).iter().filter(|o| *o == "DepthToSpace").count(), 2);
     let (mut a, mut b) = (Autoencoder::load(&old).unwrap(), Autoencoder::load(&new).unwrap());
     assert_eq!(b.meta(), a.meta(), "metadata and calibration carry over");
-    let mut rng = poolwatch::synth::rng::Rng::new(3);
+    let mut rng = poolwatch::util::rng::Rng::new(3);
     let input: Vec<f32> = (0..3 * 32 * 16).map(|_| rng.f32()).collect();
     let diff = max_diff(a.reconstruct(&input).unwrap(), b.reconstruct(&input).unwrap());
     assert!(diff < 1e-5, "the upgraded model differs by {diff}");
@@ -185,13 +186,13 @@ fn bad_model_files_fail_clearly() {
 
 #[test]
 fn int8_export_runs_in_tract_with_integer_convolutions() {
-    use poolwatch::model::onnx::read_weights;
-    use poolwatch::model::quant::{build_int8, quantize_file};
+    use poolwatch::train::onnx::read_weights;
+    use poolwatch::train::quant::{build_int8, quantize_file};
     let (arch, weights) = blur_model("6,12,12:3,5,5:resize");
     let dir = tempfile::tempdir().unwrap();
     let float = dir.path().join("f.onnx");
     write_model(&float, &ModelMeta::new(64, 48, arch.clone()), &weights).unwrap();
-    let proto = poolwatch::model::infer::read_proto(&float).unwrap();
+    let proto = poolwatch::pipeline::model::infer::read_proto(&float).unwrap();
     // The weights read back from the file are the ones written (the decoder's are stored in their
     // sub-pixel form and converted back, exactly up to float rounding).
     let back = read_weights(&proto, &arch).unwrap();
@@ -208,12 +209,12 @@ fn int8_export_runs_in_tract_with_integer_convolutions() {
     let inputs: Vec<Vec<f32>> = (0..6)
         .map(|i| {
             let (img, _) = scene.render(i as f32, i);
-            poolwatch::preprocess::Preprocessor::new(64, 48, Default::default()).run(&img).to_vec()
+            poolwatch::pipeline::preprocess::Preprocessor::new(64, 48, Default::default()).run(&img).to_vec()
         })
         .collect();
     let q = dir.path().join("q.onnx");
     quantize_file(&float, &q, &inputs).unwrap();
-    let qproto = poolwatch::model::infer::read_proto(&q).unwrap();
+    let qproto = poolwatch::pipeline::model::infer::read_proto(&q).unwrap();
     let ops: Vec<&str> = qproto.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
     // Six layers: the first and the last stay float, the four between are integer convolutions, the
     // two 5x5 decoder layers in their sub-pixel form.
@@ -247,7 +248,7 @@ fn shipped_int8_model_runs_and_stays_close_to_the_float_one() {
     let (w, h) = fm.size();
     let scene = poolwatch::synth::Scene::new(2, 640, 480, (1, 0));
     let (img, _) = scene.render(3.0, 3);
-    let input = poolwatch::preprocess::Preprocessor::new(w, h, Default::default()).run(&img).to_vec();
+    let input = poolwatch::pipeline::preprocess::Preprocessor::new(w, h, Default::default()).run(&img).to_vec();
     let a = fm.reconstruct(&input).unwrap().to_vec();
     let b = qm.reconstruct(&input).unwrap().to_vec();
     let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;

@@ -2,8 +2,9 @@
 //! tests install) computes what tract computes. Runs with `--features train`.
 #![cfg(feature = "train")]
 
-use poolwatch::model::onnx::random_weights;
-use poolwatch::model::{Arch, Autoencoder, ModelMeta, write_model};
+use poolwatch::train::onnx::random_weights;
+use poolwatch::pipeline::model::{Arch, Autoencoder, ModelMeta};
+use poolwatch::train::onnx::write_model;
 use std::path::Path;
 use std::process::Command;
 
@@ -19,7 +20,7 @@ y.astype(np.float32).tofile(out)
 fn onnxruntime_matches_tract(model: &Path, tolerance: f32) {
     let mut m = Autoencoder::load(model).unwrap();
     let (w, h) = m.size();
-    let mut rng = poolwatch::synth::rng::Rng::new(9);
+    let mut rng = poolwatch::util::rng::Rng::new(9);
     let input: Vec<f32> = (0..3 * w * h).map(|_| rng.f32()).collect();
     let want = m.reconstruct(&input).unwrap().to_vec();
     let dir = tempfile::tempdir().unwrap();

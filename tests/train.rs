@@ -2,11 +2,11 @@
 //! tract, bad input fails clearly. Runs with `--features train`.
 #![cfg(feature = "train")]
 
-use poolwatch::augment::AugmentSettings;
-use poolwatch::dataset::{Dataset, DatasetSpec};
-use poolwatch::heatmap::HeatmapSettings;
-use poolwatch::model::{Arch, Autoencoder, Preprocess};
-use poolwatch::pool::{MaskSpec, PoolSettings};
+use poolwatch::train::augment::AugmentSettings;
+use poolwatch::train::dataset::{Dataset, DatasetSpec};
+use poolwatch::pipeline::heatmap::HeatmapSettings;
+use poolwatch::pipeline::model::{Arch, Autoencoder, Preprocess};
+use poolwatch::pipeline::pool::{MaskSpec, PoolSettings};
 use poolwatch::synth::Scene;
 use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
 use std::path::Path;
@@ -90,7 +90,7 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     assert_eq!((recal.threshold, recal.raw_threshold, recal.noise_area, recal.frames), (cal.threshold, cal.raw_threshold, cal.noise_area, 3));
     // Both chose the smoothing from the noise grain (`--blur-sigma auto`, the default) and agree on it.
     assert_eq!(recal.heatmap.blur_sigma, cal.heatmap.blur_sigma);
-    use poolwatch::heatmap::{MAX_AUTO_BLUR, REFERENCE_BLUR};
+    use poolwatch::pipeline::heatmap::{MAX_AUTO_BLUR, REFERENCE_BLUR};
     assert!((REFERENCE_BLUR..=MAX_AUTO_BLUR).contains(&cal.heatmap.blur_sigma), "{}", cal.heatmap.blur_sigma);
     assert_eq!(model.meta().training["settings"]["auto_blur"], true);
     // A fixed smoothing is calibrated at and recorded; a bad one is refused before anything is written.
@@ -104,7 +104,7 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     assert_eq!(Autoencoder::load(&again).unwrap().meta().calibration.clone().unwrap().heatmap.blur_sigma, 3.0);
     // The brightness weight: training's default is recorded, recalibration keeps the model's unless
     // given, a new one changes the measured thresholds, and a bad one is refused.
-    assert_eq!(cal.heatmap.brightness_weight, poolwatch::heatmap::BRIGHTNESS_WEIGHT);
+    assert_eq!(cal.heatmap.brightness_weight, poolwatch::pipeline::heatmap::BRIGHTNESS_WEIGHT);
     assert_eq!(fixed.heatmap.brightness_weight, cal.heatmap.brightness_weight);
     let weigh = |w: &str| calibrate(&["--blur-sigma", "3", "--brightness-weight", w]);
     assert!(weigh("1").status.success());
@@ -127,7 +127,7 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     let qm = Autoencoder::load(&q).unwrap();
     assert_eq!(qm.meta().quantization, "int8");
     assert!(qm.meta().calibration.is_some());
-    let proto = poolwatch::model::infer::read_proto(&q).unwrap();
+    let proto = poolwatch::pipeline::model::infer::read_proto(&q).unwrap();
     let convs = proto.graph.unwrap().node.iter().filter(|n| n.op_type == "QLinearConv").count();
     // Four layers: the first and the last stay float.
     assert_eq!(convs, 2);

@@ -3,12 +3,10 @@
 //! viewpoint, glare) with swimmers (cap, arms, body, splash) whose boxes are known exactly.
 //! Everything is deterministic for a seed. It is the demo's embedded default and the tests' ground truth.
 
-pub mod rng;
-
-use crate::boxes::BBox;
-use crate::geometry::Homography;
+use crate::pipeline::boxes::BBox;
+use crate::pipeline::geometry::Homography;
 use image::RgbImage;
-use rng::Rng;
+use crate::util::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 const LANE_W: f32 = 2.5;
@@ -344,7 +342,7 @@ impl Scene {
         if img.dimensions() != (self.width, self.height) {
             *img = RgbImage::new(self.width, self.height);
         }
-        crate::simd::avx2_or!(self.water_avx2(t, frame, img.as_mut()), self.water(t, frame, img.as_mut(), |_, _, _| 0));
+        crate::pipeline::simd::avx2_or!(self.water_avx2(t, frame, img.as_mut()), self.water(t, frame, img.as_mut(), |_, _, _| 0));
         self.swimmers.iter().filter_map(|s| self.draw_swimmer(s, t, img)).collect()
     }
 
@@ -583,7 +581,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn water_from_avx2_samples_is_the_same_bit_for_bit() {
-        if !crate::simd::both_variants_run() {
+        if !crate::pipeline::simd::both_variants_run() {
             return;
         }
         // Odd widths leave blocks that end in a partial group of eight; late times give large

@@ -2,11 +2,11 @@
 //! and compared with the float model (reconstruction agreement and speed, measured in one run).
 
 use super::run::TrainError;
-use crate::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
-use crate::model::quant::quantize_file;
-use crate::model::Autoencoder;
-use crate::pool::PoolSettings;
-use crate::preprocess::Preprocessor;
+use crate::train::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
+use crate::train::quant::quantize_file;
+use crate::pipeline::model::Autoencoder;
+use crate::pipeline::pool::PoolSettings;
+use crate::pipeline::preprocess::Preprocessor;
 use image::RgbImage;
 use serde::Serialize;
 use std::path::{Path, PathBuf};

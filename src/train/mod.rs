@@ -1,10 +1,25 @@
-//! The trainer (cargo feature `train`, libtorch through tch): the autoencoder as tch tensors, the
-//! training loop with augmentation, validation, checkpoints and resume, then export through the same
-//! ONNX writer the device reads, verification in tract, calibration and a report.
+//! The trainer's side: everything that makes or changes a model file, and nothing the device runs.
+//! Behind feature `export` (the `poolwatch-train` binary and the tests turn it on; a board's
+//! `poolwatch` never compiles it): calibration on empty frames, datasets, augmentation, inpainting,
+//! the ONNX writer (with its sub-pixel form) and the int8 quantiser. Behind feature `train` as well,
+//! libtorch through tch: the autoencoder as tensors, the training loop, its report and int8 export.
 
+pub mod augment;
+pub mod calibrate;
+pub mod dataset;
+pub mod inpaint;
+pub mod onnx;
+pub mod quant;
+pub mod subpixel;
+
+#[cfg(feature = "train")]
 pub mod int8;
+#[cfg(feature = "train")]
 pub mod net;
+#[cfg(feature = "train")]
 pub mod report;
+#[cfg(feature = "train")]
 pub mod run;
 
+#[cfg(feature = "train")]
 pub use run::{DeviceChoice, NonPoolTarget, TrainError, TrainSettings, TrainSummary, train};

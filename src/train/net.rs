@@ -1,8 +1,8 @@
 //! The autoencoder in tch: parameters named as the ONNX writer names them, a forward pass that
 //! mirrors the exported graph op for op, and AdamW whose state can be saved and restored.
 
-use crate::model::arch::{Activation, Arch, Layer, LayerKind};
-use crate::model::onnx::{WeightTensor, Weights, random_weights};
+use crate::pipeline::model::arch::{Activation, Arch, Layer, LayerKind};
+use crate::train::onnx::{WeightTensor, Weights, random_weights};
 use tch::{Device, Kind, Tensor};
 
 /// The network's parameters, in layer order.

@@ -2,12 +2,11 @@
 //! with their heatmaps and boxes (the core overlay), and the numbers as JSON.
 
 use super::run::{TrainError, TrainSummary};
-use crate::config::Config;
-use crate::dataset::Dataset;
-use crate::detect::Detector;
-use crate::model::{Autoencoder, Calibration};
-use crate::overlay;
-use crate::pool::PoolSettings;
+use crate::train::dataset::Dataset;
+use crate::pipeline::detect::{Detector, DetectorSettings};
+use crate::pipeline::model::{Autoencoder, Calibration};
+use crate::pipeline::overlay;
+use crate::pipeline::pool::PoolSettings;
 use image::RgbImage;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -75,8 +74,8 @@ pub fn write(model_path: &Path, summary: &TrainSummary, cal: &Calibration, data:
     std::fs::create_dir_all(dir.join("examples")).map_err(io(&dir))?;
     loss_plot(&dir.join("loss.png"), &summary.train_loss, &summary.val_loss)?;
     let model = Autoencoder::load(model_path)?;
-    let cfg = Config { pool: Some(pool.clone()), ..Config::default() };
-    let mut det = Detector::new(model, &cfg);
+    let settings = DetectorSettings { pool: Some(pool.clone()), ..DetectorSettings::default() };
+    let mut det = Detector::new(model, &settings);
     let step = (data.val.len() / 4).max(1);
     let mut false_boxes = 0;
     for (k, s) in data.val.iter().step_by(step).take(4).enumerate() {

@@ -4,14 +4,15 @@
 
 use super::net::{Adam, Net};
 use super::report;
-use crate::augment::{AugmentSettings, augment};
-use crate::calibrate::{Blur, DEFAULT_QUANTILE, calibrate};
-use crate::dataset::{Dataset, Sample};
-use crate::heatmap::HeatmapSettings;
-use crate::model::{Arch, Autoencoder, ModelMeta, Preprocess, write_model};
-use crate::pool::{PoolSettings, resample_mask};
-use crate::preprocess::Preprocessor;
-use crate::synth::rng::Rng;
+use crate::train::augment::{AugmentSettings, augment};
+use crate::train::calibrate::{Blur, DEFAULT_QUANTILE, calibrate};
+use crate::train::dataset::{Dataset, Sample};
+use crate::pipeline::heatmap::HeatmapSettings;
+use crate::pipeline::model::{Arch, Autoencoder, ModelMeta, Preprocess};
+use crate::train::onnx::write_model;
+use crate::pipeline::pool::{PoolSettings, resample_mask};
+use crate::pipeline::preprocess::Preprocessor;
+use crate::util::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,9 +29,9 @@ pub enum TrainError {
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error(transparent)]
-    Model(#[from] crate::model::ModelError),
+    Model(#[from] crate::pipeline::model::ModelError),
     #[error(transparent)]
-    Detect(#[from] crate::detect::DetectError),
+    Detect(#[from] crate::pipeline::detect::DetectError),
     #[error("export check failed: tract and libtorch differ by {0:.2e} (limit 1e-3)")]
     Mismatch(f32),
     #[error("{path}: {cause}")]

@@ -2,8 +2,8 @@
 //! forward pass, and the path of the built binary.
 #![allow(dead_code)]
 
-use poolwatch::model::arch::{Activation, Arch, LayerKind};
-use poolwatch::model::onnx::{WeightTensor, Weights};
+use poolwatch::pipeline::model::arch::{Activation, Arch, LayerKind};
+use poolwatch::train::onnx::{WeightTensor, Weights};
 use std::path::PathBuf;
 
 pub fn bin() -> PathBuf {

@@ -1,0 +1,34 @@
+//! `poolwatch-train quantize`: the int8 twin of a float model, calibrated and compared with it.
+
+use crate::args::MaskArgs;
+use anyhow::Result;
+use poolwatch::pipeline::model::Autoencoder;
+use poolwatch::train::dataset::{Dataset, DatasetSpec};
+use poolwatch::train::int8::{int8_path, make_int8};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    model: PathBuf,
+    /// Empty-pool frames: the first 85 % set activation ranges, the rest calibrate.
+    #[arg(long, required = true, num_args = 1..)]
+    normal: Vec<PathBuf>,
+    /// Where to write it (default: MODEL.int8.onnx).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    mask: MaskArgs,
+}
+
+pub fn main(a: Args) -> Result<()> {
+    let pool = a.mask.pool()?;
+    let size = Autoencoder::load(&a.model)?.size();
+    let spec = DatasetSpec { normal: a.normal, inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.15, max_size: (size.0 * 2, size.1 * 2) };
+    let data = Dataset::load(&spec)?;
+    let out = a.out.unwrap_or_else(|| int8_path(&a.model));
+    let train: Vec<_> = data.train.iter().map(|s| &s.image).collect();
+    let val: Vec<_> = data.val.iter().map(|s| &s.image).collect();
+    let report = make_int8(&a.model, &out, &train, &val, &pool)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

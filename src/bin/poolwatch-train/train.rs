@@ -1,0 +1,149 @@
+//! `poolwatch-train train`: trains a model and exports it as ONNX, with its calibration, a report and
+//! optionally its int8 twin.
+
+use crate::args::{BlurArg, MaskArgs, parse_blur, parse_brightness_weight, parse_pair};
+use anyhow::{Context, Result, anyhow};
+use poolwatch::pipeline::heatmap::{BRIGHTNESS_WEIGHT, HeatmapSettings};
+use poolwatch::pipeline::model::contract::parse_size;
+use poolwatch::pipeline::model::{Arch, Preprocess};
+use poolwatch::train::augment::AugmentSettings;
+use poolwatch::train::calibrate::REFERENCE_BLUR;
+use poolwatch::train::dataset::{Dataset, DatasetSpec};
+use poolwatch::train::int8::{int8_path, make_int8};
+use poolwatch::train::report::report_dir;
+use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directories of empty-pool frames.
+    #[arg(long, required = true, num_args = 1..)]
+    pub normal: Vec<PathBuf>,
+    /// Directories of frames with annotated swimmers, inpainted out and added to training.
+    #[arg(long, num_args = 1..)]
+    pub inpaint: Vec<PathBuf>,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Model input size.
+    #[arg(long, default_value = "256x192")]
+    pub size: String,
+    /// seed4, seed3, fast, or CHANNELS:KERNELS[:resize|convtranspose].
+    #[arg(long, default_value = "fast")]
+    pub arch: String,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Continue from a checkpoint (written beside the model as MODEL.ckpt every epoch).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// Stop when the validation loss has not improved for this many epochs (0: never).
+    #[arg(long, default_value_t = 6)]
+    pub patience: usize,
+    /// Fraction of each --normal directory held out for validation and calibration.
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f32,
+    /// What the network must output outside the pool (the seed's target-noise variants).
+    #[arg(long, value_enum, default_value_t = NonPoolTarget::None)]
+    pub nonpool_target: NonPoolTarget,
+    #[arg(long, default_value_t = 0.1)]
+    pub nonpool_weight: f64,
+    /// Train without augmentation.
+    #[arg(long, conflicts_with = "augment")]
+    pub no_augment: bool,
+    /// Change the augmentation: KEY=VALUE,... with keys min_crop (smallest crop side, 0.85),
+    /// rotate_deg (4), hflip (0.5), vflip (0.1), brightness (0.2), saturation (0.25), blur (0.2).
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pub augment: Option<String>,
+    /// Range compression before the model: map [0,1] to [LO,HI] (the seed's test-time
+    /// normalisation), e.g. 0.1,0.8. Recorded in the model, so the device applies it too.
+    #[arg(long, value_parser = parse_pair)]
+    pub range: Option<[f32; 2]>,
+    /// Bright-spot suppression: pixels whose luma is above this (0..1) become the frame's mean.
+    #[arg(long)]
+    pub bright_clip: Option<f32>,
+    #[command(flatten)]
+    pub mask: MaskArgs,
+    /// libtorch CPU threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: i32,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Also export an int8 model (MODEL.int8.onnx) and compare it with the float one.
+    #[arg(long)]
+    pub int8: bool,
+    /// Heatmap smoothing in model pixels, or auto: chosen from the camera's noise grain on the
+    /// held-out frames.
+    #[arg(long, default_value = "auto", value_parser = parse_blur)]
+    pub blur_sigma: BlurArg,
+    /// Weight of brightness error against colour error in the heatmap (1: plain squared error).
+    #[arg(long, default_value_t = BRIGHTNESS_WEIGHT, value_parser = parse_brightness_weight)]
+    pub brightness_weight: f32,
+}
+
+pub fn main(a: Args) -> Result<()> {
+    let Args {
+        normal, inpaint, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
+        patience, val_fraction, nonpool_target, nonpool_weight, no_augment, augment, range, bright_clip, mask, threads, quiet, int8,
+        blur_sigma, brightness_weight,
+    } = a;
+    let (width, height) = parse_size(&size).map_err(|e| anyhow!("--size: {e}"))?;
+    let arch = Arch::by_name(&arch).map_err(|e| anyhow!("--arch: {e}"))?;
+    if bright_clip.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+        anyhow::bail!("--bright-clip must be in [0, 1]");
+    }
+    if !(0.0..0.9).contains(&val_fraction) || !(0.0..1.0).contains(&dropout) || batch == 0 || epochs == 0 {
+        anyhow::bail!("--val-fraction must be in [0, 0.9), --dropout in [0, 1), --batch and --epochs at least 1");
+    }
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+    let pool = mask.pool()?;
+    let settings = TrainSettings {
+        arch,
+        width,
+        height,
+        epochs,
+        batch,
+        lr,
+        weight_decay,
+        dropout,
+        seed,
+        patience,
+        augment: match (no_augment, augment) {
+            (true, _) => AugmentSettings::none(),
+            (false, None) => AugmentSettings::default(),
+            (false, Some(spec)) => AugmentSettings::default().with_overrides(&spec).map_err(|e| anyhow!("--augment: {e}"))?,
+        },
+        nonpool_target,
+        nonpool_weight,
+        preprocess: Preprocess { range, bright_clip },
+        heatmap: HeatmapSettings { blur_sigma: blur_sigma.0.unwrap_or(REFERENCE_BLUR), brightness_weight, ..Default::default() },
+        auto_blur: blur_sigma.0.is_none(),
+        pool: pool.clone(),
+    };
+    let spec = DatasetSpec { normal, inpaint, mask: pool.mask.clone(), val_fraction, max_size: (width * 2, height * 2) };
+    let data = Dataset::load(&spec)?;
+    log::info!("{} training frames ({} inpainted), {} held out", data.train.len(), data.train.iter().filter(|s| s.inpainted).count(), data.val.len());
+    let summary = train(&settings, &data, &out, resume.as_deref(), device, !quiet)?;
+    log::info!("wrote {} after {} epochs (best {}), {:.0} s", out.display(), summary.epochs_run, summary.best_epoch, summary.seconds);
+    if int8 {
+        let train_imgs: Vec<_> = data.train.iter().map(|s| &s.image).collect();
+        let val_imgs: Vec<_> = data.val.iter().map(|s| &s.image).collect();
+        let report = make_int8(&out, &int8_path(&out), &train_imgs, &val_imgs, &pool)?;
+        let p = report_dir(&out).join("int8.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}

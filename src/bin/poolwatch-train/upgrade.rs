@@ -1,0 +1,19 @@
+//! `poolwatch-train upgrade`: a float model from an earlier version rewritten in the current graph form.
+
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    model: PathBuf,
+    /// Where to write it (default: in place).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn main(a: Args) -> Result<()> {
+    let out = a.out.unwrap_or_else(|| a.model.clone());
+    let changed = poolwatch::train::onnx::upgrade_file(&a.model, &out)?;
+    log::info!("{}: {}", out.display(), if changed { "rewritten in the current graph form" } else { "already in the current form" });
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! `poolwatch check-config`: validates a config and says what it would run.
+
+use crate::common::{Usage, usage};
+use poolwatch::device::config::Config;
+use poolwatch::device::daemon::{RunOptions, load_model};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    config: PathBuf,
+}
+
+pub fn main(a: Args) -> Result<ExitCode, Usage> {
+    let path = &a.config;
+    let cfg = Config::load(path).map_err(usage)?;
+    let model = load_model(&cfg, &RunOptions::default()).map_err(usage)?;
+    let (w, h) = model.size();
+    println!("config {}: ok", path.display());
+    println!("  name     {}", cfg.name);
+    println!("  model    {} ({w}x{h})", model.path().display());
+    println!("  source   {:?}", cfg.source);
+    let mut outputs = Vec::new();
+    if cfg.stdout.enabled {
+        outputs.push("stdout".to_string());
+    }
+    if let Some(s) = &cfg.serial {
+        outputs.push(format!("serial {} {} baud", s.port, s.baud));
+    }
+    if let Some(m) = &cfg.mqtt {
+        outputs.push(format!("mqtt {}:{} under {}/{}/", m.host, m.port, m.topic_prefix, cfg.name));
+    }
+    if let Some(s) = &cfg.snapshots {
+        outputs.push(format!("snapshots {}", s.dir.display()));
+    }
+    if let Some(h) = &cfg.http {
+        outputs.push(format!("http {}", h.listen));
+    }
+    println!("  outputs  {}", if outputs.is_empty() { "none".to_string() } else { outputs.join(", ") });
+    if let Some(l) = &cfg.lanes {
+        println!("  lanes    {} over {} m", l.count, l.length_m);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,32 @@
+//! What the subcommands share: the usage error (exit 2), one-line messages, config loading.
+
+use anyhow::Result;
+use poolwatch::device::config::Config;
+use std::path::Path;
+
+/// An error that means bad input from the user (config, model, arguments): exit status 2.
+pub struct Usage(pub anyhow::Error);
+
+impl Usage {
+    pub fn msg(m: impl std::fmt::Display) -> Usage {
+        Usage(anyhow::anyhow!("{m}"))
+    }
+}
+
+/// An error and its causes on one line.
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+/// The config at `path`, or the defaults without one.
+pub fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+/// A usage error from anything that converts into one.
+pub fn usage<E: Into<anyhow::Error>>(e: E) -> Usage {
+    Usage(e.into())
+}

@@ -1,0 +1,64 @@
+//! `poolwatch eval`: accuracy on annotated frames.
+
+use crate::common::{Usage, load_config, usage};
+use poolwatch::pipeline::detect::Detector;
+use poolwatch::pipeline::model::Autoencoder;
+use poolwatch::tools::eval::{evaluate, write_plots};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Directories (or images) of annotated frames (any supported annotation format).
+    #[arg(long, required = true, num_args = 1..)]
+    test: Vec<PathBuf>,
+    /// Frames of the empty pool, for image AUROC.
+    #[arg(long, num_args = 1..)]
+    normal: Vec<PathBuf>,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write PR and PRO curves as PNG here.
+    #[arg(long)]
+    plots: Option<PathBuf>,
+    /// Score what the daemon reports: the test frames of each directory are a video, in name order,
+    /// run through the tracker (the config's `[tracking]`), and only its confirmed swimmers count.
+    #[arg(long)]
+    track: bool,
+}
+
+pub fn main(a: Args) -> Result<ExitCode, Usage> {
+    let cfg = load_config(a.config.as_deref()).map_err(Usage)?;
+    let model = Autoencoder::load_or_embedded(a.model.as_deref().or(cfg.model.as_deref())).map_err(usage)?;
+    let mut det = Detector::new(model, &cfg.detector());
+    let ev = evaluate(&mut det, &a.test, &a.normal, a.track.then_some(&cfg.tracking)).map_err(usage)?;
+    let report = ev.report();
+    if report.frames == 0 {
+        let dirs: Vec<String> = a.test.iter().map(|p| p.display().to_string()).collect();
+        return Err(Usage::msg(format!("no annotated frame could be evaluated in {}", dirs.join(", "))));
+    }
+    if a.json {
+        let mut v = serde_json::json!({
+            "frames": report.frames, "pixel_auroc": report.pixel_auroc, "aupro": report.aupro,
+            "image_auroc": report.image_auroc, "skipped": report.skipped,
+        });
+        v["box"] = serde_json::to_value(&report.box_metrics).unwrap_or_default();
+        println!("{v}");
+    } else {
+        println!("{} frames ({} skipped)", report.frames, report.skipped);
+        println!("IoU   recall  precision  F1     false/frame  AP");
+        for (iou, m) in &report.box_metrics {
+            println!("{iou:<5} {:<7.3} {:<10.3} {:<6.3} {:<12.3} {:.3}", m.recall, m.precision, m.f1, m.fp_per_frame, m.ap);
+        }
+        let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
+        println!("pixel AUROC {}  AUPRO(0.3) {}  image AUROC {}", opt(report.pixel_auroc), opt(report.aupro), opt(report.image_auroc));
+    }
+    if let Some(dir) = a.plots {
+        write_plots(&dir, &ev).map_err(usage)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,234 @@
+//! The running detector: capture, detection and outputs on their own threads with bounded queues.
+//! Capture drops the oldest frame when detection is behind; `pipeline.threads` detection workers
+//! ([`crate::device::workers`]) take frames in turn; the main thread tracks swimmers and maps lanes in frame
+//! order; outputs fan each report out to the sinks. SIGHUP reloads config and model without touching the
+//! camera; systemd hears readiness and a watchdog fed only while frames are processed.
+
+mod capture;
+mod notify;
+mod outputs;
+mod stage;
+
+use crate::device::config::Config;
+use crate::device::queue::{LatestQueue, Pop};
+use crate::pipeline::frame::Frame;
+use crate::device::source::Reopening;
+use crate::device::workers::{Next, Workers};
+use crate::pipeline::detect::Detector;
+use crate::pipeline::model::Autoencoder;
+use crate::pipeline::track::Tracker;
+use notify::notify;
+use outputs::{OutMsg, Outputs, Shared};
+use stage::Stage;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("model: {0}")]
+    Model(#[from] crate::pipeline::model::ModelError),
+    #[error("source: {0}")]
+    Source(#[from] crate::device::source::SourceError),
+    #[error(transparent)]
+    Http(#[from] crate::device::sink::http::HttpError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::device::sink::mqtt::MqttError),
+    #[error("cannot start a thread: {0}; the system is out of threads or memory")]
+    Thread(std::io::Error),
+}
+
+/// How the daemon was started, beyond the config.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The config file, re-read on SIGHUP (none: SIGHUP reloads the model only).
+    pub config_path: Option<PathBuf>,
+    /// `--model`, which wins over the config's `model` (also after a reload).
+    pub model: Option<PathBuf>,
+    /// Stop after this many processed frames.
+    pub max_frames: Option<u64>,
+    /// `--input`/`--stdin`/`--fps`: the source given on the command line, which also wins after a reload.
+    pub source: Option<crate::device::source::SourceSettings>,
+}
+
+/// Counters of a finished run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    pub processed: u64,
+    pub bad_frames: u64,
+    pub dropped: u64,
+    pub reloads: u64,
+}
+
+/// Loads the model a config names (or the shipped one).
+pub fn load_model(cfg: &Config, opts: &RunOptions) -> Result<Autoencoder, crate::pipeline::model::ModelError> {
+    Autoencoder::load_or_embedded(opts.model.as_deref().or(cfg.model.as_deref()))
+}
+
+/// `threads` detectors for `model`, one per detection worker; they share its optimised plan.
+fn detectors(cfg: &Config, model: Autoencoder, threads: usize) -> Result<Vec<Detector>, crate::pipeline::model::ModelError> {
+    Detector::new(model, &cfg.detector()).with_forks(threads)
+}
+
+/// Re-reads the config file and the model; `Err` leaves everything as it was.
+fn reload(opts: &RunOptions, running: &Config) -> Result<(Config, Autoencoder), String> {
+    let mut cfg = match &opts.config_path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => running.clone(),
+    };
+    if let Some(s) = &opts.source {
+        cfg.source = s.clone();
+    }
+    let model = load_model(&cfg, opts).map_err(|e| e.to_string())?;
+    Ok((cfg, model))
+}
+
+/// Runs until a finite source ends, `max_frames` are processed, `stop` is set (SIGTERM/SIGINT) or
+/// stdout's reader goes away. `reload` (SIGHUP) re-reads the config and model between frames.
+pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: Arc<AtomicBool>) -> Result<RunStats, DaemonError> {
+    let model = load_model(&cfg, opts)?;
+    let shared = Shared::default();
+    let metrics = Arc::clone(&shared.metrics);
+    let capture_stop = Arc::new(AtomicBool::new(false));
+    let on_state = {
+        let m = Arc::clone(&metrics);
+        Box::new(move |ok: bool| {
+            if !ok {
+                m.source_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            m.source_ok.store(ok, Ordering::Relaxed);
+        })
+    };
+    let source = Reopening::start(cfg.source.clone(), Arc::clone(&capture_stop), on_state)?;
+    metrics.source_ok.store(source.is_open(), Ordering::Relaxed);
+    let (outputs, mut errors) = Outputs::build(&cfg, None, &shared);
+    if !errors.is_empty() {
+        return Err(errors.remove(0));
+    }
+    let threads = cfg.pipeline.threads;
+    let model_path = model.path().display().to_string();
+    let dets = detectors(&cfg, model, threads)?;
+    let mut stage = Stage::new(&cfg, None);
+
+    // Capture thread.
+    let queue = Arc::new(LatestQueue::<Frame>::new(cfg.pipeline.queue));
+    let every_nth = Arc::new(AtomicU32::new(cfg.pipeline.every_nth));
+    let (done_tx, capture_done) = std::sync::mpsc::channel::<()>();
+    let c = capture::Capture { queue: Arc::clone(&queue), every_nth: Arc::clone(&every_nth), stop: Arc::clone(&capture_stop), metrics: Arc::clone(&metrics) };
+    let capture = capture::spawn(source, &c, cfg.source.is_finite(), done_tx).map_err(DaemonError::Thread)?;
+
+    // Outputs thread.
+    let (tx, rx): (SyncSender<OutMsg>, Receiver<OutMsg>) = sync_channel(8);
+    let out_thread = {
+        let metrics = Arc::clone(&metrics);
+        std::thread::Builder::new().name("outputs".into()).spawn(move || outputs::outputs_loop(outputs, rx, metrics)).map_err(DaemonError::Thread)?
+    };
+
+    // Detection workers.
+    let mut workers = Workers::start(dets, Arc::clone(&queue), Arc::clone(&capture_stop)).map_err(DaemonError::Thread)?;
+
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running")]);
+    log::info!("running: model {model_path}, {threads} detection thread(s)");
+
+    let mut running = cfg;
+    let mut stats = RunStats::default();
+    let mut stopping = false;
+    loop {
+        if !stopping && (stop.load(Ordering::Relaxed) || shared.stdout_closed.load(Ordering::Relaxed)) {
+            // Stop capturing, then drain what is queued so nothing captured is lost.
+            stopping = true;
+            capture_stop.store(true, Ordering::Relaxed);
+        }
+        if reload_flag.swap(false, Ordering::Relaxed) {
+            notify(&[sd_notify::NotifyState::Reloading]);
+            match reload(opts, &running) {
+                Ok((new_cfg, model)) => {
+                    if new_cfg.source != running.source {
+                        log::warn!("reload: [source] changed; the camera stays as it is until a restart");
+                    }
+                    if new_cfg.pipeline.queue != running.pipeline.queue {
+                        log::warn!("reload: pipeline.queue changes after a restart");
+                    }
+                    if new_cfg.pipeline.threads != threads {
+                        log::warn!("reload: pipeline.threads changes after a restart; keeping {threads}");
+                    }
+                    let path = model.path().display().to_string();
+                    let dets = match detectors(&new_cfg, model, threads) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            log::error!("reload refused, keeping the running config: {e}");
+                            notify(&[sd_notify::NotifyState::Ready]);
+                            continue;
+                        }
+                    };
+                    let (sh, c) = (shared.clone(), new_cfg.clone());
+                    // Outputs are rebuilt on their own thread; one that cannot start is logged there and
+                    // the others keep going.
+                    let replace = Box::new(move |old: Outputs| {
+                        let (outputs, errors) = Outputs::build(&c, Some(old), &sh);
+                        for e in errors {
+                            log::error!("reload: {e}; continuing without that output");
+                        }
+                        outputs
+                    });
+                    let _ = tx.send(OutMsg::Replace(replace));
+                    every_nth.store(new_cfg.pipeline.every_nth, Ordering::Relaxed);
+                    workers.replace(dets);
+                    let tracker = std::mem::replace(&mut stage.tracker, Tracker::new(new_cfg.tracking.clone()));
+                    stage = Stage::new(&new_cfg, Some(tracker));
+                    running = new_cfg;
+                    stats.reloads += 1;
+                    log::info!("reloaded: model {path}");
+                }
+                Err(e) => log::error!("reload refused, keeping the running config: {e}"),
+            }
+            notify(&[sd_notify::NotifyState::Ready]);
+        }
+        // The workers end once stopping and the queue is drained, even if the capture thread is
+        // stuck in a read, or when the source has ended.
+        let detected = match workers.next(Duration::from_millis(100)) {
+            Next::Ready(d) => d,
+            Next::Waiting => continue,
+            Next::Finished => break,
+        };
+        match stage.finish(*detected, &shared.pictures, &workers) {
+            Ok(report) => {
+                metrics.frame_done(report.ms / 1000.0, report.swimmers.len());
+                stats.processed += 1;
+                if tx.send(OutMsg::Frame(Box::new(report))).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                log::warn!("frame skipped: {e}");
+                metrics.bad_frames.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if opts.max_frames.is_some_and(|m| stats.processed >= m) {
+            capture_stop.store(true, Ordering::Relaxed);
+            // Frames already queued beyond the limit are not wanted.
+            while let Pop::Item(_) = queue.pop(Duration::ZERO) {}
+            break;
+        }
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
+    capture_stop.store(true, Ordering::Relaxed);
+    workers.shutdown();
+    drop(tx);
+    let _ = out_thread.join();
+    // The capture thread may sit in a read: a camera's ends within its timeout, but a pipe that went
+    // quiet never returns. Wait a little, then leave it to the process exit.
+    match capture_done.recv_timeout(Duration::from_secs(3)) {
+        Err(RecvTimeoutError::Timeout) => log::info!("the source is still blocked in a read; not waiting for it"),
+        _ => {
+            let _ = capture.join();
+        }
+    }
+    let s = metrics.snapshot();
+    stats.bad_frames = s.bad_frames;
+    stats.dropped = s.dropped;
+    log::info!("stopped after {} frames ({} unreadable, {} dropped behind the camera)", stats.processed, stats.bad_frames, stats.dropped);
+    Ok(stats)
+}

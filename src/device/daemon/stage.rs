@@ -1,0 +1,77 @@
+//! What the main thread keeps across frames, in frame order: the tracker and the lane map. It turns a
+//! detected frame into its report.
+
+use crate::device::config::Config;
+use crate::device::report::{Event, FrameReport, Picture, PictureDemand, Swimmer, Tracked, round_f64};
+use crate::device::workers::{Detected, Workers};
+use crate::pipeline::detect::DetectError;
+use crate::pipeline::lanes::LaneMap;
+use crate::pipeline::track::Tracker;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Stage {
+    pub tracker: Tracker,
+    lanes: Option<LaneMap>,
+    lane_corners: Option<([[f64; 2]; 4], u32)>,
+}
+
+impl Stage {
+    /// The stage of `cfg`, keeping `tracker` (and its swimmers) across a reload when given.
+    pub fn new(cfg: &Config, tracker: Option<Tracker>) -> Stage {
+        let lanes = cfg.lanes.as_ref().and_then(|l| LaneMap::new(l).ok());
+        let mut tracker = tracker.unwrap_or_else(|| Tracker::new(cfg.tracking.clone()));
+        tracker.set_settings(cfg.tracking.clone());
+        Stage { tracker, lanes, lane_corners: cfg.lanes.as_ref().map(|l| (l.corners, l.count)) }
+    }
+
+    /// Feeds one frame's boxes to the tracker: its confirmed swimmers with their lanes, the events, and
+    /// the swimmers per lane.
+    fn track(&mut self, seq: u64, ts: f64, boxes: &[crate::pipeline::boxes::BBox]) -> Tracked {
+        let events = self.tracker.update(seq, boxes);
+        let locate = |b: &[f32; 4]| self.lanes.as_ref().and_then(|m| m.locate_box(b));
+        let swimmers: Vec<Swimmer> = self.tracker.tracks().map(|t| Swimmer::new(t.clone(), locate(&t.bbox))).collect();
+        let events: Vec<Event> = events
+            .into_iter()
+            .map(|e| Event { event: e.kind, frame: seq, ts, swimmer: Swimmer::new(e.track.clone(), locate(&e.track.bbox)) })
+            .collect();
+        let lanes = match &self.lanes {
+            Some(m) => {
+                let mut counts = vec![0u32; m.count() as usize];
+                for s in &swimmers {
+                    if let Some(l) = s.lane {
+                        counts[l as usize - 1] += 1;
+                    }
+                }
+                counts
+            }
+            None => Vec::new(),
+        };
+        Tracked { swimmers, events, lanes }
+    }
+
+    /// Tracks a detected frame's swimmers and makes its report; the heatmap goes into the report when
+    /// an output draws this frame, else back to the workers.
+    pub fn finish(&mut self, detected: Detected, pictures: &PictureDemand, workers: &Workers) -> Result<FrameReport, DetectError> {
+        let Detected { frame, result, heatmap, mask } = detected;
+        let d = match result {
+            Ok(d) => d,
+            Err(e) => {
+                workers.recycle(heatmap);
+                return Err(e);
+            }
+        };
+        let t0 = Instant::now();
+        let ts = round_f64(frame.unix_ts(), 1000.0);
+        let tracked = self.track(frame.seq, ts, &d.boxes);
+        let picture = if pictures.wanted(!tracked.events.is_empty()) {
+            Some(Arc::new(Picture { heatmap, mask, lanes: self.lane_corners, image: frame.image }))
+        } else {
+            workers.recycle(heatmap);
+            None
+        };
+        // The frame's own work: its detection (on a worker) and its tracking here.
+        let ms = d.timings.total + t0.elapsed().as_secs_f64() * 1000.0;
+        Ok(FrameReport::new(frame.seq, ts, frame.origin, d, tracked, ms, picture))
+    }
+}

@@ -1,0 +1,392 @@
+//! What the pipeline hands its outputs for each processed frame (boxes, tracked swimmers with their
+//! lanes, events), the records printed for it (rounded here, in one place), and the running counters
+//! every output can report.
+
+use crate::pipeline::boxes::BBox;
+use crate::pipeline::heatmap::Heatmap;
+use crate::pipeline::lanes::PoolPosition;
+use crate::pipeline::track::{EventKind, Track};
+use image::RgbImage;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// `v` rounded to a multiple of `1 / per_unit` (`per_unit` 1000: milliseconds of a second, or three
+/// decimals): how every number in an output record is rounded.
+pub fn round_f64(v: f64, per_unit: f64) -> f64 {
+    (v * per_unit).round() / per_unit
+}
+
+/// [`round_f64`] in f32, for boxes and scores.
+pub fn round_f32(v: f32, per_unit: f32) -> f32 {
+    (v * per_unit).round() / per_unit
+}
+
+/// One box as output records carry it (pixels rounded to 0.1).
+#[derive(Clone, Debug, Serialize)]
+pub struct BoxRecord {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub score: f32,
+}
+
+impl From<&BBox> for BoxRecord {
+    fn from(b: &BBox) -> Self {
+        let r = |v: f32| round_f32(v, 10.0);
+        BoxRecord { x1: r(b.x1), y1: r(b.y1), x2: r(b.x2), y2: r(b.y2), score: round_f32(b.score, 1000.0) }
+    }
+}
+
+/// The JSON line `poolwatch detect` prints for an image.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageRecord {
+    pub image: String,
+    pub width: u32,
+    pub height: u32,
+    pub boxes: Vec<BoxRecord>,
+    pub ms: f64,
+}
+
+impl ImageRecord {
+    pub fn new(image: String, d: &crate::pipeline::detect::Detection) -> ImageRecord {
+        ImageRecord {
+            image,
+            width: d.width,
+            height: d.height,
+            boxes: d.boxes.iter().map(BoxRecord::from).collect(),
+            ms: round_f64(d.timings.total, 100.0),
+        }
+    }
+}
+
+/// A confirmed swimmer in one frame, with where it is in the pool when lanes are configured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Swimmer {
+    #[serde(flatten)]
+    pub track: Track,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+}
+
+impl Swimmer {
+    pub fn new(mut track: Track, pos: Option<PoolPosition>) -> Swimmer {
+        track.score = round_f32(track.score, 1000.0);
+        Swimmer { track, lane: pos.map(|p| p.lane), distance_m: pos.map(|p| round_f64(p.distance_m, 100.0)) }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub event: EventKind,
+    pub frame: u64,
+    pub ts: f64,
+    #[serde(flatten)]
+    pub swimmer: Swimmer,
+}
+
+/// One processed frame.
+#[derive(Clone, Debug)]
+pub struct FrameReport {
+    pub seq: u64,
+    /// Capture time, seconds since the Unix epoch.
+    pub ts: f64,
+    pub origin: String,
+    pub width: u32,
+    pub height: u32,
+    /// This frame's boxes, before tracking.
+    pub boxes: Vec<BBox>,
+    /// Confirmed swimmers seen in this frame.
+    pub swimmers: Vec<Swimmer>,
+    pub events: Vec<Event>,
+    /// Swimmers per lane (lane 1 first); empty without lanes.
+    pub lanes: Vec<u32>,
+    /// Pipeline time of this frame, milliseconds.
+    pub ms: f64,
+    pub threshold: f32,
+    /// The frame and its heatmap, for outputs that draw (snapshots, preview); `None` when none needs them.
+    pub picture: Option<Arc<Picture>>,
+}
+
+/// A frame's tracking: its confirmed swimmers, the events, and the swimmers per lane.
+#[derive(Clone, Debug, Default)]
+pub struct Tracked {
+    pub swimmers: Vec<Swimmer>,
+    pub events: Vec<Event>,
+    /// Swimmers per lane (lane 1 first); empty without lanes.
+    pub lanes: Vec<u32>,
+}
+
+impl FrameReport {
+    /// The report of a frame: its detection, its tracking, the time both took (`ms`) and its picture
+    /// when an output draws it.
+    pub fn new(seq: u64, ts: f64, origin: String, d: crate::pipeline::detect::Detection, tracked: Tracked, ms: f64, picture: Option<Arc<Picture>>) -> FrameReport {
+        let Tracked { swimmers, events, lanes } = tracked;
+        FrameReport {
+            seq,
+            ts,
+            origin,
+            width: d.width,
+            height: d.height,
+            boxes: d.boxes,
+            swimmers,
+            events,
+            lanes,
+            ms: round_f64(ms, 100.0),
+            threshold: d.threshold,
+            picture,
+        }
+    }
+}
+
+/// What an output needs to draw a frame: the pixels, the heatmap and the pool mask.
+#[derive(Debug)]
+pub struct Picture {
+    pub image: RgbImage,
+    pub heatmap: Heatmap,
+    /// The pool mask at the heatmap's resolution (empty when the whole frame is watched).
+    pub mask: std::sync::Arc<[f32]>,
+    /// The lane map's corners and lane count, to draw the pool outline.
+    pub lanes: Option<([[f64; 2]; 4], u32)>,
+}
+
+impl FrameReport {
+    /// The frame annotated for people: heatmap, pool mask, lanes, boxes, swimmer IDs and a status line.
+    pub fn annotated(&self) -> Option<RgbImage> {
+        let p = self.picture.as_ref()?;
+        let raw: Vec<BBox> = self.boxes.clone();
+        let status = format!("frame {}  {} swimmers  {:.1} ms", self.seq, self.swimmers.len(), self.ms);
+        let mut img = crate::pipeline::overlay::annotate(&p.image, &p.heatmap, self.threshold, &raw, &status);
+        crate::pipeline::overlay::dim_outside_mask(&mut img, &p.mask, p.heatmap.width, p.heatmap.height);
+        if let Some((corners, n)) = &p.lanes {
+            crate::pipeline::overlay::draw_lanes(&mut img, corners, *n);
+        }
+        for s in &self.swimmers {
+            let b = s.track.bbox;
+            let text = match s.lane {
+                Some(l) => format!("#{} L{l}", s.track.id),
+                None => format!("#{}", s.track.id),
+            };
+            crate::pipeline::overlay::label(&mut img, b[0] as i32, b[3] as i32 + 2, &text, [255, 255, 80]);
+        }
+        Some(img)
+    }
+
+    /// [`Self::annotated`] as JPEG bytes.
+    pub fn annotated_jpeg(&self, quality: u8) -> Option<Vec<u8>> {
+        let img = self.annotated()?;
+        let mut out = Vec::new();
+        let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
+        img.write_with_encoder(enc).ok()?;
+        Some(out)
+    }
+}
+
+/// The JSON line of a frame: `detect`'s record plus `frame`, `ts` and the tracked swimmers.
+#[derive(Clone, Debug, Serialize)]
+pub struct FrameRecord<'a> {
+    pub frame: u64,
+    pub ts: f64,
+    pub image: &'a str,
+    pub width: u32,
+    pub height: u32,
+    pub boxes: Vec<BoxRecord>,
+    pub ms: f64,
+    pub swimmers: &'a [Swimmer],
+    #[serde(skip_serializing_if = "<[u32]>::is_empty")]
+    pub lanes: &'a [u32],
+}
+
+impl FrameReport {
+    pub fn record(&self) -> FrameRecord<'_> {
+        FrameRecord {
+            frame: self.seq,
+            ts: self.ts,
+            image: &self.origin,
+            width: self.width,
+            height: self.height,
+            boxes: self.boxes.iter().map(BoxRecord::from).collect(),
+            ms: self.ms,
+            swimmers: &self.swimmers,
+            lanes: &self.lanes,
+        }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string(&self.record()).unwrap_or_default()
+    }
+}
+
+/// Who wants frames drawn: drawing a frame (heatmap, boxes, JPEG) costs more than detecting it, so a
+/// report carries its picture only when an output asked. Outputs say what they want here; the run
+/// loop asks [`wanted`](Self::wanted) once per frame.
+#[derive(Debug, Default)]
+pub struct PictureDemand {
+    /// Open preview streams: while any is, every frame is drawn.
+    streams: AtomicU64,
+    /// Someone asked for `/snapshot.jpg`: the next frame is drawn.
+    once: AtomicBool,
+    /// Snapshots are on: frames with events are drawn.
+    on_events: AtomicBool,
+}
+
+impl PictureDemand {
+    pub fn stream_opened(&self) {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stream_closed(&self) {
+        self.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Preview streams open now.
+    pub fn streams(&self) -> u64 {
+        self.streams.load(Ordering::Relaxed)
+    }
+
+    /// The next frame is drawn.
+    pub fn request_one(&self) {
+        self.once.store(true, Ordering::Relaxed);
+    }
+
+    /// Frames with events are drawn (or no longer).
+    pub fn set_on_events(&self, on: bool) {
+        self.on_events.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether a frame with (or without) events is to be drawn; takes a pending single request.
+    pub fn wanted(&self, has_events: bool) -> bool {
+        self.streams() > 0 || self.once.swap(false, Ordering::Relaxed) || (self.on_events.load(Ordering::Relaxed) && has_events)
+    }
+}
+
+/// Counters shared by the pipeline threads and read by outputs, `/metrics` and the watchdog.
+pub struct Metrics {
+    started: Instant,
+    pub captured: AtomicU64,
+    pub processed: AtomicU64,
+    /// Frames dropped because inference was behind the camera.
+    pub dropped: AtomicU64,
+    /// Frames skipped by `every_nth`.
+    pub skipped: AtomicU64,
+    pub bad_frames: AtomicU64,
+    pub source_errors: AtomicU64,
+    /// Microseconds of pipeline time of the last frame.
+    pub last_latency_us: AtomicU64,
+    /// Milliseconds since `started` of the last processed frame.
+    pub last_processed_ms: AtomicU64,
+    pub swimmers: AtomicU64,
+    pub source_ok: AtomicBool,
+    /// Output messages dropped (slow serial port, broker away with a full buffer).
+    pub output_dropped: AtomicU64,
+    /// Frames per second over the last second, times 1000 (kept by the outputs thread).
+    pub fps_milli: AtomicU64,
+}
+
+/// A snapshot of [`Metrics`] with rates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub uptime_s: f64,
+    pub fps: f64,
+    pub latency_ms: f64,
+    pub captured: u64,
+    pub processed: u64,
+    pub dropped: u64,
+    pub skipped: u64,
+    pub bad_frames: u64,
+    pub source_errors: u64,
+    pub output_dropped: u64,
+    pub swimmers: u64,
+    pub source_ok: bool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            started: Instant::now(),
+            captured: AtomicU64::new(0),
+            processed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            bad_frames: AtomicU64::new(0),
+            source_errors: AtomicU64::new(0),
+            last_latency_us: AtomicU64::new(0),
+            last_processed_ms: AtomicU64::new(u64::MAX),
+            swimmers: AtomicU64::new(0),
+            source_ok: AtomicBool::new(false),
+            output_dropped: AtomicU64::new(0),
+            fps_milli: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn frame_done(&self, latency_s: f64, swimmers: usize) {
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        self.last_latency_us.store((latency_s * 1e6) as u64, Ordering::Relaxed);
+        self.last_processed_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.swimmers.store(swimmers as u64, Ordering::Relaxed);
+    }
+
+    /// Seconds since the last processed frame (`None` before the first).
+    pub fn since_last_frame(&self) -> Option<f64> {
+        let last = self.last_processed_ms.load(Ordering::Relaxed);
+        (last != u64::MAX).then(|| (self.started.elapsed().as_millis() as u64).saturating_sub(last) as f64 / 1000.0)
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            uptime_s: round_f64(self.uptime().as_secs_f64(), 10.0),
+            fps: get(&self.fps_milli) as f64 / 1000.0,
+            latency_ms: get(&self.last_latency_us) as f64 / 1000.0,
+            captured: get(&self.captured),
+            processed: get(&self.processed),
+            dropped: get(&self.dropped),
+            skipped: get(&self.skipped),
+            bad_frames: get(&self.bad_frames),
+            source_errors: get(&self.source_errors),
+            output_dropped: get(&self.output_dropped),
+            swimmers: get(&self.swimmers),
+            source_ok: self.source_ok.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Frames per second over a sliding window of snapshots.
+pub struct RateMeter {
+    last: Option<(Instant, u64)>,
+    fps: f64,
+}
+
+impl Default for RateMeter {
+    fn default() -> Self {
+        RateMeter { last: None, fps: 0.0 }
+    }
+}
+
+impl RateMeter {
+    /// Updates from the processed counter at most once a second; returns the current rate.
+    pub fn update(&mut self, processed: u64) -> f64 {
+        let now = Instant::now();
+        match self.last {
+            None => self.last = Some((now, processed)),
+            Some((t, n)) => {
+                let dt = now.duration_since(t).as_secs_f64();
+                if dt >= 1.0 {
+                    self.fps = round_f64((processed.saturating_sub(n)) as f64 / dt, 10.0);
+                    self.last = Some((now, processed));
+                }
+            }
+        }
+        self.fps
+    }
+}

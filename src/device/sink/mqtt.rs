@@ -1,0 +1,457 @@
+//! The MQTT output for monitoring and home automation (rumqttc): status with a last will, per-frame
+//! detections, track events, retained lane occupancy, periodic stats and Home Assistant discovery,
+//! re-sent on every reconnect. A broker that is away is retried with back-off while a bounded buffer
+//! holds what is published meanwhile; when it is full, new messages are dropped and counted.
+
+use crate::util::setting::SettingError;
+use super::Sink;
+use crate::device::backoff::Backoff;
+use crate::device::report::{FrameReport, Metrics, Stats};
+use crate::pipeline::track::EventKind;
+use rumqttc::{Client, ClientError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectionsMode {
+    /// Every processed frame.
+    #[default]
+    All,
+    /// Only frames with swimmers, and the first empty one after them.
+    Changes,
+    /// Nothing on `detections`.
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSettings {
+    pub host: String,
+    pub port: u16,
+    /// Defaults to `poolwatch-<camera>`.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Connect with TLS (builds with the `tls` feature).
+    pub tls: bool,
+    /// PEM file of the CA that signed the broker's certificate (required with `tls`).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for brokers that want one.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Topics go under `<topic_prefix>/<camera>/`.
+    pub topic_prefix: String,
+    pub keep_alive_s: u64,
+    /// Messages held while the broker is away.
+    pub buffer: usize,
+    /// Seconds between `stats` messages.
+    pub stats_interval_s: f64,
+    pub detections: DetectionsMode,
+    /// At most one `update` event per swimmer this often, in seconds (new and end are always sent).
+    pub update_interval_s: f64,
+    /// Home Assistant MQTT discovery.
+    pub discovery: bool,
+    pub discovery_prefix: String,
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        MqttSettings {
+            host: "localhost".into(),
+            port: 1883,
+            client_id: None,
+            username: None,
+            password: None,
+            tls: false,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            topic_prefix: "poolwatch".into(),
+            keep_alive_s: 30,
+            buffer: 1000,
+            stats_interval_s: 10.0,
+            detections: DetectionsMode::All,
+            update_interval_s: 1.0,
+            discovery: true,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
+impl MqttSettings {
+    /// Every key in its range (keys as the `[mqtt]` section names them).
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let bad = |k: &str, m: String| Err(SettingError::new(k, m));
+        if self.host.trim().is_empty() {
+            return bad("host", "is empty".into());
+        }
+        if self.port == 0 {
+            return bad("port", "must be 1..=65535".into());
+        }
+        if !(5..=3600).contains(&self.keep_alive_s) {
+            return bad("keep_alive_s", format!("{} must be in 5..=3600", self.keep_alive_s));
+        }
+        if !(10..=1_000_000).contains(&self.buffer) {
+            return bad("buffer", format!("{} must be in 10..=1000000", self.buffer));
+        }
+        if !(self.stats_interval_s >= 0.5 && self.stats_interval_s <= 86_400.0) {
+            return bad("stats_interval_s", format!("{} must be in [0.5, 86400]", self.stats_interval_s));
+        }
+        if !(0.0..=3600.0).contains(&self.update_interval_s) {
+            return bad("update_interval_s", format!("{} must be in [0, 3600]", self.update_interval_s));
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return bad("password", "needs `username` too".into());
+        }
+        let topic_ok = |t: &str| !t.is_empty() && !t.contains(['+', '#', '\0']) && !t.starts_with('/') && !t.ends_with('/');
+        if !topic_ok(&self.topic_prefix) {
+            return bad("topic_prefix", format!("{:?} is not a valid topic prefix (no + # or outer /)", self.topic_prefix));
+        }
+        if !topic_ok(&self.discovery_prefix) {
+            return bad("discovery_prefix", format!("{:?} is not a valid topic prefix", self.discovery_prefix));
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return bad("client_cert", "client_cert and client_key go together".into());
+        }
+        if self.tls {
+            if !cfg!(feature = "tls") {
+                return bad("tls", "this build has no TLS support: rebuild with `--features tls`".into());
+            }
+            if self.ca_file.is_none() {
+                return bad("ca_file", "is required with tls = true (PEM file of the broker's CA)".into());
+            }
+        } else if self.ca_file.is_some() || self.client_cert.is_some() {
+            return bad("tls", "ca_file/client_cert are set but tls = false".into());
+        }
+        Ok(())
+    }
+}
+
+/// Topic names of one camera.
+#[derive(Clone, Debug)]
+pub struct Topics {
+    pub base: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str, camera: &str) -> Topics {
+        Topics { base: format!("{prefix}/{camera}") }
+    }
+    pub fn status(&self) -> String {
+        format!("{}/status", self.base)
+    }
+    pub fn detections(&self) -> String {
+        format!("{}/detections", self.base)
+    }
+    pub fn events(&self) -> String {
+        format!("{}/events", self.base)
+    }
+    pub fn lanes(&self) -> String {
+        format!("{}/lanes", self.base)
+    }
+    pub fn stats(&self) -> String {
+        format!("{}/stats", self.base)
+    }
+}
+
+/// Home Assistant discovery messages (topic, retained JSON payload): a swimmer-count sensor and a
+/// binary sensor per lane.
+pub fn discovery_messages(s: &MqttSettings, camera: &str, lanes: u32) -> Vec<(String, String)> {
+    let t = Topics::new(&s.topic_prefix, camera);
+    let node = format!("poolwatch_{}", camera.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let device = json!({
+        "identifiers": [node],
+        "name": format!("poolwatch {camera}"),
+        "manufacturer": "poolwatch",
+        "model": "swimmer detector",
+        "sw_version": env!("CARGO_PKG_VERSION"),
+    });
+    let mut out = vec![(
+        format!("{}/sensor/{node}/swimmers/config", s.discovery_prefix),
+        json!({
+            "name": "Swimmers",
+            "unique_id": format!("{node}_swimmers"),
+            "state_topic": t.lanes(),
+            "value_template": "{{ value_json.swimmers }}",
+            "state_class": "measurement",
+            "icon": "mdi:swim",
+            "availability_topic": t.status(),
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "device": device,
+        })
+        .to_string(),
+    )];
+    for lane in 1..=lanes {
+        out.push((
+            format!("{}/binary_sensor/{node}/lane{lane}/config", s.discovery_prefix),
+            json!({
+                "name": format!("Lane {lane} occupied"),
+                "unique_id": format!("{node}_lane{lane}"),
+                "state_topic": t.lanes(),
+                "value_template": format!("{{{{ 'ON' if value_json.lanes[{}] > 0 else 'OFF' }}}}", lane - 1),
+                "device_class": "occupancy",
+                "availability_topic": t.status(),
+                "payload_available": "online",
+                "payload_not_available": "offline",
+                "device": device,
+            })
+            .to_string(),
+        ));
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("mqtt: cannot read {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
+}
+
+pub struct MqttSink {
+    settings: MqttSettings,
+    topics: Topics,
+    client: Client,
+    metrics: Arc<Metrics>,
+    /// The connection thread says when it has finished (after the goodbye on close).
+    done: mpsc::Receiver<()>,
+    last_stats: Instant,
+    last_lanes: Option<(usize, Vec<u32>)>,
+    last_update: HashMap<u64, Instant>,
+    had_swimmers: bool,
+    closed: bool,
+    /// The latest lane message, which the connection thread re-sends after a reconnect.
+    lanes_retained: Arc<std::sync::Mutex<Option<(String, String)>>>,
+}
+
+/// What the connection thread republishes after every (re)connect.
+struct OnConnect {
+    status: String,
+    discovery: Vec<(String, String)>,
+    lanes: Arc<std::sync::Mutex<Option<(String, String)>>>,
+}
+
+impl MqttSink {
+    /// Starts the client; connecting happens in the background and is retried with back-off.
+    pub fn start(settings: MqttSettings, camera: &str, lanes: u32, metrics: Arc<Metrics>) -> Result<MqttSink, MqttError> {
+        let topics = Topics::new(&settings.topic_prefix, camera);
+        let id = settings.client_id.clone().unwrap_or_else(|| format!("poolwatch-{camera}"));
+        let mut opts = MqttOptions::new(id, settings.host.clone(), settings.port);
+        opts.set_keep_alive(Duration::from_secs(settings.keep_alive_s));
+        opts.set_clean_session(true);
+        opts.set_last_will(LastWill::new(topics.status(), "offline", QoS::AtLeastOnce, true));
+        if let Some(u) = &settings.username {
+            opts.set_credentials(u.clone(), settings.password.clone().unwrap_or_default());
+        }
+        if settings.tls {
+            configure_tls(&settings, &mut opts)?;
+        }
+        let (client, mut connection) = Client::new(opts, settings.buffer);
+        let lanes_msg = Arc::new(std::sync::Mutex::new(None));
+        let on_connect = OnConnect {
+            status: topics.status(),
+            discovery: if settings.discovery { discovery_messages(&settings, camera, lanes) } else { Vec::new() },
+            lanes: Arc::clone(&lanes_msg),
+        };
+        let (done_tx, done) = mpsc::channel();
+        let thread_client = client.clone();
+        let addr = format!("{}:{}", settings.host, settings.port);
+        let spawned = std::thread::Builder::new().name("mqtt".into()).spawn(move || {
+            let mut backoff = Backoff::new(Duration::from_secs(30));
+            let mut connected = false;
+            let mut warned = false;
+            loop {
+                match connection.recv() {
+                    Err(_) => break, // every client handle is gone
+                    Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                        log::info!("mqtt {addr}: connected");
+                        connected = true;
+                        warned = false;
+                        backoff.reset();
+                        let publish = |topic: &str, payload: &str| {
+                            let _ = thread_client.try_publish(topic, QoS::AtLeastOnce, true, payload.as_bytes().to_vec());
+                        };
+                        publish(&on_connect.status, "online");
+                        for (topic, payload) in &on_connect.discovery {
+                            publish(topic, payload);
+                        }
+                        if let Some((topic, payload)) = crate::util::sync::lock(&on_connect.lanes).clone() {
+                            publish(&topic, &payload);
+                        }
+                    }
+                    Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => break,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        let d = backoff.next_delay();
+                        if connected || !warned {
+                            log::warn!("mqtt {addr}: {e}; reconnecting with back-off");
+                            warned = true;
+                        } else {
+                            log::debug!("mqtt {addr}: {e}; next try in {d:?}");
+                        }
+                        connected = false;
+                        std::thread::sleep(d);
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        if let Err(e) = spawned {
+            log::error!("mqtt: cannot start the connection thread: {e}");
+        }
+        Ok(MqttSink {
+            settings,
+            topics,
+            client,
+            metrics,
+            done,
+            last_stats: Instant::now(),
+            last_lanes: None,
+            last_update: HashMap::new(),
+            had_swimmers: false,
+            closed: false,
+            lanes_retained: lanes_msg,
+        })
+    }
+
+    fn publish(&self, topic: String, qos: QoS, retain: bool, payload: String) {
+        match self.client.try_publish(topic, qos, retain, payload.into_bytes()) {
+            Ok(()) => {}
+            Err(ClientError::TryRequest(_)) | Err(ClientError::Request(_)) => {
+                self.metrics.output_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+fn configure_tls(s: &MqttSettings, opts: &mut MqttOptions) -> Result<(), MqttError> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|cause| MqttError::Read { path: p.clone(), cause });
+    // rustls needs a process-wide crypto provider; ring keeps the binary free of aws-lc. A second
+    // install (another sink after a reload) is refused harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = match &s.ca_file {
+        Some(p) => read(p)?,
+        None => Vec::new(),
+    };
+    let client_auth = match (&s.client_cert, &s.client_key) {
+        (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+        _ => None,
+    };
+    opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple { ca, alpn: None, client_auth }));
+    Ok(())
+}
+
+#[cfg(not(feature = "tls"))]
+fn configure_tls(_: &MqttSettings, _: &mut MqttOptions) -> Result<(), MqttError> {
+    // Refused by `MqttSettings::validate` before we get here.
+    Ok(())
+}
+
+impl Sink for MqttSink {
+    fn name(&self) -> String {
+        format!("mqtt {}:{}", self.settings.host, self.settings.port)
+    }
+
+    fn frame(&mut self, r: &FrameReport) {
+        let has = !r.swimmers.is_empty();
+        let send = match self.settings.detections {
+            DetectionsMode::All => true,
+            DetectionsMode::Changes => has || self.had_swimmers,
+            DetectionsMode::None => false,
+        };
+        self.had_swimmers = has;
+        if send {
+            self.publish(self.topics.detections(), QoS::AtMostOnce, false, r.json());
+        }
+        let now = Instant::now();
+        let interval = Duration::from_secs_f64(self.settings.update_interval_s);
+        for e in &r.events {
+            let id = e.swimmer.track.id;
+            match e.event {
+                EventKind::Update => {
+                    if self.last_update.get(&id).is_some_and(|t| now.duration_since(*t) < interval) {
+                        continue;
+                    }
+                    self.last_update.insert(id, now);
+                }
+                EventKind::New => {
+                    self.last_update.insert(id, now);
+                }
+                EventKind::End => {
+                    self.last_update.remove(&id);
+                }
+            }
+            self.publish(self.topics.events(), QoS::AtLeastOnce, false, serde_json::to_string(e).unwrap_or_default());
+        }
+        let occupancy = (r.swimmers.len(), r.lanes.clone());
+        if self.last_lanes.as_ref() != Some(&occupancy) {
+            let payload = json!({"swimmers": occupancy.0, "lanes": occupancy.1, "frame": r.seq, "ts": r.ts}).to_string();
+            *crate::util::sync::lock(&self.lanes_retained) = Some((self.topics.lanes(), payload.clone()));
+            self.publish(self.topics.lanes(), QoS::AtLeastOnce, true, payload);
+            self.last_lanes = Some(occupancy);
+        }
+    }
+
+    fn tick(&mut self, stats: &Stats) {
+        if self.last_stats.elapsed().as_secs_f64() >= self.settings.stats_interval_s {
+            self.last_stats = Instant::now();
+            self.publish(self.topics.stats(), QoS::AtMostOnce, false, serde_json::to_string(stats).unwrap_or_default());
+        }
+    }
+
+    fn close(&mut self) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        // `offline` (retained) before the disconnect, so it is not the last will that says it.
+        let _ = self.client.try_publish(self.topics.status(), QoS::AtLeastOnce, true, b"offline".to_vec());
+        let _ = self.client.try_disconnect();
+        if self.done.recv_timeout(Duration::from_secs(3)).is_err() {
+            log::warn!("mqtt: the broker did not take the goodbye in time; it will publish the last will");
+        }
+    }
+}
+
+impl Drop for MqttSink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_has_a_count_sensor_and_one_binary_sensor_per_lane() {
+        let s = MqttSettings::default();
+        let msgs = discovery_messages(&s, "main pool", 2);
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[0].0, "homeassistant/sensor/poolwatch_main_pool/swimmers/config");
+        let v: serde_json::Value = serde_json::from_str(&msgs[0].1).unwrap();
+        assert_eq!(v["state_topic"], "poolwatch/main pool/lanes");
+        assert_eq!(v["availability_topic"], "poolwatch/main pool/status");
+        assert_eq!(msgs[2].0, "homeassistant/binary_sensor/poolwatch_main_pool/lane2/config");
+        let v: serde_json::Value = serde_json::from_str(&msgs[2].1).unwrap();
+        assert_eq!(v["value_template"], "{{ 'ON' if value_json.lanes[1] > 0 else 'OFF' }}");
+        assert_eq!(v["device"]["identifiers"][0], "poolwatch_main_pool");
+    }
+
+    #[test]
+    fn settings_are_validated() {
+        assert!(MqttSettings::default().validate().is_ok());
+        let e = MqttSettings { topic_prefix: "a/#".into(), ..Default::default() }.validate().unwrap_err();
+        assert_eq!(e.key, "topic_prefix");
+        let e = MqttSettings { password: Some("x".into()), ..Default::default() }.validate().unwrap_err();
+        assert_eq!(e.key, "password");
+        let e = MqttSettings { tls: true, ..Default::default() }.validate().unwrap_err();
+        assert!(e.key == "tls" || e.key == "ca_file", "{e:?}");
+    }
+}

@@ -1,0 +1,458 @@
+//! Boxes: the heatmap thresholded, cleaned by morphology, split into connected components, fragments of
+//! one swimmer merged, each box scored and scaled to the source image's pixel coordinates.
+
+use crate::util::setting::{SettingError, in_range};
+use crate::pipeline::heatmap::Heatmap;
+use crate::pipeline::morph::Morphology;
+use serde::{Deserialize, Serialize};
+
+/// An axis-aligned box in source-image pixels, `x2`/`y2` exclusive, with a score in [0,1).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub score: f32,
+}
+
+impl BBox {
+    pub fn new(x1: f32, y1: f32, x2: f32, y2: f32) -> BBox {
+        BBox { x1, y1, x2, y2, score: 1.0 }
+    }
+
+    pub fn width(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0)
+    }
+
+    pub fn height(&self) -> f32 {
+        (self.y2 - self.y1).max(0.0)
+    }
+
+    pub fn area(&self) -> f32 {
+        self.width() * self.height()
+    }
+
+    pub fn center(&self) -> (f32, f32) {
+        ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
+    }
+
+    pub fn iou(&self, o: &BBox) -> f32 {
+        let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
+        let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
+        let inter = iw * ih;
+        let union = self.area() + o.area() - inter;
+        if union <= 0.0 { 0.0 } else { inter / union }
+    }
+
+    /// Distance between the two boxes' edges (0 when they touch or overlap).
+    pub fn gap(&self, o: &BBox) -> f32 {
+        let dx = (self.x1.max(o.x1) - self.x2.min(o.x2)).max(0.0);
+        let dy = (self.y1.max(o.y1) - self.y2.min(o.y2)).max(0.0);
+        dx.max(dy)
+    }
+
+    pub fn union(&self, o: &BBox) -> BBox {
+        BBox {
+            x1: self.x1.min(o.x1),
+            y1: self.y1.min(o.y1),
+            x2: self.x2.max(o.x2),
+            y2: self.y2.max(o.y2),
+            score: self.score.max(o.score),
+        }
+    }
+}
+
+/// Where the box threshold comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Threshold {
+    /// A fixed value on the heatmap's score.
+    Fixed(f32),
+    Named(ThresholdMode),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdMode {
+    /// From the model's calibration on empty frames (falls back to adaptive without one).
+    Calibrated,
+    /// Per frame: mean + `adaptive_k` standard deviations of the pool's scores.
+    Adaptive,
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold::Named(ThresholdMode::Calibrated)
+    }
+}
+
+/// The smallest box: a fraction of the frame's area, or `"auto"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MinArea {
+    Fraction(f32),
+    Named(MinAreaMode),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MinAreaMode {
+    /// [`NOISE_AREA_FACTOR`] times the camera's noise grain measured by the calibration (the largest
+    /// blob that waves and highlights make in empty frames), at least [`MIN_AREA_FALLBACK`]; the
+    /// fallback alone for a model without that measurement.
+    Auto,
+}
+
+impl Default for MinArea {
+    fn default() -> Self {
+        MinArea::Named(MinAreaMode::Auto)
+    }
+}
+
+/// `min_area = "auto"`: boxes must be this much larger than the empty frames' typical largest noise blob.
+/// Chosen on the ietr-pool footage and the synthetic pool (docs/accuracy.md): 1.0 lets T1's wave
+/// highlights through, 1.5 starts to cut the synthetic overview camera's swimmers.
+pub const NOISE_AREA_FACTOR: f32 = 1.35;
+
+/// The smallest box without a noise measurement (and the floor of the automatic one): 0.04 % of the
+/// frame, a 13x9-pixel blob in a 640x480 frame.
+pub const MIN_AREA_FALLBACK: f32 = 0.0004;
+
+/// How boxes are cut out of a heatmap.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoxSettings {
+    pub threshold: Threshold,
+    /// Multiplies the calibrated threshold (above 1: fewer false alarms, below: more recall). The
+    /// calibration sees a few dozen held-out empty frames, whose highest peak underestimates the tail of
+    /// a live stream: with the heatmap's default brightness weight, 4 takes T1's false boxes from 0.44
+    /// to 0.23-0.38 a frame against 3 (three training seeds) and keeps recall >= 0.95 on the synthetic
+    /// pool (docs/accuracy.md).
+    pub threshold_scale: f32,
+    /// Standard deviations above the mean for the adaptive threshold.
+    pub adaptive_k: f32,
+    /// Opening radius in model pixels: removes specks.
+    pub open_radius: u8,
+    /// Closing radius in model pixels: joins nearby fragments.
+    pub close_radius: u8,
+    /// Smallest box, as a fraction of the frame's area, or "auto" (from the calibration's noise grain).
+    pub min_area: MinArea,
+    /// Boxes closer than this fraction of the frame width are merged.
+    pub merge_gap: f32,
+    pub max_boxes: usize,
+    /// A box spans the pixels of its blob scoring at least this fraction of the blob's peak (0: the
+    /// whole blob). The heatmap's smoothing spreads every blob by a halo as wide as the blur; cutting
+    /// at a fraction of the peak drops the halo (0.3: docs/accuracy.md).
+    pub peak_fraction: f32,
+}
+
+impl Default for BoxSettings {
+    fn default() -> Self {
+        BoxSettings {
+            threshold: Threshold::default(),
+            threshold_scale: 4.0,
+            adaptive_k: 4.0,
+            open_radius: 1,
+            close_radius: 2,
+            min_area: MinArea::default(),
+            merge_gap: 0.01,
+            max_boxes: 32,
+            peak_fraction: 0.3,
+        }
+    }
+}
+
+impl BoxSettings {
+    /// Every key in its range (keys as the `[boxes]` section names them).
+    pub fn validate(&self) -> Result<(), SettingError> {
+        if let Threshold::Fixed(t) = self.threshold
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(SettingError::new("threshold", format!("{t} must be a positive number, \"calibrated\" or \"adaptive\"")));
+        }
+        if !(self.threshold_scale > 0.0) {
+            return Err(SettingError::new("threshold_scale", "must be positive"));
+        }
+        if let MinArea::Fraction(f) = self.min_area {
+            in_range("min_area", f, 0.0..1.0).map_err(|e| SettingError::new(e.key, format!("{} (a fraction of the frame) or \"auto\"", e.message)))?;
+        }
+        in_range("merge_gap", self.merge_gap, 0.0..1.0)?;
+        if self.max_boxes == 0 {
+            return Err(SettingError::new("max_boxes", "must be at least 1"));
+        }
+        in_range("peak_fraction", self.peak_fraction, 0.0..1.0)
+    }
+}
+
+/// Cuts boxes out of heatmaps; holds the threshold in force and scratch images.
+#[derive(Clone, Debug)]
+pub struct BoxExtractor {
+    settings: BoxSettings,
+    /// The threshold from calibration, if the model has one (already scaled).
+    calibrated: Option<f32>,
+    /// The smallest box in force, a fraction of the frame.
+    min_area: f32,
+    /// The thresholded heatmap, 0/1 per model pixel.
+    binary: Vec<u8>,
+    morph: Morphology,
+}
+
+impl BoxExtractor {
+    pub fn new(settings: BoxSettings, calibrated: Option<f32>) -> BoxExtractor {
+        let calibrated = calibrated.map(|t| t * settings.threshold_scale);
+        let min_area = resolve_min_area(&settings.min_area, None);
+        BoxExtractor { settings, calibrated, min_area, binary: Vec::new(), morph: Morphology::new() }
+    }
+
+    /// Gives `min_area = "auto"` the calibration's noise grain (see [`MinAreaMode::Auto`]).
+    pub fn with_noise_area(mut self, noise_area: Option<f32>) -> BoxExtractor {
+        self.min_area = resolve_min_area(&self.settings.min_area, noise_area);
+        self
+    }
+
+    /// The smallest box in force, as a fraction of the frame.
+    pub fn min_area(&self) -> f32 {
+        self.min_area
+    }
+
+    pub fn settings(&self) -> &BoxSettings {
+        &self.settings
+    }
+
+    /// The threshold this heatmap is cut at.
+    pub fn threshold_for(&self, hm: &Heatmap) -> f32 {
+        match (&self.settings.threshold, self.calibrated) {
+            (Threshold::Fixed(t), _) => *t,
+            (Threshold::Named(ThresholdMode::Calibrated), Some(t)) => t,
+            _ => {
+                let vals: Vec<f32> = hm.score.iter().copied().filter(|v| *v > 0.0).collect();
+                if vals.is_empty() {
+                    return f32::INFINITY;
+                }
+                let n = vals.len() as f32;
+                let mean = vals.iter().sum::<f32>() / n;
+                let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
+                (mean + self.settings.adaptive_k * var.sqrt()).max(1e-6)
+            }
+        }
+    }
+
+    /// Boxes in source coordinates for a heatmap of a `src_w` x `src_h` frame, best score first.
+    pub fn extract(&mut self, hm: &Heatmap, src_w: u32, src_h: u32) -> (Vec<BBox>, f32) {
+        crate::pipeline::simd::avx2_or!(self.extract_avx2(hm, src_w, src_h), self.extract_plain(hm, src_w, src_h))
+    }
+
+    /// [`extract_plain`](Self::extract_plain) compiled for AVX2 ([`crate::pipeline::simd`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn extract_avx2(&mut self, hm: &Heatmap, src_w: u32, src_h: u32) -> (Vec<BBox>, f32) {
+        self.extract_plain(hm, src_w, src_h)
+    }
+
+    #[inline(always)]
+    fn extract_plain(&mut self, hm: &Heatmap, src_w: u32, src_h: u32) -> (Vec<BBox>, f32) {
+        let thr = self.threshold_for(hm);
+        let (w, h) = (hm.width, hm.height);
+        self.binary.clear();
+        self.binary.extend(hm.score.iter().map(|&s| u8::from(s > thr)));
+        let s = &self.settings;
+        let (wu, hu) = (w as usize, h as usize);
+        self.morph.open(&mut self.binary, wu, hu, s.open_radius as usize);
+        self.morph.close(&mut self.binary, wu, hu, s.close_radius as usize);
+        self.morph.components(&self.binary, &hm.score, wu, hu);
+        let comps = self.morph.last_components();
+        let (sx, sy) = (src_w as f32 / w as f32, src_h as f32 / h as f32);
+        let min_px = self.min_area * (w * h) as f32;
+        let frac = s.peak_fraction;
+        let mut boxes: Vec<BBox> = comps
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.pixels as f32 >= min_px.max(1.0))
+            .map(|(i, c)| {
+                let (x1, y1, x2, y2) = if frac > 0.0 {
+                    self.morph.core_bounds(i, &hm.score, wu, c.peak * frac)
+                } else {
+                    (c.x1, c.y1, c.x2, c.y2)
+                };
+                BBox {
+                    x1: x1 as f32 * sx,
+                    y1: y1 as f32 * sy,
+                    x2: x2 as f32 * sx,
+                    y2: y2 as f32 * sy,
+                    score: c.peak / (c.peak + thr),
+                }
+            })
+            .collect();
+        boxes = merge(boxes, s.merge_gap * src_w as f32);
+        boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
+        boxes.truncate(s.max_boxes);
+        (boxes, thr)
+    }
+}
+
+fn resolve_min_area(setting: &MinArea, noise_area: Option<f32>) -> f32 {
+    match setting {
+        MinArea::Fraction(f) => *f,
+        MinArea::Named(MinAreaMode::Auto) => {
+            noise_area.map_or(MIN_AREA_FALLBACK, |a| (a * NOISE_AREA_FACTOR).max(MIN_AREA_FALLBACK))
+        }
+    }
+}
+
+/// Repeatedly merges boxes that overlap or lie within `gap` pixels of each other.
+pub fn merge(mut boxes: Vec<BBox>, gap: f32) -> Vec<BBox> {
+    loop {
+        let mut merged = false;
+        'outer: for i in 0..boxes.len() {
+            for j in i + 1..boxes.len() {
+                if boxes[i].gap(&boxes[j]) <= gap {
+                    let b = boxes.swap_remove(j);
+                    boxes[i] = boxes[i].union(&b);
+                    merged = true;
+                    break 'outer;
+                }
+            }
+        }
+        if !merged {
+            return boxes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heatmap(w: u32, h: u32, blobs: &[(u32, u32, u32, u32, f32)]) -> Heatmap {
+        let mut score = vec![0.0; (w * h) as usize];
+        for &(x1, y1, x2, y2, v) in blobs {
+            for y in y1..y2 {
+                for x in x1..x2 {
+                    score[(y * w + x) as usize] = v;
+                }
+            }
+        }
+        Heatmap { width: w, height: h, score }
+    }
+
+    fn settings() -> BoxSettings {
+        BoxSettings { threshold: Threshold::Fixed(1.0), min_area: MinArea::Fraction(0.002), merge_gap: 0.0, ..Default::default() }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_baseline_variants_agree() {
+        if !crate::pipeline::simd::both_variants_run() {
+            return;
+        }
+        let hm = heatmap(100, 50, &[(10, 10, 20, 18, 5.0), (60, 30, 61, 31, 9.0), (22, 12, 40, 30, 3.0), (70, 5, 90, 20, 0.5)]);
+        for (open_radius, close_radius) in [(0, 0), (1, 2), (2, 3)] {
+            let s = BoxSettings { open_radius, close_radius, ..settings() };
+            let plain = BoxExtractor::new(s.clone(), None).extract_plain(&hm, 200, 100);
+            // SAFETY: this CPU has AVX2, checked above.
+            let avx2 = unsafe { BoxExtractor::new(s, None).extract_avx2(&hm, 200, 100) };
+            assert!(!plain.0.is_empty());
+            assert_eq!(format!("{plain:?}"), format!("{avx2:?}"));
+        }
+    }
+
+    #[test]
+    fn finds_blobs_scaled_to_source_and_drops_specks() {
+        // 100x50 heatmap of a 200x100 frame: one 10x8 blob, one single-pixel speck, one below threshold.
+        let hm = heatmap(100, 50, &[(10, 10, 20, 18, 5.0), (60, 30, 61, 31, 9.0), (70, 5, 90, 20, 0.5)]);
+        let mut ex = BoxExtractor::new(settings(), None);
+        let (boxes, thr) = ex.extract(&hm, 200, 100);
+        assert_eq!(thr, 1.0);
+        assert_eq!(boxes.len(), 1, "{boxes:?}");
+        let b = boxes[0];
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (20.0, 20.0, 40.0, 36.0));
+        assert!((b.score - 5.0 / 6.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn fragments_of_one_swimmer_merge() {
+        let hm = heatmap(100, 50, &[(10, 10, 20, 20, 3.0), (23, 10, 33, 20, 4.0)]);
+        let mut ex = BoxExtractor::new(BoxSettings { close_radius: 0, ..settings() }, None);
+        assert_eq!(ex.extract(&hm, 100, 50).0.len(), 2);
+        let mut ex = BoxExtractor::new(BoxSettings { close_radius: 0, merge_gap: 0.05, ..settings() }, None);
+        let boxes = ex.extract(&hm, 100, 50).0;
+        assert_eq!(boxes.len(), 1);
+        assert_eq!((boxes[0].x1, boxes[0].x2), (10.0, 33.0));
+        // Closing joins them too.
+        let mut ex = BoxExtractor::new(BoxSettings { close_radius: 2, ..settings() }, None);
+        assert_eq!(ex.extract(&hm, 100, 50).0.len(), 1);
+    }
+
+    #[test]
+    fn calibrated_and_adaptive_thresholds() {
+        let hm = heatmap(50, 50, &[(0, 0, 50, 50, 0.1), (20, 20, 30, 30, 2.0)]);
+        let ex = BoxExtractor::new(BoxSettings { threshold_scale: 2.0, ..BoxSettings::default() }, Some(0.5));
+        assert_eq!(ex.threshold_for(&hm), 1.0);
+        let ex = BoxExtractor::new(BoxSettings::default(), None);
+        let t = ex.threshold_for(&hm);
+        assert!(t > 0.1 && t < 2.0, "adaptive {t}");
+        let mut ex = BoxExtractor::new(BoxSettings::default(), None);
+        let boxes = ex.extract(&hm, 50, 50).0;
+        assert_eq!(boxes.len(), 1);
+        assert_eq!((boxes[0].x1, boxes[0].y1, boxes[0].x2, boxes[0].y2), (20.0, 20.0, 30.0, 30.0));
+    }
+
+    #[test]
+    fn the_smallest_box_follows_the_noise_grain_when_auto() {
+        // A 10x10 blob in a 100x100 map is 1 % of the frame.
+        let hm = heatmap(100, 100, &[(10, 10, 20, 20, 5.0)]);
+        let auto = BoxSettings { threshold: Threshold::Fixed(1.0), ..Default::default() };
+        assert_eq!(auto.min_area, MinArea::Named(MinAreaMode::Auto));
+        let ex = BoxExtractor::new(auto.clone(), None);
+        assert_eq!(ex.min_area(), MIN_AREA_FALLBACK);
+        let mut ex = ex.with_noise_area(Some(0.005));
+        assert!((ex.min_area() - 0.005 * NOISE_AREA_FACTOR).abs() < 1e-9);
+        assert_eq!(ex.extract(&hm, 100, 100).0.len(), 1, "1 % is above 1.35 x 0.5 %");
+        let mut ex = BoxExtractor::new(auto.clone(), None).with_noise_area(Some(0.008));
+        assert!(ex.extract(&hm, 100, 100).0.is_empty(), "1 % is below 1.35 x 0.8 %");
+        // A calm camera never goes below the floor; a fixed fraction ignores the grain.
+        assert_eq!(BoxExtractor::new(auto, None).with_noise_area(Some(0.0)).min_area(), MIN_AREA_FALLBACK);
+        let fixed = BoxSettings { min_area: MinArea::Fraction(0.02), ..Default::default() };
+        assert_eq!(BoxExtractor::new(fixed, None).with_noise_area(Some(0.005)).min_area(), 0.02);
+    }
+
+    #[test]
+    fn boxes_span_the_blob_above_a_fraction_of_its_peak() {
+        // A smoothed blob: a 10x6 core at 10 inside an 18x14 halo at 2, cut at 1.
+        let hm = heatmap(60, 40, &[(10, 10, 28, 24, 2.0), (14, 14, 24, 20, 10.0)]);
+        let whole = BoxSettings { peak_fraction: 0.0, ..settings() };
+        let b = BoxExtractor::new(whole, None).extract(&hm, 60, 40).0[0];
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (10.0, 10.0, 28.0, 24.0));
+        // The halo is below 30 % of the peak: the box is the core.
+        let core = BoxSettings { peak_fraction: 0.3, ..settings() };
+        let b = BoxExtractor::new(core.clone(), None).extract(&hm, 60, 40).0[0];
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (14.0, 14.0, 24.0, 20.0));
+        assert!((b.score - 10.0 / 11.0).abs() < 1e-6, "the score is the blob's");
+        // A flat blob keeps its whole extent; so does the part of another blob that only touches the
+        // bounds (the core is taken per blob, not per rectangle).
+        let hm = heatmap(60, 40, &[(10, 10, 20, 20, 5.0), (30, 10, 40, 20, 2.0), (34, 12, 36, 14, 9.0)]);
+        let mut boxes = BoxExtractor::new(core, None).extract(&hm, 60, 40).0;
+        boxes.sort_by(|a, b| a.x1.total_cmp(&b.x1));
+        assert_eq!((boxes[0].x1, boxes[0].y1, boxes[0].x2, boxes[0].y2), (10.0, 10.0, 20.0, 20.0));
+        assert_eq!((boxes[1].x1, boxes[1].y1, boxes[1].x2, boxes[1].y2), (34.0, 12.0, 36.0, 14.0));
+    }
+
+    #[test]
+    fn iou_and_gap() {
+        let a = BBox::new(0.0, 0.0, 10.0, 10.0);
+        let b = BBox::new(5.0, 0.0, 15.0, 10.0);
+        assert!((a.iou(&b) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(a.gap(&BBox::new(13.0, 0.0, 20.0, 5.0)), 3.0);
+        assert_eq!(a.gap(&b), 0.0);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(BoxSettings { threshold: Threshold::Fixed(-1.0), ..Default::default() }.validate().is_err());
+        assert!(BoxSettings { min_area: MinArea::Fraction(2.0), ..Default::default() }.validate().is_err());
+        assert!(BoxSettings { peak_fraction: 1.0, ..Default::default() }.validate().is_err());
+        assert!(BoxSettings { peak_fraction: f32::NAN, ..Default::default() }.validate().is_err());
+        assert!(BoxSettings::default().validate().is_ok());
+    }
+}

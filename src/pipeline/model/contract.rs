@@ -1,0 +1,290 @@
+//! The model contract: what every poolwatch ONNX file holds and how it describes itself.
+//!
+//! Input `image`, f32 `[1,3,H,W]`, RGB in [0,1]; output `reconstruction` of the same shape. The file's
+//! `metadata_props` carry the input size, the architecture, the pre-processing it was trained with, a
+//! training summary and the calibration (per-pixel error statistics of empty frames and the threshold),
+//! so one file is all a device needs.
+
+use super::arch::Arch;
+use crate::pipeline::heatmap::{EmptyPoolStats, HeatmapSettings};
+use crate::pipeline::pool::PoolSettings;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tract_onnx::pb;
+
+pub const INPUT_NAME: &str = "image";
+pub const OUTPUT_NAME: &str = "reconstruction";
+pub const CONTRACT_VERSION: &str = "1";
+
+const KEY_CONTRACT: &str = "poolwatch.contract";
+const KEY_SIZE: &str = "poolwatch.size";
+const KEY_ARCH: &str = "poolwatch.arch";
+const KEY_PREPROCESS: &str = "poolwatch.preprocess";
+const KEY_TRAINING: &str = "poolwatch.training";
+const KEY_CALIBRATION: &str = "poolwatch.calibration";
+const KEY_QUANT: &str = "poolwatch.quantization";
+
+/// Everything that can be wrong with a model file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model {path}: cannot read it ({cause}); check the path, or train one with poolwatch-train")]
+    Read { path: PathBuf, cause: std::io::Error },
+    #[error("model {path}: not an ONNX model ({reason})")]
+    NotOnnx { path: PathBuf, reason: String },
+    #[error("model {path}: does not follow the poolwatch contract: {reason}")]
+    Contract { path: PathBuf, reason: String },
+    #[error("model {path}: tract cannot run it: {reason}")]
+    Tract { path: PathBuf, reason: String },
+    #[error("model {path}: cannot write it ({cause})")]
+    Write { path: PathBuf, cause: std::io::Error },
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+/// Range compression and bright-spot suppression, applied before the model (the seed's test-time
+/// normalisation). A model is trained with one setting and records it, so the device applies the same.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocess {
+    /// Map [0,1] to [lo,hi].
+    #[serde(default)]
+    pub range: Option<[f32; 2]>,
+    /// Pixels whose luma is above this (0..1) are replaced by the frame's mean colour.
+    #[serde(default)]
+    pub bright_clip: Option<f32>,
+}
+
+/// Per-pixel statistics of the heatmap on held-out empty frames, and the threshold derived from them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Size of the maps (the model's input size).
+    pub width: u32,
+    pub height: u32,
+    /// Mean of the raw per-pixel error on empty frames, row-major.
+    #[serde(with = "b64_f32")]
+    pub mean: Vec<f32>,
+    /// Spread (standard deviation) of the raw per-pixel error on empty frames.
+    #[serde(with = "b64_f32")]
+    pub std: Vec<f32>,
+    /// The heatmap settings the statistics and thresholds were measured with.
+    pub heatmap: HeatmapSettings,
+    /// Threshold on the standardised score (used when the heatmap is standardised).
+    pub threshold: f32,
+    /// Threshold on the raw (not standardised) score.
+    pub raw_threshold: f32,
+    /// The quantile of empty-frame scores the thresholds sit at.
+    pub quantile: f32,
+    /// How many empty frames were measured.
+    pub frames: usize,
+    /// The pool mask the frames were measured with; the device uses it unless its config says
+    /// otherwise. Absent for mask images (a file on the training machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolSettings>,
+    /// The camera's noise grain: over the empty frames, the median of the largest blob (a fraction of
+    /// the frame) that the box stage's default morphology leaves when the standardised heatmap is cut at
+    /// half the threshold. Waves and highlights seen close up make big blobs; `[boxes] min_area = "auto"`
+    /// sizes the smallest box from it. Absent in models calibrated before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_area: Option<f32>,
+}
+
+impl Calibration {
+    /// The empty frames' per-pixel statistics, as the heatmap standardises by them.
+    pub fn stats(&self) -> EmptyPoolStats<'_> {
+        EmptyPoolStats { mean: &self.mean, std: &self.std }
+    }
+}
+
+/// A model's self-description, read from and written to ONNX `metadata_props`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelMeta {
+    pub width: u32,
+    pub height: u32,
+    pub arch: Option<Arch>,
+    pub preprocess: Preprocess,
+    /// Free-form training summary (epochs, losses, data, time).
+    pub training: serde_json::Value,
+    pub calibration: Option<Calibration>,
+    /// `float` or `int8`.
+    pub quantization: String,
+}
+
+impl ModelMeta {
+    pub fn new(width: u32, height: u32, arch: Arch) -> ModelMeta {
+        ModelMeta {
+            width,
+            height,
+            arch: Some(arch),
+            preprocess: Preprocess::default(),
+            training: serde_json::Value::Null,
+            calibration: None,
+            quantization: "float".into(),
+        }
+    }
+
+    /// The `metadata_props` entries for this description.
+    pub fn to_props(&self) -> Vec<pb::StringStringEntryProto> {
+        let mut props = vec![
+            (KEY_CONTRACT, CONTRACT_VERSION.to_string()),
+            (KEY_SIZE, format!("{}x{}", self.width, self.height)),
+            (KEY_PREPROCESS, serde_json::to_string(&self.preprocess).unwrap_or_default()),
+            (KEY_TRAINING, self.training.to_string()),
+            (KEY_QUANT, self.quantization.clone()),
+        ];
+        if let Some(arch) = &self.arch {
+            props.push((KEY_ARCH, serde_json::to_string(arch).unwrap_or_default()));
+        }
+        if let Some(cal) = &self.calibration {
+            props.push((KEY_CALIBRATION, serde_json::to_string(cal).unwrap_or_default()));
+        }
+        props
+            .into_iter()
+            .map(|(k, v)| pb::StringStringEntryProto { key: k.to_string(), value: v })
+            .collect()
+    }
+
+    /// Reads and checks the description of a decoded model.
+    pub fn from_proto(path: &Path, proto: &pb::ModelProto) -> Result<ModelMeta, ModelError> {
+        let bad = |reason: String| ModelError::Contract { path: path.to_path_buf(), reason };
+        let graph = proto.graph.as_ref().ok_or_else(|| bad("it has no graph".into()))?;
+        let input = graph
+            .input
+            .iter()
+            .find(|i| i.name == INPUT_NAME)
+            .ok_or_else(|| bad(format!("no input named '{INPUT_NAME}'")))?;
+        if !graph.output.iter().any(|o| o.name == OUTPUT_NAME) {
+            return Err(bad(format!("no output named '{OUTPUT_NAME}'")));
+        }
+        let prop = |key: &str| proto.metadata_props.iter().find(|p| p.key == key).map(|p| p.value.as_str());
+
+        let dims = static_dims(input);
+        let (width, height) = match prop(KEY_SIZE) {
+            Some(s) => parse_size(s).map_err(|e| bad(format!("{KEY_SIZE}: {e}")))?,
+            None => match dims.as_deref() {
+                Some([1, 3, h, w]) if *h > 0 && *w > 0 => (*w as u32, *h as u32),
+                _ => return Err(bad(format!("no {KEY_SIZE} metadata and no fixed [1,3,H,W] input shape"))),
+            },
+        };
+        if let Some(d) = dims.as_deref()
+            && d.len() == 4
+            && d.iter().all(|&v| v > 0)
+            && (d[0] != 1 || d[1] != 3 || d[2] as u32 != height || d[3] as u32 != width)
+        {
+            return Err(bad(format!("input shape {d:?} is not [1,3,{height},{width}]")));
+        }
+        let json = |key: &str| -> Result<Option<serde_json::Value>, ModelError> {
+            prop(key)
+                .map(|s| serde_json::from_str(s).map_err(|e| bad(format!("{key} is not valid JSON: {e}"))))
+                .transpose()
+        };
+        let arch = json(KEY_ARCH)?
+            .map(|v| serde_json::from_value::<Arch>(v).map_err(|e| bad(format!("{KEY_ARCH}: {e}"))))
+            .transpose()?;
+        let preprocess = json(KEY_PREPROCESS)?
+            .map(|v| serde_json::from_value::<Preprocess>(v).map_err(|e| bad(format!("{KEY_PREPROCESS}: {e}"))))
+            .transpose()?
+            .unwrap_or_default();
+        let calibration = json(KEY_CALIBRATION)?
+            .map(|v| serde_json::from_value::<Calibration>(v).map_err(|e| bad(format!("{KEY_CALIBRATION}: {e}"))))
+            .transpose()?;
+        if let Some(cal) = &calibration {
+            let n = (cal.width * cal.height) as usize;
+            if cal.width != width || cal.height != height || cal.mean.len() != n || cal.std.len() != n {
+                return Err(bad(format!(
+                    "calibration maps are {}x{} ({} values) but the model is {width}x{height}",
+                    cal.width,
+                    cal.height,
+                    cal.mean.len()
+                )));
+            }
+        }
+        Ok(ModelMeta {
+            width,
+            height,
+            arch,
+            preprocess,
+            training: json(KEY_TRAINING)?.unwrap_or(serde_json::Value::Null),
+            calibration,
+            quantization: prop(KEY_QUANT).unwrap_or("float").to_string(),
+        })
+    }
+}
+
+/// The input's dimensions when they are all given as numbers.
+fn static_dims(input: &pb::ValueInfoProto) -> Option<Vec<i64>> {
+    let ty = input.r#type.as_ref()?.value.as_ref()?;
+    let pb::type_proto::Value::TensorType(t) = ty;
+    let shape = t.shape.as_ref()?;
+    shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(*v),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Parses `WxH`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT"))?;
+    let w: u32 = w.trim().parse().map_err(|_| format!("'{s}' is not WIDTHxHEIGHT"))?;
+    let h: u32 = h.trim().parse().map_err(|_| format!("'{s}' is not WIDTHxHEIGHT"))?;
+    if w == 0 || h == 0 || w > 8192 || h > 8192 {
+        return Err(format!("size '{s}' is out of range (1..8192)"));
+    }
+    Ok((w, h))
+}
+
+/// Serialises a `Vec<f32>` as base64 of its little-endian bytes (compact in JSON metadata).
+mod b64_f32 {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let s = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)?;
+        if bytes.len() % 4 != 0 {
+            return Err(serde::de::Error::custom("float map length is not a multiple of 4 bytes"));
+        }
+        Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("320x240").unwrap(), (320, 240));
+        assert!(parse_size("320").is_err());
+        assert!(parse_size("0x5").is_err());
+    }
+
+    #[test]
+    fn calibration_round_trips_through_json() {
+        let cal = Calibration {
+            width: 2,
+            height: 1,
+            mean: vec![0.5, -1.25],
+            std: vec![1e-3, 7.0],
+            heatmap: HeatmapSettings::default(),
+            threshold: 4.0,
+            raw_threshold: 0.1,
+            quantile: 0.999,
+            frames: 3,
+            pool: Some(PoolSettings { mask: crate::pipeline::pool::MaskSpec::Auto, erode: 3 }),
+            noise_area: Some(0.002),
+        };
+        let s = serde_json::to_string(&cal).unwrap();
+        let back: Calibration = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, cal);
+    }
+}
