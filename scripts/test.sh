@@ -5,11 +5,32 @@
 # (cross/install-deps.sh); then the trainer (feature `train`, libtorch from PyTorch 2.13.0 in ./.venv,
 # installed on first use).
 #
-# Needs: mosquitto, socat, libclang-dev (bindgen), systemd (systemd-analyze); `.ci/run` installs them.
+# Needs: mosquitto, socat, libclang-dev (bindgen), systemd (systemd-analyze), python3-venv and the cross
+# toolchains; scripts/setup.sh installs what is missing first (POOLWATCH_NO_CROSS=1 skips the cross ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== layers: every import points down the wings, no circle (ARCHITECTURE.md)"
+python3 scripts/check-layers.py
 echo "== device side: cargo test --features camera"
 cargo test --features camera
+# The library as `cargo build ... --bin poolwatch` compiles it for a board: rustc's own command line
+# (forced by touching lib.rs) must not carry feature "export", the switch of the trainer's side.
+board_build() {
+    touch src/lib.rs
+    local lib
+    lib=$("$@" -v 2>&1 | grep -E 'Running .*--crate-name poolwatch .*--crate-type lib' || true)
+    [[ -n $lib ]] || { echo "board build ($*): no rustc line for the library" >&2; return 1; }
+    if grep -q 'feature=\\\?"export' <<<"$lib"; then
+        echo "board build ($*): the library was compiled with the trainer's side (feature export)" >&2
+        return 1
+    fi
+    echo "board build: the library compiled without the trainer's side ($*)"
+}
+echo "== a board's build: poolwatch without the trainer's side (feature export off)"
+board_build cargo build --features camera --bin poolwatch
+echo "== same output as before the restructuring (scripts/same-output.sh)"
+scripts/same-output.sh
 echo "== systemd unit and example config"
 scripts/verify-systemd.sh target/debug/poolwatch
 # Debian's Rust std for TARGET: packaged, or unpacked by cross/install-deps.sh's cross-only route.
@@ -34,7 +55,9 @@ if [[ -x /usr/bin/qemu-aarch64-static ]] && has_std aarch64-unknown-linux-gnu; t
     # does not implement the TCGETS2 ioctl (ENOSYS) that serialport sets the baud rate with, so no
     # serial port opens under emulation (on a board's kernel it does).
     POOLWATCH_TEST_SLOWDOWN=${POOLWATCH_TEST_SLOWDOWN:-8} "${x[@]}" --test daemon --test cli --test model -- --skip serial_sentences
-    # The binary the tests ran, stripped (a board gets the `device` profile's, with LTO: cross/README.md).
+    # The binary alone, as a board gets it (without the tests' feature export), stripped; a board gets
+    # the `device` profile's, with LTO: cross/README.md.
+    board_build cross/build.sh aarch64-unknown-linux-gnu build --profile cross-test --features camera --bin poolwatch
     cp target/cross/aarch64-unknown-linux-gnu/cross-test/poolwatch target/cross/poolwatch-aarch64
     aarch64-linux-gnu-strip target/cross/poolwatch-aarch64
     echo "stripped aarch64 poolwatch: $(du -h target/cross/poolwatch-aarch64 | cut -f1)"

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// An image file that cannot be listed or read. The messages are those of the device's frame
-/// sources, which take these errors over ([`crate::device::source::SourceError`]).
+/// sources, which take these errors over as their own.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The file is there but is not a whole image.

@@ -171,7 +171,7 @@ impl BoxSettings {
         {
             return Err(SettingError::new("threshold", format!("{t} must be a positive number, \"calibrated\" or \"adaptive\"")));
         }
-        if !(self.threshold_scale > 0.0) {
+        if self.threshold_scale.is_nan() || self.threshold_scale <= 0.0 {
             return Err(SettingError::new("threshold_scale", "must be positive"));
         }
         if let MinArea::Fraction(f) = self.min_area {

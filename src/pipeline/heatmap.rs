@@ -159,7 +159,7 @@ impl HeatmapBuilder {
     /// standardised.
     pub fn new(width: u32, height: u32, settings: HeatmapSettings, stats: Option<EmptyPoolStats>) -> Self {
         let stats = stats.filter(|_| settings.standardize).map(|c| {
-            let floor = spread_floor(&c.std);
+            let floor = spread_floor(c.std);
             let sd: Vec<f32> = c.std.iter().map(|&s| s.max(floor)).collect();
             PixelStats { mean: c.mean.to_vec(), var: sd.iter().map(|s| s * s).collect(), inv: sd.iter().map(|s| 1.0 / s).collect(), floor }
         });

@@ -41,11 +41,7 @@ pub struct BenchReport {
 }
 
 fn percentile(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
+    crate::util::stats::quantile_f64(v, q).unwrap_or(0.0)
 }
 
 /// Peak resident set size from /proc/self/status (VmHWM), in MB.

@@ -97,6 +97,7 @@ pub const NOISE_CUT: f32 = 0.5;
 
 /// The median over `maps` (raw smoothed error of empty frames) of the largest blob, as a fraction of the
 /// frame, left by the box stage's opening and closing (`radii`) where the standardised score exceeds `cut`.
+#[allow(clippy::too_many_arguments)]
 fn noise_area(maps: &[Vec<f32>], mean: &[f32], std: &[f32], floor: f32, cut: f32, w: usize, h: usize, radii: BoxRadii) -> f32 {
     let mut morph = Morphology::new();
     let mut binary = vec![0u8; w * h];

@@ -1,7 +1,7 @@
 //! The int8 model beside a float one: quantised on training frames, calibrated on held-out frames,
 //! and compared with the float model (reconstruction agreement and speed, measured in one run).
 
-use super::run::TrainError;
+use super::error::TrainError;
 use crate::train::calibrate::{Blur, DEFAULT_QUANTILE, calibrate, store_calibration};
 use crate::train::quant::quantize_file;
 use crate::pipeline::model::Autoencoder;
@@ -38,8 +38,7 @@ fn median_ms(model: &mut Autoencoder, input: &[f32], runs: usize) -> Result<f64,
         model.reconstruct(input)?;
         t.push(s.elapsed().as_secs_f64() * 1e3);
     }
-    t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    Ok(crate::util::stats::median_f64(&mut t).unwrap_or(0.0))
 }
 
 /// Quantises `float` into `out` using `calib` frames for activation ranges, calibrates it on `val`,

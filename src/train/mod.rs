@@ -11,7 +11,10 @@ pub mod inpaint;
 pub mod onnx;
 pub mod quant;
 pub mod subpixel;
+pub mod weights;
 
+#[cfg(feature = "train")]
+pub mod error;
 #[cfg(feature = "train")]
 pub mod int8;
 #[cfg(feature = "train")]
@@ -22,4 +25,8 @@ pub mod report;
 pub mod run;
 
 #[cfg(feature = "train")]
-pub use run::{DeviceChoice, NonPoolTarget, TrainError, TrainSettings, TrainSummary, train};
+pub use error::TrainError;
+#[cfg(feature = "train")]
+pub use report::TrainSummary;
+#[cfg(feature = "train")]
+pub use run::{DeviceChoice, NonPoolTarget, TrainSettings, train};

@@ -7,21 +7,12 @@ use crate::pipeline::model::contract::{INPUT_NAME, ModelError, ModelMeta, OUTPUT
 use super::subpixel::{from_subpixel, subpixel_kernel, to_subpixel};
 use tract_onnx::pb::tensor_proto::DataType;
 use prost::Message;
-use std::collections::BTreeMap;
 use std::path::Path;
 use tract_onnx::pb;
 
 pub const OPSET: i64 = 13;
 
-/// A named weight tensor: shape and row-major values.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WeightTensor {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
-
-/// The network's parameters by name (`enc0.weight`, `enc0.bias`, ...), as the trainer names them.
-pub type Weights = BTreeMap<String, WeightTensor>;
+pub use super::weights::{WeightTensor, Weights};
 
 /// Helper that accumulates nodes and initializers of one graph.
 #[derive(Default)]

@@ -9,6 +9,7 @@ use crate::pipeline::model::contract::{INPUT_NAME, ModelError, ModelMeta, OUTPUT
 use crate::pipeline::model::infer::read_proto;
 use super::onnx::{GraphBuilder, Weights, attr_ints, check_weights, depth_to_space, float_conv, read_weights, upsample, use_subpixel};
 use super::subpixel::to_subpixel;
+use crate::util::stats::quantile_f32;
 use std::path::Path;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -47,12 +48,10 @@ pub fn measure_ranges(proto: &pb::ModelProto, meta: &ModelMeta, inputs: &[Vec<f3
     Ok(samples
         .into_iter()
         .map(|mut s| {
-            if s.is_empty() {
+            let (Some(lo), Some(hi)) = (quantile_f32(&mut s, 1.0 - RANGE_QUANTILE), quantile_f32(&mut s, RANGE_QUANTILE)) else {
                 return (0.0, 1.0);
-            }
-            s.sort_by(f32::total_cmp);
-            let at = |q: f32| s[((s.len() - 1) as f32 * q).round() as usize];
-            (at(1.0 - RANGE_QUANTILE).min(0.0), at(RANGE_QUANTILE).max(1e-6))
+            };
+            (lo.min(0.0), hi.max(1e-6))
         })
         .collect())
 }

@@ -1,7 +1,8 @@
 //! The training report beside the model (`MODEL.report/`): loss curves (plotters), held-out frames
 //! with their heatmaps and boxes (the core overlay), and the numbers as JSON.
 
-use super::run::{TrainError, TrainSummary};
+use super::error::TrainError;
+use serde::{Deserialize, Serialize};
 use crate::train::dataset::Dataset;
 use crate::pipeline::detect::{Detector, DetectorSettings};
 use crate::pipeline::model::{Autoencoder, Calibration};
@@ -10,6 +11,22 @@ use crate::pipeline::pool::PoolSettings;
 use image::RgbImage;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
+
+/// What a run did; goes into the model's `training` metadata and the report.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub train_loss: Vec<f64>,
+    pub val_loss: Vec<f64>,
+    pub train_frames: usize,
+    pub val_frames: usize,
+    pub inpainted_frames: usize,
+    pub device: String,
+    pub seconds: f64,
+    pub export_max_diff: f32,
+    pub stopped_early: bool,
+}
 
 pub fn report_dir(model: &Path) -> PathBuf {
     model.with_extension("report")

@@ -2,7 +2,9 @@
 //! validation every epoch, a checkpoint every epoch, resume, early stopping; then export, tract
 //! verification, calibration and the report.
 
+use super::error::TrainError;
 use super::net::{Adam, Net};
+use super::report::TrainSummary;
 use super::report;
 use crate::train::augment::{AugmentSettings, augment};
 use crate::train::calibrate::{Blur, DEFAULT_QUANTILE, calibrate};
@@ -17,26 +19,6 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
-
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("{0}")]
-    Device(String),
-    #[error("checkpoint {path}: {reason}")]
-    Checkpoint { path: PathBuf, reason: String },
-    #[error("{0}")]
-    Settings(String),
-    #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
-    #[error(transparent)]
-    Model(#[from] crate::pipeline::model::ModelError),
-    #[error(transparent)]
-    Detect(#[from] crate::pipeline::detect::DetectError),
-    #[error("export check failed: tract and libtorch differ by {0:.2e} (limit 1e-3)")]
-    Mismatch(f32),
-    #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -93,22 +75,6 @@ pub struct TrainSettings {
     #[serde(default)]
     pub auto_blur: bool,
     pub pool: PoolSettings,
-}
-
-/// What a run did; goes into the model's `training` metadata and the report.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct TrainSummary {
-    pub epochs_run: usize,
-    pub best_epoch: usize,
-    pub train_loss: Vec<f64>,
-    pub val_loss: Vec<f64>,
-    pub train_frames: usize,
-    pub val_frames: usize,
-    pub inpainted_frames: usize,
-    pub device: String,
-    pub seconds: f64,
-    pub export_max_diff: f32,
-    pub stopped_early: bool,
 }
 
 /// Turns samples into batch tensors: augmentation, then the device's own pre-processing.

@@ -9,7 +9,7 @@
 //! runtime. The transform is linear and injective, so the trained weights are recovered exactly up to
 //! float rounding ([`from_subpixel`]), which the int8 export and re-exports use.
 
-use super::onnx::WeightTensor;
+use super::weights::WeightTensor;
 
 pub use crate::pipeline::model::arch::subpixel_kernel;
 

@@ -40,7 +40,7 @@ pub fn main(a: Args) -> Result<ExitCode> {
     let Some(format) = ImageFormat::parse(&a.format) else {
         bail!("--format: '{}' is not jpg or png", a.format);
     };
-    if a.scenes == 0 || !(a.interval >= 0.0) || !(a.start >= 0.0) {
+    if a.scenes == 0 || a.interval.is_nan() || a.interval < 0.0 || a.start.is_nan() || a.start < 0.0 {
         bail!("--scenes must be at least 1, --interval and --start not negative");
     }
     let settings = SynthSettings { width, height, swimmers, seed: a.seed, scenes: a.scenes, interval: a.interval };

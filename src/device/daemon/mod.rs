@@ -72,8 +72,10 @@ fn detectors(cfg: &Config, model: Autoencoder, threads: usize) -> Result<Vec<Det
     Detector::new(model, &cfg.detector()).with_forks(threads)
 }
 
-/// Re-reads the config file and the model; `Err` leaves everything as it was.
-fn reload(opts: &RunOptions, running: &Config) -> Result<(Config, Autoencoder), String> {
+/// Re-reads the config file and the model and makes the new detectors (with the model's path, for
+/// the log); `Err` leaves everything as it was. Settings that only a restart applies are kept, with a
+/// warning.
+fn reload(opts: &RunOptions, running: &Config, threads: usize) -> Result<(Config, Vec<Detector>, String), String> {
     let mut cfg = match &opts.config_path {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
         None => running.clone(),
@@ -82,7 +84,18 @@ fn reload(opts: &RunOptions, running: &Config) -> Result<(Config, Autoencoder), 
         cfg.source = s.clone();
     }
     let model = load_model(&cfg, opts).map_err(|e| e.to_string())?;
-    Ok((cfg, model))
+    if cfg.source != running.source {
+        log::warn!("reload: [source] changed; the camera stays as it is until a restart");
+    }
+    if cfg.pipeline.queue != running.pipeline.queue {
+        log::warn!("reload: pipeline.queue changes after a restart");
+    }
+    if cfg.pipeline.threads != threads {
+        log::warn!("reload: pipeline.threads changes after a restart; keeping {threads}");
+    }
+    let path = model.path().display().to_string();
+    let dets = detectors(&cfg, model, threads).map_err(|e| e.to_string())?;
+    Ok((cfg, dets, path))
 }
 
 /// Runs until a finite source ends, `max_frames` are processed, `stop` is set (SIGTERM/SIGINT) or
@@ -143,26 +156,8 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
         }
         if reload_flag.swap(false, Ordering::Relaxed) {
             notify(&[sd_notify::NotifyState::Reloading]);
-            match reload(opts, &running) {
-                Ok((new_cfg, model)) => {
-                    if new_cfg.source != running.source {
-                        log::warn!("reload: [source] changed; the camera stays as it is until a restart");
-                    }
-                    if new_cfg.pipeline.queue != running.pipeline.queue {
-                        log::warn!("reload: pipeline.queue changes after a restart");
-                    }
-                    if new_cfg.pipeline.threads != threads {
-                        log::warn!("reload: pipeline.threads changes after a restart; keeping {threads}");
-                    }
-                    let path = model.path().display().to_string();
-                    let dets = match detectors(&new_cfg, model, threads) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            log::error!("reload refused, keeping the running config: {e}");
-                            notify(&[sd_notify::NotifyState::Ready]);
-                            continue;
-                        }
-                    };
+            match reload(opts, &running, threads) {
+                Ok((new_cfg, dets, path)) => {
                     let (sh, c) = (shared.clone(), new_cfg.clone());
                     // Outputs are rebuilt on their own thread; one that cannot start is logged there and
                     // the others keep going.

@@ -44,7 +44,7 @@ impl Outputs {
         let mut errors = Vec::new();
         let old = prev.as_ref().map(|p| p.cfg.clone());
         // Whether a section is the same in the running config: its output then keeps its connection.
-        let same = |f: &dyn Fn(&Config) -> bool| old.as_ref().is_some_and(|o| f(o));
+        let same = |f: &dyn Fn(&Config) -> bool| old.as_ref().is_some_and(f);
         let lanes_count = cfg.lanes.as_ref().map(|l| l.count).unwrap_or(0);
         let stdout = match prev.as_mut().and_then(|p| p.stdout.take()) {
             Some(s) if cfg.stdout.enabled => Some(s),
