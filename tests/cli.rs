@@ -119,6 +119,21 @@ fn bad_inputs_are_reported_and_good_images_still_processed() {
     let o = run(&["detect", "--model", model.to_str().unwrap(), victim.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
 
+    // A 1x1 image (it panicked the automatic pool mask, and `detect` exited 101 without the images
+    // after it): an error line of its own, the others processed.
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir_all(&tiny).unwrap();
+    image::RgbImage::from_pixel(1, 1, image::Rgb([30, 120, 200])).save(tiny.join("a.png")).unwrap();
+    std::fs::copy(frames.join("000001.jpg"), tiny.join("b.jpg")).unwrap();
+    let auto = dir.path().join("auto.toml");
+    std::fs::write(&auto, "[pool]\nmask = \"auto\"\n").unwrap();
+    let o = run(&["detect", "--model", model.to_str().unwrap(), "--config", auto.to_str().unwrap(), tiny.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = stdout_lines(&o);
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0]["error"].as_str().unwrap().contains("too small"), "{:?}", lines[0]);
+    assert!(lines[1]["boxes"].is_array(), "{:?}", lines[1]);
+
     // A missing model and a text file as model: exit 2 with one line naming the file.
     for (name, content) in [("missing.onnx", None), ("notes.onnx", Some("hello"))] {
         let p = dir.path().join(name);

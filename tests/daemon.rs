@@ -309,6 +309,44 @@ fn mqtt_topics_retained_status_discovery_last_will_and_broker_restart() {
 }
 
 #[test]
+fn an_outage_that_fills_the_buffer_still_ends_in_online_and_discovery() {
+    // With a small buffer, 8 s without a broker filled the request queue with detections; the
+    // republish of `online` and discovery on reconnect failed silently and Home Assistant showed the
+    // device unavailable until a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut broker = Broker::start(port);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "name = \"small\"\n[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nbuffer = 10\nstats_interval_s = 1.0\n{LANES}{QUICK_TRACKS}"
+        ),
+    );
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let rx = subscribe(port, "o1");
+    wait_msg(&rx, 30, |t, p, _| t == "poolwatch/small/status" && p == "online");
+    wait_msg(&rx, 30, |t, _, _| t == "poolwatch/small/detections");
+    let _ = broker.child.kill();
+    let _ = broker.child.wait();
+    std::thread::sleep(Duration::from_secs(8));
+    broker = Broker::start(port);
+    let after = subscribe(port, "o2");
+    wait_msg(&after, 40, |t, p, _| t == "poolwatch/small/status" && p == "online");
+    for lane in 1..=4 {
+        let topic = format!("homeassistant/binary_sensor/poolwatch_small/lane{lane}/config");
+        wait_msg(&after, 20, |t, _, _| t == topic);
+    }
+    wait_msg(&after, 20, |t, _, _| t == "poolwatch/small/lanes");
+    wait_msg(&after, 30, |t, _, _| t == "poolwatch/small/events");
+    // What the outage cost is counted.
+    let (_, stats, _) = wait_msg(&after, 20, |t, _, _| t == "poolwatch/small/stats");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(stats["output_dropped"].as_u64() > Some(0), "{stats}");
+    assert_eq!(daemon.stop(), 0);
+    drop(broker);
+}
+
+#[test]
 fn broker_down_at_start_is_retried_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -754,3 +792,114 @@ fn sigterm_while_stdin_is_quiet_still_exits_cleanly() {
     assert!(t.elapsed() < common::deadline(15.0));
     drop(stdin);
 }
+
+// ---------------------------------------------------------------- hostile input
+
+#[test]
+fn a_tiny_frame_is_one_bad_frame_and_the_stream_goes_on() {
+    // A 1x1 frame panicked the automatic pool mask: the detection thread died, the daemon said
+    // "stopped after 1 frames", exited 0 and never processed the good frames after it.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "[pool]\nmask = \"auto\"\n");
+    let mut cmd = common::poolwatch();
+    cmd.args(["run", "--stdin", "mjpeg", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "info");
+    let good = synth_jpeg();
+    let mut tiny = Vec::new();
+    image::RgbImage::from_pixel(1, 1, image::Rgb([30, 120, 200])).write_to(&mut std::io::Cursor::new(&mut tiny), image::ImageFormat::Jpeg).unwrap();
+    let mut input = Vec::new();
+    // And a frame over pipeline.max_pixels (the default 4 MP): refused from its header.
+    let mut huge = Vec::new();
+    image::RgbImage::new(2600, 1700).write_to(&mut std::io::Cursor::new(&mut huge), image::ImageFormat::Jpeg).unwrap();
+    for frame in [&good, &tiny, &good, &huge, &good] {
+        input.extend_from_slice(frame);
+    }
+    let out = run_with_stdin(cmd, &input);
+    let frames: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(frames.iter().map(|f| f["frame"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 2, 4], "{log}");
+    assert!(log.contains("too small") && log.contains("2600x1700") && log.contains("2 unreadable"), "{log}");
+}
+
+/// Runs `cmd` with `input` on its stdin (closed after it); its output.
+fn run_with_stdin(mut cmd: std::process::Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// Sends `raw` and reads the answer (at most `max` bytes, or until the server closes).
+fn http_raw(port: u16, raw: &[u8], max: usize) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(common::deadline(10.0))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < max {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn hostile_http_clients_cannot_stop_or_blind_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(dir.path(), &format!("[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 10.0\n[http]\nlisten = \"127.0.0.1:{port}\"\nmax_streams = 1\n"));
+    let mut daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let end = Instant::now() + common::deadline(30.0);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() || http_get(port, "/health", 1 << 16).0 != 200 {
+        assert!(Instant::now() < end, "never healthy; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // One request announcing a 100 GB body killed the process (tiny_http allocated it): exit 134.
+    let r = http_raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", 1 << 16);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // What it does not speak is answered, not held: an HTTP/2 preface, a bare-LF request, another method.
+    assert!(http_raw(port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 1 << 16).starts_with("HTTP/1.1 505"));
+    assert!(http_raw(port, b"GET /health HTTP/1.1\nHost: x\n\n", 1 << 16).starts_with("HTTP/1.1 200"));
+    assert!(http_raw(port, b"POST /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 1 << 16).starts_with("HTTP/1.1 405"));
+    // Fifty half-sent requests hold no thread for long: they time out, and then /health answers.
+    let idle: Vec<TcpStream> = (0..50)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .map(|mut s| {
+            let _ = s.write_all(b"GET /heal");
+            s
+        })
+        .collect();
+    let end = Instant::now() + common::deadline(20.0);
+    loop {
+        if http_get(port, "/health", 1 << 16).0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < end, "no answer after the idle clients timed out; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(idle);
+    // A stream client that never reads does not keep the only stream slot.
+    let mut lazy = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    lazy.write_all(b"GET /stream.mjpeg HTTP/1.1\r\n\r\n").unwrap();
+    let end = Instant::now() + common::deadline(60.0);
+    loop {
+        let r = http_raw(port, b"GET /stream.mjpeg HTTP/1.1\r\n\r\n", 2000);
+        if r.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(r.contains("too many streams"), "{r}");
+        assert!(Instant::now() < end, "the lazy stream client still holds the slot; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(lazy);
+    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon died; log:\n{}", daemon.log());
+    assert_eq!(daemon.stop(), 0);
+}
+

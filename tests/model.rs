@@ -149,6 +149,54 @@ fn blur_model_reconstructs_flat_images_and_not_sharp_spots() {
 }
 
 #[test]
+fn metadata_out_of_range_is_refused_on_load() {
+    // Each of these loaded before: a smoothing of 1e6 took minutes a frame, a spread of 0 or NaN or a
+    // threshold <= 0 made every frame one whole-frame box, an unknown contract was taken as ours.
+    let dir = tempfile::tempdir().unwrap();
+    let (arch, weights) = blur_model("6,12:3,3:resize");
+    let (w, h) = (32u32, 16u32);
+    let n = (w * h) as usize;
+    let good = Calibration {
+        width: w,
+        height: h,
+        mean: vec![0.01; n],
+        std: vec![0.005; n],
+        heatmap: HeatmapSettings::default(),
+        threshold: 3.0,
+        raw_threshold: 0.02,
+        quantile: 1.0,
+        frames: 10,
+        pool: None,
+        noise_area: Some(0.001),
+    };
+    let write = |name: &str, cal: Calibration, contract: Option<&str>| {
+        let path = dir.path().join(name);
+        let mut meta = ModelMeta::new(w, h, arch.clone());
+        meta.calibration = Some(cal);
+        write_model(&path, &meta, &weights).unwrap();
+        if let Some(c) = contract {
+            let mut proto = poolwatch::pipeline::model::infer::read_proto(&path).unwrap();
+            proto.metadata_props.iter_mut().filter(|p| p.key == "poolwatch.contract").for_each(|p| p.value = c.into());
+            poolwatch::train::onnx::write_proto(&path, &proto).unwrap();
+        }
+        path
+    };
+    assert!(Autoencoder::load(&write("good.onnx", good.clone(), None)).is_ok());
+    let mut nan_std = good.clone();
+    nan_std.std[7] = f32::NAN;
+    let cases = [
+        ("blur.onnx", Calibration { heatmap: HeatmapSettings { blur_sigma: 1e6, ..HeatmapSettings::default() }, ..good.clone() }, None, "blur_sigma"),
+        ("thr.onnx", Calibration { threshold: 0.0, ..good.clone() }, None, "threshold"),
+        ("nan.onnx", nan_std, None, "statistics"),
+        ("contract.onnx", good.clone(), Some("99"), "contract version"),
+    ];
+    for (name, cal, contract, what) in cases {
+        let e = Autoencoder::load(&write(name, cal, contract)).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains(what) && !e.contains('\n'), "{name}: {e}");
+    }
+}
+
+#[test]
 fn bad_model_files_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.onnx");

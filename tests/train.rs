@@ -90,7 +90,7 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     assert_eq!((recal.threshold, recal.raw_threshold, recal.noise_area, recal.frames), (cal.threshold, cal.raw_threshold, cal.noise_area, 3));
     // Both chose the smoothing from the noise grain (`--blur-sigma auto`, the default) and agree on it.
     assert_eq!(recal.heatmap.blur_sigma, cal.heatmap.blur_sigma);
-    use poolwatch::pipeline::heatmap::{MAX_AUTO_BLUR, REFERENCE_BLUR};
+    use poolwatch::train::calibrate::{MAX_AUTO_BLUR, REFERENCE_BLUR};
     assert!((REFERENCE_BLUR..=MAX_AUTO_BLUR).contains(&cal.heatmap.blur_sigma), "{}", cal.heatmap.blur_sigma);
     assert_eq!(model.meta().training["settings"]["auto_blur"], true);
     // A fixed smoothing is calibrated at and recorded; a bad one is refused before anything is written.

@@ -11,7 +11,7 @@ use crate::device::sink::serial::SerialSettings;
 use crate::device::sink::snapshot::SnapshotSettings;
 use crate::device::source::SourceSettings;
 use crate::pipeline::track::TrackSettings;
-use crate::util::setting::{SettingError, in_range};
+use crate::util::setting::{SettingError, cut, in_range};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -88,11 +88,14 @@ pub struct PipelineSettings {
     /// (the model is loaded once), results keep the frames' order. More threads, more frames a second
     /// on a board with spare cores; a frame's latency stays one core's.
     pub threads: usize,
+    /// The largest frame taken, in pixels; larger ones are refused (counted as bad frames) before
+    /// they are decoded. The default keeps the daemon within the systemd unit's `MemoryMax`.
+    pub max_pixels: u64,
 }
 
 impl Default for PipelineSettings {
     fn default() -> Self {
-        PipelineSettings { every_nth: 1, queue: 1, threads: 1 }
+        PipelineSettings { every_nth: 1, queue: 1, threads: 1, max_pixels: crate::media::images::DEFAULT_MAX_PIXELS }
     }
 }
 
@@ -101,7 +104,8 @@ impl PipelineSettings {
     pub fn validate(&self) -> Result<(), SettingError> {
         in_range("every_nth", self.every_nth, 1..=1000)?;
         in_range("queue", self.queue, 1..=64)?;
-        in_range("threads", self.threads, 1..=64)
+        in_range("threads", self.threads, 1..=64)?;
+        in_range("max_pixels", self.max_pixels, 256..=64 * 1024 * 1024)
     }
 }
 
@@ -157,7 +161,8 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::new(),
-            message: e.to_string().replace('\n', " ").split_whitespace().collect::<Vec<_>>().join(" "),
+            // toml quotes the offending line: a huge value must not flood the log.
+            message: cut(&e.to_string().replace('\n', " ").split_whitespace().collect::<Vec<_>>().join(" "), 300),
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -165,7 +170,7 @@ impl Config {
 
     /// Every section checked by its own type; the error names the key in full (`boxes.min_area`).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check().map_err(|SettingError { key, message }| ConfigError::Invalid { path: PathBuf::new(), key, message })
+        self.check().map_err(|SettingError { key, message }| ConfigError::Invalid { path: PathBuf::new(), key, message: cut(&message, 300) })
     }
 
     fn check(&self) -> Result<(), SettingError> {
@@ -174,7 +179,7 @@ impl Config {
         }
         section("boxes", Some(&self.boxes), BoxSettings::validate)?;
         if self.name.is_empty() || self.name.len() > 64 || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(SettingError::new("name", format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", self.name)));
+            return Err(SettingError::new("name", format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", cut(&self.name, 64))));
         }
         section("source", Some(&self.source), SourceSettings::validate)?;
         section("pipeline", Some(&self.pipeline), PipelineSettings::validate)?;
@@ -185,7 +190,14 @@ impl Config {
         section("snapshots", self.snapshots.as_ref(), SnapshotSettings::validate)?;
         section("http", self.http.as_ref(), HttpSettings::validate)?;
         section("heatmap", Some(&self.heatmap), HeatmapOverrides::validate)?;
-        section("pool", self.pool.as_ref(), PoolSettings::validate)
+        section("pool", self.pool.as_ref(), PoolSettings::validate)?;
+        // A source that makes frames of a set size must make ones the pipeline takes.
+        if let Some((w, h)) = self.source.frame_size()
+            && w as u64 * h as u64 > self.pipeline.max_pixels
+        {
+            return Err(SettingError::new("source.width", format!("{w}x{h} frames are larger than pipeline.max_pixels ({})", self.pipeline.max_pixels)));
+        }
+        Ok(())
     }
 }
 

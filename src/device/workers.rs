@@ -183,7 +183,8 @@ fn work(mut det: Detector, shared: &Shared, tx: &SyncSender<(u64, Detected)>) {
             }
             // Still in frame order: an automatic pool mask comes from the first frame, as with one
             // thread. An error here comes back from `detect` below.
-            let _ = det.prepare(&frame.image);
+            // A panic there would take the lock and the numbering with it: caught like detect's.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| det.prepare(&frame.image)));
             *ticket += 1;
             (*ticket - 1, frame)
         };

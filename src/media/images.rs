@@ -61,9 +61,32 @@ pub fn load_rgb(path: &Path) -> Result<image::RgbImage, ImageError> {
     decode_rgb(&bytes).map_err(|reason| ImageError::Decode { origin: path.display().to_string(), reason })
 }
 
+/// The largest frame decoded by default, in pixels: 4 MP (2560x1600 fits). A frame costs about 28
+/// bytes a pixel on its way through the daemon (decoded, queued, drawn), so this keeps a frame near
+/// 120 MB, within the systemd unit's `MemoryMax` (an 8000x6000 JPEG peaked at 1.2-1.5 GB).
+pub const DEFAULT_MAX_PIXELS: u64 = 4 * 1024 * 1024;
+
+static MAX_PIXELS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(DEFAULT_MAX_PIXELS);
+
+/// Sets the largest frame [`decode_rgb`] decodes, for the whole process (`[pipeline] max_pixels`).
+pub fn set_max_pixels(pixels: u64) {
+    MAX_PIXELS.store(pixels, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The largest frame decoded now, in pixels.
+pub fn max_pixels() -> u64 {
+    MAX_PIXELS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Decodes an encoded image (JPEG, PNG, ...) to RGB. A JPEG cut short is refused: decoders fill the
-/// missing part with grey, which would look like a real frame to the detector.
+/// missing part with grey, which would look like a real frame to the detector. So is an image larger
+/// than [`max_pixels`], from its header, before anything is allocated for it.
 pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, String> {
+    decode_rgb_within(bytes, max_pixels())
+}
+
+/// [`decode_rgb`] with a limit of its own.
+pub fn decode_rgb_within(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, String> {
     let format = image::guess_format(bytes).map_err(|e| e.to_string())?;
     if format == image::ImageFormat::Jpeg {
         let tail = &bytes[bytes.len().saturating_sub(64)..];
@@ -71,6 +94,28 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, String> {
             return Err("truncated JPEG (no end-of-image marker)".into());
         }
     }
+    let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    if w as u64 * h as u64 > max_pixels {
+        return Err(format!("{w}x{h} is larger than the {max_pixels} pixels a frame may have (pipeline.max_pixels)"));
+    }
     Ok(image::load_from_memory_with_format(bytes, format).map_err(|e| e.to_string())?.into_rgb8())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_over_the_pixel_limit_are_refused_from_their_header() {
+        let img = image::RgbImage::from_pixel(40, 30, image::Rgb([1, 2, 3]));
+        for format in [image::ImageFormat::Jpeg, image::ImageFormat::Png] {
+            let mut bytes = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut bytes), format).unwrap();
+            assert_eq!(decode_rgb_within(&bytes, 1200).unwrap().dimensions(), (40, 30));
+            let e = decode_rgb_within(&bytes, 1199).unwrap_err();
+            assert!(e.contains("40x30") && e.contains("max_pixels"), "{e}");
+        }
+        assert_eq!(max_pixels(), DEFAULT_MAX_PIXELS);
+    }
+}

@@ -171,8 +171,8 @@ impl BoxSettings {
         {
             return Err(SettingError::new("threshold", format!("{t} must be a positive number, \"calibrated\" or \"adaptive\"")));
         }
-        if self.threshold_scale.is_nan() || self.threshold_scale <= 0.0 {
-            return Err(SettingError::new("threshold_scale", "must be positive"));
+        if !self.threshold_scale.is_finite() || self.threshold_scale <= 0.0 {
+            return Err(SettingError::new("threshold_scale", format!("{} must be a positive number", self.threshold_scale)));
         }
         if let MinArea::Fraction(f) = self.min_area {
             in_range("min_area", f, 0.0..1.0).map_err(|e| SettingError::new(e.key, format!("{} (a fraction of the frame) or \"auto\"", e.message)))?;

@@ -19,7 +19,13 @@ pub enum DetectError {
     Mask(#[from] MaskError),
     #[error("the detector failed on this frame ({0}); this is a bug, please report it")]
     Crashed(String),
+    #[error("a {0}x{1} frame is too small: frames must be at least {MIN_SIDE}x{MIN_SIDE} pixels")]
+    TooSmall(u32, u32),
 }
+
+/// The smallest frame side the detector takes: below it the pool mask and the box stage have
+/// nothing to work with (and a camera never sends such frames).
+pub const MIN_SIDE: u32 = 16;
 
 /// Milliseconds spent in each stage for one frame.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -150,8 +156,11 @@ impl Detector {
     /// Makes sure the pool mask for `img`'s size exists, building it from `img` if neither this
     /// detector nor a fork has seen that size yet. [`detect`](Self::detect) does it too; detection
     /// threads call it in frame order, so that the first frame builds it whichever thread runs it.
-    pub fn prepare(&mut self, img: &RgbImage) -> Result<(), MaskError> {
+    pub fn prepare(&mut self, img: &RgbImage) -> Result<(), DetectError> {
         let dims = img.dimensions();
+        if dims.0 < MIN_SIDE || dims.1 < MIN_SIDE {
+            return Err(DetectError::TooSmall(dims.0, dims.1));
+        }
         if self.mask.as_ref().is_some_and(|(d, _)| *d == dims) {
             return Ok(());
         }

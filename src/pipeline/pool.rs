@@ -151,6 +151,11 @@ fn is_water(r: u8, g: u8, b: u8) -> bool {
 /// convex outline filled.
 pub fn detect(frame: &RgbImage) -> Result<GrayImage, MaskError> {
     let (w, h) = frame.dimensions();
+    // imageproc's labelling asserts on images this small (a 1x1 frame panicked it); no pool is
+    // found in them anyway.
+    if w < 3 || h < 3 {
+        return Err(MaskError::NotFound);
+    }
     let water = GrayImage::from_fn(w, h, |x, y| {
         let p = frame.get_pixel(x, y);
         Luma([if is_water(p[0], p[1], p[2]) { 255 } else { 0 }])
@@ -261,6 +266,10 @@ mod tests {
     fn auto_detection_fails_clearly_without_water() {
         let img = RgbImage::from_pixel(50, 50, image::Rgb([120, 100, 90]));
         assert!(matches!(detect(&img), Err(MaskError::NotFound)));
+        for (w, h) in [(1, 1), (2, 40), (40, 1), (3, 3)] {
+            let water = RgbImage::from_pixel(w, h, image::Rgb([30, 120, 200]));
+            assert!(detect(&water).is_err() || w >= 3 && h >= 3, "{w}x{h}");
+        }
     }
 
     #[test]

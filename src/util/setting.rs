@@ -87,7 +87,28 @@ pub fn in_range<T: Display>(key: &str, value: T, interval: impl Interval<T>) -> 
     if interval.holds(&value) {
         Ok(())
     } else {
-        Err(SettingError::new(key, format!("{value} must be in {}", interval.describe())))
+        Err(SettingError::new(key, format!("{} must be in {}", compact(&value), interval.describe())))
+    }
+}
+
+/// A value as a message shows it: a number that would print with dozens of digits (`1e300`) in
+/// scientific notation, and anything else cut at 64 characters, so that a hostile config cannot
+/// flood the log.
+pub fn compact(value: &impl Display) -> String {
+    let s = value.to_string();
+    if s.len() > 16
+        && let Ok(v) = s.parse::<f64>()
+    {
+        return format!("{v:e}");
+    }
+    cut(&s, 64)
+}
+
+/// `s` cut at `max` characters, with an ellipsis when cut.
+pub fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -103,6 +124,8 @@ mod tests {
         assert_eq!(in_range("fps", 0.0f64, AboveUpTo(0.0, 1000.0)).unwrap_err().to_string(), "fps: 0 must be in (0, 1000]");
         assert_eq!(in_range("f", 1.0f32, 0.0..1.0).unwrap_err().to_string(), "f: 1 must be in [0,1)");
         assert!(in_range("x", f32::NAN, 0.0..=1.0).is_err());
+        assert_eq!(in_range("fps", 1e300f64, AboveUpTo(0.0, 1000.0)).unwrap_err().message, "1e300 must be in (0, 1000]");
+        assert_eq!(compact(&"x".repeat(100)).len(), 67);
         assert!(in_range("x", f64::NAN, AboveUpTo(0.0, 1.0)).is_err());
         let e = SettingError::new("count", "bad").in_section("lanes");
         assert_eq!(e.to_string(), "lanes.count: bad");

@@ -40,5 +40,8 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     if let Some(l) = &cfg.lanes {
         println!("  lanes    {} over {} m", l.count, l.length_m);
     }
+    if let Some(h) = cfg.http.as_ref().filter(|h| h.open_beyond_loopback()) {
+        eprintln!("warning: [http] listens on {} without a token: anyone who reaches it sees the pool; set http.token", h.listen);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,7 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     }
     let cfg = load_config(a.config.as_deref()).map_err(Usage)?;
     std::fs::create_dir_all(&a.out).map_err(|e| Usage::msg(format!("cannot create {}: {e}", a.out.display())))?;
+    poolwatch::media::images::set_max_pixels(cfg.pipeline.max_pixels);
     let signals = Signals::install().map_err(usage)?;
     match record(cfg.source, &a.out, a.frames, a.every, format, signals.stop) {
         Ok(saved) => {

@@ -28,16 +28,30 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("model: {0}")]
-    Model(#[from] crate::pipeline::model::ModelError),
+    // Both say everything themselves: not sources of this error, or a chain printed with `{:#}`
+    // would say it twice.
+    #[error("{0}")]
+    Model(crate::pipeline::model::ModelError),
     #[error("source: {0}")]
-    Source(#[from] crate::device::source::SourceError),
+    Source(crate::device::source::SourceError),
     #[error(transparent)]
     Http(#[from] crate::device::sink::http::HttpError),
     #[error(transparent)]
     Mqtt(#[from] crate::device::sink::mqtt::MqttError),
     #[error("cannot start a thread: {0}; the system is out of threads or memory")]
     Thread(std::io::Error),
+}
+
+impl From<crate::pipeline::model::ModelError> for DaemonError {
+    fn from(e: crate::pipeline::model::ModelError) -> Self {
+        DaemonError::Model(e)
+    }
+}
+
+impl From<crate::device::source::SourceError> for DaemonError {
+    fn from(e: crate::device::source::SourceError) -> Self {
+        DaemonError::Source(e)
+    }
 }
 
 /// How the daemon was started, beyond the config.
@@ -102,6 +116,7 @@ fn reload(opts: &RunOptions, running: &Config, threads: usize) -> Result<(Config
 /// stdout's reader goes away. `reload` (SIGHUP) re-reads the config and model between frames.
 pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: Arc<AtomicBool>) -> Result<RunStats, DaemonError> {
     let model = load_model(&cfg, opts)?;
+    crate::media::images::set_max_pixels(cfg.pipeline.max_pixels);
     let shared = Shared::default();
     let metrics = Arc::clone(&shared.metrics);
     let capture_stop = Arc::new(AtomicBool::new(false));
@@ -170,6 +185,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                     });
                     let _ = tx.send(OutMsg::Replace(replace));
                     every_nth.store(new_cfg.pipeline.every_nth, Ordering::Relaxed);
+                    crate::media::images::set_max_pixels(new_cfg.pipeline.max_pixels);
                     workers.replace(dets);
                     let tracker = std::mem::replace(&mut stage.tracker, Tracker::new(new_cfg.tracking.clone()));
                     stage = Stage::new(&new_cfg, Some(tracker));

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -226,15 +226,24 @@ pub struct MqttSink {
     last_update: HashMap<u64, Instant>,
     had_swimmers: bool,
     closed: bool,
-    /// The latest lane message, which the connection thread re-sends after a reconnect.
-    lanes_retained: Arc<std::sync::Mutex<Option<(String, String)>>>,
+    /// What goes out again after every (re)connect, first: `online`, discovery, the latest lanes.
+    announce: Vec<(String, String)>,
+    /// How far the announcement of the current connection got (it resumes where a full request
+    /// queue stopped it).
+    announced: usize,
+    link: Arc<Link>,
+    /// Events (QoS 1) queued since the connection went down; at most half the buffer.
+    offline_events: usize,
+    /// The latest `lanes` message, announced again after a reconnect.
+    lanes_msg: Option<String>,
 }
 
-/// What the connection thread republishes after every (re)connect.
-struct OnConnect {
-    status: String,
-    discovery: Vec<(String, String)>,
-    lanes: Arc<std::sync::Mutex<Option<(String, String)>>>,
+/// The connection's state, kept by the connection thread and read by the sink.
+#[derive(Default)]
+struct Link {
+    connected: AtomicBool,
+    /// Set on every ConnAck: the sink announces again before it sends anything else.
+    reconnected: AtomicBool,
 }
 
 impl MqttSink {
@@ -252,15 +261,15 @@ impl MqttSink {
         if settings.tls {
             configure_tls(&settings, &mut opts)?;
         }
-        let (client, mut connection) = Client::new(opts, settings.buffer);
-        let lanes_msg = Arc::new(std::sync::Mutex::new(None));
-        let on_connect = OnConnect {
-            status: topics.status(),
-            discovery: if settings.discovery { discovery_messages(&settings, camera, lanes) } else { Vec::new() },
-            lanes: Arc::clone(&lanes_msg),
-        };
+        let mut announce = vec![(topics.status(), "online".to_string())];
+        if settings.discovery {
+            announce.extend(discovery_messages(&settings, camera, lanes));
+        }
+        // Room for the announcement (and the lanes, and the goodbye) beyond what data may fill.
+        let (client, mut connection) = Client::new(opts, settings.buffer + announce.len() + 2);
+        let link = Arc::new(Link::default());
+        let thread_link = Arc::clone(&link);
         let (done_tx, done) = mpsc::channel();
-        let thread_client = client.clone();
         let addr = format!("{}:{}", settings.host, settings.port);
         let spawned = std::thread::Builder::new().name("mqtt".into()).spawn(move || {
             let mut backoff = Backoff::new(Duration::from_secs(30));
@@ -274,16 +283,11 @@ impl MqttSink {
                         connected = true;
                         warned = false;
                         backoff.reset();
-                        let publish = |topic: &str, payload: &str| {
-                            let _ = thread_client.try_publish(topic, QoS::AtLeastOnce, true, payload.as_bytes().to_vec());
-                        };
-                        publish(&on_connect.status, "online");
-                        for (topic, payload) in &on_connect.discovery {
-                            publish(topic, payload);
-                        }
-                        if let Some((topic, payload)) = crate::util::sync::lock(&on_connect.lanes).clone() {
-                            publish(&topic, &payload);
-                        }
+                        // The sink announces (status, discovery, lanes) before anything else: done
+                        // there, not here, since this thread is the one that empties the request queue
+                        // and cannot wait for room in it.
+                        thread_link.reconnected.store(true, Ordering::Relaxed);
+                        thread_link.connected.store(true, Ordering::Relaxed);
                     }
                     Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => break,
                     Ok(Ok(_)) => {}
@@ -296,6 +300,7 @@ impl MqttSink {
                             log::debug!("mqtt {addr}: {e}; next try in {d:?}");
                         }
                         connected = false;
+                        thread_link.connected.store(false, Ordering::Relaxed);
                         std::thread::sleep(d);
                     }
                 }
@@ -316,16 +321,58 @@ impl MqttSink {
             last_update: HashMap::new(),
             had_swimmers: false,
             closed: false,
-            lanes_retained: lanes_msg,
+            announce,
+            announced: 0,
+            link,
+            offline_events: 0,
+            lanes_msg: None,
         })
     }
 
-    fn publish(&self, topic: String, qos: QoS, retain: bool, payload: String) {
-        match self.client.try_publish(topic, qos, retain, payload.into_bytes()) {
-            Ok(()) => {}
-            Err(ClientError::TryRequest(_)) | Err(ClientError::Request(_)) => {
-                self.metrics.output_dropped.fetch_add(1, Ordering::Relaxed);
+    /// Sends what a (re)connection needs first: `online`, discovery and the latest lanes (all
+    /// retained), resuming where a full queue stopped it. True once all of it is queued.
+    fn announced(&mut self) -> bool {
+        if self.link.reconnected.swap(false, Ordering::Relaxed) {
+            self.announced = 0;
+            self.offline_events = 0;
+        }
+        let lanes = self.lanes_msg.clone().map(|p| (self.topics.lanes(), p));
+        let all = self.announce.len() + usize::from(lanes.is_some());
+        while self.announced < all {
+            let (topic, payload) = match self.announce.get(self.announced) {
+                Some(m) => m.clone(),
+                None => lanes.clone().expect("counted above"),
+            };
+            if self.client.try_publish(topic, QoS::AtLeastOnce, true, payload.into_bytes()).is_err() {
+                return false;
             }
+            self.announced += 1;
+        }
+        true
+    }
+
+    /// Queues a message. While the broker is away, data (QoS 0) is dropped at once and events
+    /// (QoS 1) are kept up to half the buffer; after a reconnect nothing goes out before the
+    /// announcement. Every message dropped is counted.
+    fn publish(&mut self, topic: String, qos: QoS, retain: bool, payload: String) {
+        let connected = self.link.connected.load(Ordering::Relaxed);
+        let ready = connected && self.announced();
+        let keep = match qos {
+            QoS::AtMostOnce => ready,
+            _ if ready => true,
+            _ if self.offline_events < self.settings.buffer / 2 => {
+                self.offline_events += 1;
+                true
+            }
+            _ => false,
+        };
+        let sent = keep
+            && match self.client.try_publish(topic, qos, retain, payload.into_bytes()) {
+                Ok(()) => true,
+                Err(ClientError::TryRequest(_)) | Err(ClientError::Request(_)) => false,
+            };
+        if !sent {
+            self.metrics.output_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -393,13 +440,17 @@ impl Sink for MqttSink {
         let occupancy = (r.swimmers.len(), r.lanes.clone());
         if self.last_lanes.as_ref() != Some(&occupancy) {
             let payload = json!({"swimmers": occupancy.0, "lanes": occupancy.1, "frame": r.seq, "ts": r.ts}).to_string();
-            *crate::util::sync::lock(&self.lanes_retained) = Some((self.topics.lanes(), payload.clone()));
+            self.lanes_msg = Some(payload.clone());
             self.publish(self.topics.lanes(), QoS::AtLeastOnce, true, payload);
             self.last_lanes = Some(occupancy);
         }
     }
 
     fn tick(&mut self, stats: &Stats) {
+        // The announcement goes out as soon as the broker is back, frames or not.
+        if self.link.connected.load(Ordering::Relaxed) {
+            self.announced();
+        }
         if self.last_stats.elapsed().as_secs_f64() >= self.settings.stats_interval_s {
             self.last_stats = Instant::now();
             self.publish(self.topics.stats(), QoS::AtMostOnce, false, serde_json::to_string(stats).unwrap_or_default());

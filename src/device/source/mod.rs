@@ -224,6 +224,17 @@ impl SourceSettings {
     }
 
     /// Whether the stream ends by itself (files, a pipe), rather than being a camera that runs forever.
+    /// The size of the frames this source makes, when the settings fix it (a camera, the synthetic
+    /// pool, raw RGB on stdin).
+    pub fn frame_size(&self) -> Option<(u32, u32)> {
+        match self {
+            SourceSettings::Synth { width, height, .. } => Some((*width, *height)),
+            SourceSettings::Camera { width, height, .. } => Some((*width, *height)),
+            SourceSettings::Stdin { format: stream::StreamFormat::Rgb, width, height, .. } => Some((*width, *height)),
+            _ => None,
+        }
+    }
+
     pub fn is_finite(&self) -> bool {
         matches!(self, SourceSettings::Dir { looping: false, .. } | SourceSettings::Stdin { .. })
     }

@@ -157,6 +157,12 @@ impl ModelMeta {
             return Err(bad(format!("no output named '{OUTPUT_NAME}'")));
         }
         let prop = |key: &str| proto.metadata_props.iter().find(|p| p.key == key).map(|p| p.value.as_str());
+        if let Some(v) = prop(KEY_CONTRACT)
+            && v != CONTRACT_VERSION
+        {
+            return Err(bad(format!("contract version {:?} is not one this poolwatch knows ({CONTRACT_VERSION})", crate::util::setting::cut(v, 16))));
+        }
+        check_input(input).map_err(bad)?;
 
         let dims = static_dims(input);
         let (width, height) = match prop(KEY_SIZE) {
@@ -188,7 +194,9 @@ impl ModelMeta {
         let calibration = json(KEY_CALIBRATION)?
             .map(|v| serde_json::from_value::<Calibration>(v).map_err(|e| bad(format!("{KEY_CALIBRATION}: {e}"))))
             .transpose()?;
+        preprocess.check().map_err(|e| bad(format!("{KEY_PREPROCESS}: {e}")))?;
         if let Some(cal) = &calibration {
+            cal.check().map_err(|e| bad(format!("{KEY_CALIBRATION}: {e}")))?;
             let n = (cal.width * cal.height) as usize;
             if cal.width != width || cal.height != height || cal.mean.len() != n || cal.std.len() != n {
                 return Err(bad(format!(
@@ -208,6 +216,68 @@ impl ModelMeta {
             calibration,
             quantization: prop(KEY_QUANT).unwrap_or("float").to_string(),
         })
+    }
+}
+
+/// The input is one float image: `[1, 3, H, W]` with every dimension a number.
+fn check_input(input: &pb::ValueInfoProto) -> Result<(), String> {
+    let pb::type_proto::Value::TensorType(t) = input.r#type.as_ref().and_then(|t| t.value.as_ref()).ok_or("the input has no type")?;
+    if t.elem_type != pb::tensor_proto::DataType::Float as i32 {
+        return Err(format!("the input's element type is {}, not float", t.elem_type));
+    }
+    match static_dims(input).as_deref() {
+        Some([1, 3, h, w]) if *h > 0 && *w > 0 => Ok(()),
+        Some(d) => Err(format!("the input's shape {d:?} is not [1, 3, H, W]")),
+        None => Err("the input's shape is not fixed ([1, 3, H, W] with numbers)".into()),
+    }
+}
+
+impl Preprocess {
+    /// The values a model file may hold.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some([lo, hi]) = self.range
+            && !(0.0 <= lo && lo < hi && hi <= 1.0)
+        {
+            return Err(format!("range [{lo}, {hi}] must have 0 <= lo < hi <= 1"));
+        }
+        if let Some(c) = self.bright_clip
+            && !(0.0..=1.0).contains(&c)
+        {
+            return Err(format!("bright_clip {c} must be in [0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+impl Calibration {
+    /// The values a model file may hold: settings in the ranges a config accepts, thresholds and
+    /// statistics positive and finite. A damaged file otherwise makes every frame a whole-frame box
+    /// (a spread of 0 or NaN) or takes minutes a frame (a smoothing of 1e6).
+    pub fn check(&self) -> Result<(), String> {
+        use crate::pipeline::heatmap::{BLUR_SIGMA_RANGE, BRIGHTNESS_WEIGHT_RANGE};
+        let h = &self.heatmap;
+        if !BLUR_SIGMA_RANGE.contains(&h.blur_sigma) {
+            return Err(format!("heatmap.blur_sigma {} must be in [{}, {}]", h.blur_sigma, BLUR_SIGMA_RANGE.start(), BLUR_SIGMA_RANGE.end()));
+        }
+        if !BRIGHTNESS_WEIGHT_RANGE.contains(&h.brightness_weight) {
+            return Err(format!("heatmap.brightness_weight {} is out of range", h.brightness_weight));
+        }
+        let exponent_ok = h.exponent > 0.0 && h.exponent <= 8.0;
+        if !exponent_ok || !(0.0..=1.0).contains(&h.adapt_rate) || !h.adapt_gate.is_finite() {
+            return Err("heatmap.exponent, adapt_rate or adapt_gate is out of range".into());
+        }
+        for (name, v) in [("threshold", self.threshold), ("raw_threshold", self.raw_threshold)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name} {v} must be a positive number"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.quantile) || self.noise_area.is_some_and(|a| !(0.0..1.0).contains(&a)) {
+            return Err("quantile or noise_area is out of range".into());
+        }
+        if let Some(i) = self.mean.iter().chain(&self.std).position(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(format!("the per-pixel statistics hold a negative or non-finite value (at {i})"));
+        }
+        Ok(())
     }
 }
 

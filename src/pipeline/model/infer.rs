@@ -84,7 +84,15 @@ impl Autoencoder {
         let (plan, runtime) = build_plan(proto, meta.width, meta.height).map_err(tract_err)?;
         let state = plan.spawn().map_err(tract_err)?;
         let n = 3 * (meta.width * meta.height) as usize;
-        Ok(Autoencoder { meta, path: path.to_path_buf(), plan, state, runtime, output: vec![0.0; n] })
+        let (w, h) = (meta.width, meta.height);
+        let mut model = Autoencoder { meta, path: path.to_path_buf(), plan, state, runtime, output: vec![0.0; n] };
+        // One frame now: a graph whose output is not the image it was given fails here, once, not
+        // on every frame after a model swap.
+        model.reconstruct(&vec![0.5; n]).map_err(|e| ModelError::Contract {
+            path: path.to_path_buf(),
+            reason: format!("it does not reconstruct a 3x{h}x{w} image: {e}"),
+        })?;
+        Ok(model)
     }
 
     /// The same model with a state of its own, for another detection thread: the optimised plan and
