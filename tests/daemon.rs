@@ -600,8 +600,26 @@ fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
     daemon.wait_log("reload refused", 30);
     assert!(daemon.log().contains("tracking.min_hits"), "{}", daemon.log());
     daemon.wait_line("lanes still there", 10, |v| v.get("lanes").is_some());
+    // A config that validates but would fail every frame (its mask image is not there) was accepted,
+    // and then nothing was processed: refused now, as check-config and a start refuse it.
+    let no_mask = format!("{base}{LANES}[pool]\nmask = {{ image = \"/nonexistent/pool-mask.png\" }}\n");
+    std::fs::write(&cfg, &no_mask).unwrap();
+    signal(&daemon.child, "-HUP");
+    let end = Instant::now() + common::deadline(30.0);
+    while daemon.log().matches("reload refused").count() < 2 {
+        assert!(Instant::now() < end, "the reload was not refused; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(daemon.log().contains("pool-mask.png"), "{}", daemon.log());
+    daemon.wait_line("frames still flow", 10, |v| v["frame"].is_u64());
     assert_eq!(daemon.log().matches("source: synthetic").count(), 1, "the source was opened once");
     assert_eq!(daemon.stop(), 0);
+    for args in [vec!["check-config", cfg.to_str().unwrap()], vec!["run", "--config", cfg.to_str().unwrap(), "--frames", "1"]] {
+        let o = common::poolwatch().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("pool-mask.png"), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod config;
 pub mod daemon;
+pub mod preflight;
 pub mod queue;
 pub mod record;
 pub mod signals;

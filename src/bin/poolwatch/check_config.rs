@@ -15,6 +15,7 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     let path = &a.config;
     let cfg = Config::load(path).map_err(usage)?;
     let model = load_model(&cfg, &RunOptions::default()).map_err(usage)?;
+    poolwatch::device::preflight::preflight(&cfg, &model, true).map_err(|e| Usage::msg(format!("config {}: {e}", path.display())))?;
     let (w, h) = model.size();
     println!("config {}: ok", path.display());
     println!("  name     {}", cfg.name);

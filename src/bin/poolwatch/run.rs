@@ -63,7 +63,7 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     let opts = RunOptions { config_path: a.config, model: a.model, max_frames: a.frames, source };
     match poolwatch::device::daemon::run(cfg, &opts, signals.stop, signals.reload) {
         Ok(stats) => Ok(if stats.processed == 0 && stats.bad_frames > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }),
-        Err(e @ (DaemonError::Model(_) | DaemonError::Source(_) | DaemonError::Http(_) | DaemonError::Mqtt(_))) => Err(usage(e)),
+        Err(e @ (DaemonError::Model(_) | DaemonError::Source(_) | DaemonError::Http(_) | DaemonError::Mqtt(_) | DaemonError::Preflight(_))) => Err(usage(e)),
         Err(e) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(1))

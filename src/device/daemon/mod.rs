@@ -38,6 +38,9 @@ pub enum DaemonError {
     Http(#[from] crate::device::sink::http::HttpError),
     #[error(transparent)]
     Mqtt(#[from] crate::device::sink::mqtt::MqttError),
+    /// The config validates, but a frame through it fails (a mask image that is not there, ...).
+    #[error("config: {0}")]
+    Preflight(String),
     #[error("cannot start a thread: {0}; the system is out of threads or memory")]
     Thread(std::io::Error),
 }
@@ -98,6 +101,7 @@ fn reload(opts: &RunOptions, running: &Config, threads: usize) -> Result<(Config
         cfg.source = s.clone();
     }
     let model = load_model(&cfg, opts).map_err(|e| e.to_string())?;
+    crate::device::preflight::preflight(&cfg, &model, false)?;
     if cfg.source != running.source {
         log::warn!("reload: [source] changed; the camera stays as it is until a restart");
     }
@@ -116,6 +120,7 @@ fn reload(opts: &RunOptions, running: &Config, threads: usize) -> Result<(Config
 /// stdout's reader goes away. `reload` (SIGHUP) re-reads the config and model between frames.
 pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: Arc<AtomicBool>) -> Result<RunStats, DaemonError> {
     let model = load_model(&cfg, opts)?;
+    crate::device::preflight::preflight(&cfg, &model, false).map_err(DaemonError::Preflight)?;
     crate::media::images::set_max_pixels(cfg.pipeline.max_pixels);
     let shared = Shared::default();
     let metrics = Arc::clone(&shared.metrics);
