@@ -29,10 +29,11 @@ board_build() {
 }
 echo "== a board's build: poolwatch without the trainer's side (feature export off)"
 board_build cargo build --features camera --bin poolwatch
-echo "== same output as before the restructuring (scripts/same-output.sh)"
-scripts/same-output.sh
 echo "== systemd unit and example config"
 scripts/verify-systemd.sh target/debug/poolwatch
+# After the checks above: it builds target/debug/poolwatch again, without the camera feature.
+echo "== same output as before the restructuring (scripts/same-output.sh)"
+scripts/same-output.sh
 # Debian's Rust std for TARGET: packaged, or unpacked by cross/install-deps.sh's cross-only route.
 has_std() {
     [[ -x /usr/bin/rustc && -x /usr/bin/cargo ]] || return 1

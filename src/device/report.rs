@@ -235,8 +235,9 @@ pub struct PictureDemand {
 }
 
 impl PictureDemand {
-    pub fn stream_opened(&self) {
-        self.streams.fetch_add(1, Ordering::Relaxed);
+    /// Counts one more open stream if fewer than `max` are open; whether it did.
+    pub fn try_open_stream(&self, max: u64) -> bool {
+        self.streams.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1)).is_ok()
     }
 
     pub fn stream_closed(&self) {

@@ -163,11 +163,28 @@ setInterval(tick,1000);tick();
 </script></body></html>
 "#;
 
+/// A preview stream counted from the moment it is granted until it ends (or is never started: a HEAD
+/// request, a client gone before the headers), so two clients at once cannot both take the last slot.
+struct StreamSlot(Arc<PictureDemand>);
+
+impl StreamSlot {
+    /// A slot, if fewer than `max` streams are open.
+    fn take(pictures: &Arc<PictureDemand>, max: u64) -> Option<StreamSlot> {
+        pictures.try_open_stream(max).then(|| StreamSlot(Arc::clone(pictures)))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.stream_closed();
+    }
+}
+
 /// The multipart JPEG stream of one client, written until the client goes away, stops reading (a
-/// write times out) or the server stops; counts itself as a preview client while it runs.
+/// write times out) or the server stops; counts itself as a preview client while it lives.
 struct MjpegStream {
     latest: Arc<Latest>,
-    pictures: Arc<PictureDemand>,
+    _slot: StreamSlot,
     stop: Arc<AtomicBool>,
     interval: Duration,
     quality: u8,
@@ -175,7 +192,6 @@ struct MjpegStream {
 
 impl MjpegStream {
     fn run(self, w: &mut dyn Write) {
-        self.pictures.stream_opened();
         let mut last_seq = None;
         let mut next_at = Instant::now();
         'frames: while !self.stop.load(Ordering::Relaxed) {
@@ -200,7 +216,6 @@ impl MjpegStream {
                 }
             }
         }
-        self.pictures.stream_closed();
     }
 }
 
@@ -279,20 +294,19 @@ fn answer(req: &Request, latest: &Arc<Latest>, metrics: &Metrics, pictures: &Arc
                 None => Reply::text(503, "no frame yet\n"),
             }
         }
-        "/stream.mjpeg" => {
-            if pictures.streams() >= s.max_streams as u64 {
-                Reply::text(503, "too many streams\n")
-            } else {
+        "/stream.mjpeg" => match StreamSlot::take(pictures, s.max_streams as u64) {
+            None => Reply::text(503, "too many streams\n"),
+            Some(slot) => {
                 let stream = MjpegStream {
                     latest: Arc::clone(latest),
-                    pictures: Arc::clone(pictures),
+                    _slot: slot,
                     stop: Arc::clone(stop),
                     interval: Duration::from_secs_f64(1.0 / s.stream_fps),
                     quality: s.quality,
                 };
                 Reply::Stream { content_type: "multipart/x-mixed-replace; boundary=frame", write: Box::new(move |w| stream.run(w)) }
             }
-        }
+        },
         _ => Reply::text(404, "not found\n"),
     };
     // A token given in the query is kept as a cookie, so the page's own requests carry it.
