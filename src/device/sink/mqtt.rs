@@ -229,8 +229,8 @@ pub struct MqttSink {
     /// What goes out again after every (re)connect, first: `online`, discovery, the latest lanes.
     announce: Vec<(String, String)>,
     /// How far the announcement of the current connection got (it resumes where a full request
-    /// queue stopped it).
-    announced: usize,
+    /// queue stopped it); `None` once it is all out.
+    announced: Option<usize>,
     link: Arc<Link>,
     /// Events (QoS 1) queued since the connection went down; at most half the buffer.
     offline_events: usize,
@@ -322,7 +322,7 @@ impl MqttSink {
             had_swimmers: false,
             closed: false,
             announce,
-            announced: 0,
+            announced: None,
             link,
             offline_events: 0,
             lanes_msg: None,
@@ -333,21 +333,24 @@ impl MqttSink {
     /// retained), resuming where a full queue stopped it. True once all of it is queued.
     fn announced(&mut self) -> bool {
         if self.link.reconnected.swap(false, Ordering::Relaxed) {
-            self.announced = 0;
+            self.announced = Some(0);
             self.offline_events = 0;
         }
-        let lanes = self.lanes_msg.clone().map(|p| (self.topics.lanes(), p));
-        let all = self.announce.len() + usize::from(lanes.is_some());
-        while self.announced < all {
-            let (topic, payload) = match self.announce.get(self.announced) {
-                Some(m) => m.clone(),
-                None => lanes.clone().expect("counted above"),
+        // Done for this connection: nothing to build or copy (this runs for every message).
+        let Some(mut next) = self.announced else { return true };
+        let all = self.announce.len() + usize::from(self.lanes_msg.is_some());
+        while next < all {
+            let (topic, payload) = match self.announce.get(next) {
+                Some((t, p)) => (t.clone(), p.clone()),
+                None => (self.topics.lanes(), self.lanes_msg.clone().unwrap_or_default()),
             };
             if self.client.try_publish(topic, QoS::AtLeastOnce, true, payload.into_bytes()).is_err() {
+                self.announced = Some(next);
                 return false;
             }
-            self.announced += 1;
+            next += 1;
         }
+        self.announced = None;
         true
     }
 
