@@ -3,6 +3,8 @@
 # poolwatch-train's default settings on its empty frames, evaluate on the videos recorded at that
 # placement (each video through the tracker, as the daemon reports it), print one table.
 # Usage: scripts/ietr-benchmark.sh PATH/TO/ietr-pool [OUT_DIR] [-- TRAIN_ARGS...]
+# TRAIN_SEED=N trains with that seed (default 1); EVAL_CONFIG=C.toml scores with a detector config;
+# KEEP_MODELS=1 reuses the models already in OUT_DIR (a detector-only change).
 set -euo pipefail
 data="${1:?usage: scripts/ietr-benchmark.sh PATH/TO/ietr-pool [OUT_DIR] [-- extra poolwatch-train arguments]}"
 shift
@@ -14,14 +16,17 @@ cd "$(dirname "$0")/.."
 . scripts/torch-env.sh
 cargo build --release --features train
 mkdir -p "$out"
+cfg=()
+[ -n "${EVAL_CONFIG:-}" ] && cfg=(--config "$EVAL_CONFIG")
 for dir in "$data"/background/*/; do
     group="$(basename "$dir")"
-    target/release/poolwatch-train train --normal "$dir" --out "$out/$group.onnx" --quiet "$@"
+    [ "${KEEP_MODELS:-0}" = 1 ] && [ -f "$out/$group.onnx" ] && continue
+    target/release/poolwatch-train train --normal "$dir" --out "$out/$group.onnx" --seed "${TRAIN_SEED:-1}" --quiet "$@"
 done
 while read -r video group; do
     [ -n "$video" ] || continue
     # --track: the video through the tracker, scoring the confirmed swimmers the daemon would report.
-    target/release/poolwatch eval --model "$out/$group.onnx" --test "$data/videos/$video" --track --json > "$out/$video.json"
+    target/release/poolwatch eval --model "$out/$group.onnx" --test "$data/videos/$video" --track "${cfg[@]}" --json > "$out/$video.json"
 done < "$data/videos.txt"
 python3 - "$out" "$data/videos.txt" <<'PY'
 import json, sys

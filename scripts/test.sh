@@ -31,9 +31,9 @@ echo "== a board's build: poolwatch without the trainer's side (feature export o
 board_build cargo build --features camera --bin poolwatch
 echo "== systemd unit and example config"
 scripts/verify-systemd.sh target/debug/poolwatch
-# After the checks above: it builds target/debug/poolwatch again, without the camera feature.
-echo "== same output as before the restructuring (scripts/same-output.sh)"
-scripts/same-output.sh
+# scripts/same-output.sh (this tree's output against a reference commit's) proved the restructuring of
+# issue 17; it is run by hand for the next one, not here: behaviour changes since (the box extent cap
+# of issue 19) make the outputs differ from that reference by design.
 # Debian's Rust std for TARGET: packaged, or unpacked by cross/install-deps.sh's cross-only route.
 has_std() {
     [[ -x /usr/bin/rustc && -x /usr/bin/cargo ]] || return 1

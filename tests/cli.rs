@@ -178,6 +178,38 @@ fn synth_is_deterministic_and_annotated() {
 }
 
 #[test]
+fn the_underwater_camera_is_deterministic_and_boxes_bodies_without_a_pool_outline() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let out = dir.path().join(n);
+            let o = run(&["synth", "--camera", "underwater", "--out", out.to_str().unwrap(), "--frames", "20", "--swimmers", "2..2", "--seed", "4", "--interval", "0.3", "--format", "png"]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            out
+        })
+        .collect();
+    let mut boxes = 0;
+    for i in 0..20 {
+        for ext in ["png", "json"] {
+            let name = format!("{i:06}.{ext}");
+            assert_eq!(std::fs::read(frames[0].join(&name)).unwrap(), std::fs::read(frames[1].join(&name)).unwrap(), "{name}");
+        }
+        let ann: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(frames[0].join(format!("{i:06}.json"))).unwrap()).unwrap();
+        assert!(ann["pool"].is_null(), "the underwater camera sees only water: no pool outline");
+        for b in ann["boxes"].as_array().unwrap() {
+            let (x1, y1, x2, y2) = (b["x1"].as_f64().unwrap(), b["y1"].as_f64().unwrap(), b["x2"].as_f64().unwrap(), b["y2"].as_f64().unwrap());
+            assert!(0.0 <= x1 && x1 < x2 && x2 <= 640.0 && 0.0 <= y1 && y1 < y2 && y2 <= 480.0, "{b}");
+            boxes += 1;
+        }
+    }
+    assert!(boxes >= 10, "two swimmers crossing the frame are in view in at least 10 of 40 cases, not {boxes}");
+    let o = run(&["synth", "--camera", "drone", "--out", dir.path().join("x").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--camera"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn info_and_mask() {
     let dir = tempfile::tempdir().unwrap();
     let model = calibrated_model(dir.path());

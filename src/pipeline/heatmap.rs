@@ -20,6 +20,12 @@ pub struct HeatmapSettings {
     /// means without it.
     #[serde(default = "plain_squared_error")]
     pub brightness_weight: f32,
+    /// How much the error of whitish pixels counts (bubbles, foam, splashes and glints are white; a
+    /// body, a suit and a cap are not): the error of a pixel whose darkest channel lies above
+    /// [`WHITE_FROM`] is weighted down towards this, fully at [`WHITE_FULL`]. 1 is off; models
+    /// calibrated before it existed mean 1.
+    #[serde(default = "plain_squared_error")]
+    pub white_weight: f32,
     /// Gaussian smoothing of the error map, in model pixels (0 = none).
     pub blur_sigma: f32,
     /// Divide by the empty-frame spread, per pixel, after subtracting the empty-frame mean.
@@ -39,6 +45,12 @@ pub struct HeatmapSettings {
 /// it below (docs/accuracy.md). 0.25 keeps a margin from that edge.
 pub const BRIGHTNESS_WEIGHT: f32 = 0.25;
 
+/// Where [`HeatmapSettings::white_weight`] starts to apply: a pixel whose darkest channel (of the model
+/// input, 0..1) is above this is whitish ...
+pub const WHITE_FROM: f32 = 0.6;
+/// ... and fully white from here.
+pub const WHITE_FULL: f32 = 0.85;
+
 /// The brightness weights accepted from a config or the command line.
 pub const BRIGHTNESS_WEIGHT_RANGE: std::ops::RangeInclusive<f32> = 0.0..=10.0;
 
@@ -54,6 +66,7 @@ impl Default for HeatmapSettings {
         HeatmapSettings {
             exponent: 1.0,
             brightness_weight: BRIGHTNESS_WEIGHT,
+            white_weight: 1.0,
             blur_sigma: 1.5,
             standardize: true,
             adapt_rate: 0.0,
@@ -68,6 +81,7 @@ impl Default for HeatmapSettings {
 pub struct HeatmapOverrides {
     pub exponent: Option<f32>,
     pub brightness_weight: Option<f32>,
+    pub white_weight: Option<f32>,
     pub blur_sigma: Option<f32>,
     pub standardize: Option<bool>,
     pub adapt_rate: Option<f32>,
@@ -83,6 +97,9 @@ impl HeatmapOverrides {
         if let Some(w) = self.brightness_weight {
             in_range("brightness_weight", w, BRIGHTNESS_WEIGHT_RANGE)?;
         }
+        if let Some(w) = self.white_weight {
+            in_range("white_weight", w, 0.0..=1.0)?;
+        }
         if let Some(b) = self.blur_sigma {
             in_range("blur_sigma", b, BLUR_SIGMA_RANGE)?;
         }
@@ -97,6 +114,7 @@ impl HeatmapOverrides {
         HeatmapSettings {
             exponent: self.exponent.unwrap_or(base.exponent),
             brightness_weight: self.brightness_weight.unwrap_or(base.brightness_weight),
+            white_weight: self.white_weight.unwrap_or(base.white_weight),
             blur_sigma: self.blur_sigma.unwrap_or(base.blur_sigma),
             standardize: self.standardize.unwrap_or(base.standardize),
             adapt_rate: self.adapt_rate.unwrap_or(base.adapt_rate),
@@ -215,6 +233,14 @@ impl HeatmapBuilder {
             let sum = dr + dg + db;
             // max: rounding must not take a pure change of brightness below 0 at w = 0.
             *s = (dr * dr + dg * dg + db * db + k * sum * sum).max(0.0);
+        }
+        let ww = self.settings.white_weight;
+        if ww < 1.0 {
+            let span = WHITE_FULL - WHITE_FROM;
+            for (s, ((r, g), b)) in score.iter_mut().zip(r.iter().zip(g).zip(b)) {
+                let white = ((r.min(*g).min(*b) - WHITE_FROM) / span).clamp(0.0, 1.0);
+                *s *= 1.0 - (1.0 - ww) * white;
+            }
         }
         let e = self.settings.exponent;
         if e != 1.0 {
@@ -365,6 +391,22 @@ mod tests {
             // (0.2, 0.0, 0.1): mean 0.1, colour (0.1, -0.1, 0).
             assert!((h.score[2] - (weight * 0.03 + 0.02)).abs() < 1e-6, "{weight}: {}", h.score[2]);
         }
+    }
+
+    #[test]
+    fn white_weight_discounts_the_error_of_whitish_pixels_only() {
+        // Pixel 0: turned white (a bubble); pixel 1: turned skin-coloured; pixel 2: half-way to white
+        // (darkest channel 0.725, between WHITE_FROM and WHITE_FULL). Planar R, G, B rows.
+        let input = [0.95, 0.85, 0.8, 0.95, 0.65, 0.725, 0.95, 0.55, 0.75];
+        let recon = [0.3, 0.3, 0.3, 0.5, 0.5, 0.5, 0.7, 0.7, 0.7];
+        let plain = settings(0.0, false, 1.0);
+        let (mut a, mut b) = (Heatmap::default(), Heatmap::default());
+        HeatmapBuilder::new(3, 1, plain.clone(), None).build_into(&input, &recon, &[1.0; 3], &mut a);
+        let weighted = HeatmapSettings { white_weight: 0.2, ..plain };
+        HeatmapBuilder::new(3, 1, weighted, None).build_into(&input, &recon, &[1.0; 3], &mut b);
+        assert!((b.score[0] - 0.2 * a.score[0]).abs() < 1e-6, "{} vs {}", b.score[0], a.score[0]);
+        assert_eq!(b.score[1], a.score[1]);
+        assert!((b.score[2] - 0.6 * a.score[2]).abs() < 1e-5, "{} vs {}", b.score[2], a.score[2]);
     }
 
     #[test]

@@ -9,6 +9,9 @@ use image::RgbImage;
 use crate::util::rng::Rng;
 use serde::{Deserialize, Serialize};
 
+pub mod underwater;
+pub use underwater::Underwater;
+
 const LANE_W: f32 = 2.5;
 const TEX: usize = 256;
 
@@ -543,11 +546,63 @@ pub struct SynthSettings {
     pub scenes: u32,
     /// Seconds between consecutive frames of a scene.
     pub interval: f32,
+    pub camera: Camera,
 }
 
 impl Default for SynthSettings {
     fn default() -> Self {
-        SynthSettings { width: 640, height: 480, swimmers: (1, 4), seed: 1, scenes: 1, interval: 0.04 }
+        SynthSettings { width: 640, height: 480, swimmers: (1, 4), seed: 1, scenes: 1, interval: 0.04, camera: Camera::Overhead }
+    }
+}
+
+/// Which synthetic camera: above the water in the stands, or under it looking along the lanes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Camera {
+    #[default]
+    Overhead,
+    Underwater,
+}
+
+impl Camera {
+    pub fn parse(s: &str) -> Option<Camera> {
+        match s {
+            "overhead" => Some(Camera::Overhead),
+            "underwater" => Some(Camera::Underwater),
+            _ => None,
+        }
+    }
+}
+
+/// A synthetic venue of either camera.
+#[derive(Clone, Debug)]
+pub enum Venue {
+    Overhead(Scene),
+    Underwater(Underwater),
+}
+
+impl Venue {
+    pub fn new(camera: Camera, seed: u64, width: u32, height: u32, swimmers: (u32, u32)) -> Venue {
+        match camera {
+            Camera::Overhead => Venue::Overhead(Scene::new(seed, width, height, swimmers)),
+            Camera::Underwater => Venue::Underwater(Underwater::new(seed, width, height, swimmers)),
+        }
+    }
+
+    /// Renders the venue at time `t` into `img`; the swimmers' ground truth.
+    pub fn render_into(&self, t: f32, frame: u64, img: &mut RgbImage) -> Vec<Truth> {
+        match self {
+            Venue::Overhead(s) => s.render_into(t, frame, img),
+            Venue::Underwater(s) => s.render_into(t, frame, img),
+        }
+    }
+
+    /// The pool's corners in the image, where the camera sees its outline (the underwater camera sees
+    /// only water).
+    pub fn pool_corners(&self) -> Option<[[f64; 2]; 4]> {
+        match self {
+            Venue::Overhead(s) => Some(s.pool_corners()),
+            Venue::Underwater(_) => None,
+        }
     }
 }
 

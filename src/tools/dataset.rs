@@ -3,7 +3,7 @@
 
 use crate::device::record::ImageFormat;
 use crate::media::annotations::{AnnotationError, OwnAnnotation, OwnBox, write_own};
-use crate::synth::{Scene, SynthSettings, frame_plan};
+use crate::synth::{SynthSettings, Venue, frame_plan};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
@@ -20,12 +20,12 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
     let write_err = |path: &Path, e: &dyn std::fmt::Display| DatasetError::Write { path: path.to_path_buf(), reason: e.to_string() };
     std::fs::create_dir_all(out).map_err(|e| write_err(out, &e))?;
     let (width, height) = (settings.width, settings.height);
-    let mut scene: Option<(u64, Scene)> = None;
+    let mut scene: Option<(u64, Venue)> = None;
     let mut img = RgbImage::new(width, height);
     for i in 0..frames {
         let (scene_seed, t) = frame_plan(settings, frames, i);
         if scene.as_ref().is_none_or(|(s, _)| *s != scene_seed) {
-            scene = Some((scene_seed, Scene::new(scene_seed, width, height, settings.swimmers)));
+            scene = Some((scene_seed, Venue::new(settings.camera, scene_seed, width, height, settings.swimmers)));
         }
         let Some((_, sc)) = &scene else { unreachable!("set just above") };
         let noise_seed = settings.seed.wrapping_mul(31).wrapping_add(i).wrapping_add((start * 1000.0) as u64);
@@ -49,7 +49,7 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
                     distance_m: Some(t.distance_m),
                 })
                 .collect(),
-            pool: Some(sc.pool_corners().to_vec()),
+            pool: sc.pool_corners().map(|c| c.to_vec()),
         };
         write_own(&out.join(format!("{i:06}.json")), &ann)?;
     }
@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn frames_come_with_their_annotations() {
         let d = tempfile::tempdir().unwrap();
-        let settings = SynthSettings { width: 64, height: 48, swimmers: (1, 1), seed: 3, scenes: 2, interval: 0.5 };
+        let settings = SynthSettings { width: 64, height: 48, swimmers: (1, 1), seed: 3, scenes: 2, interval: 0.5, ..Default::default() };
         write_synthetic(d.path(), &settings, 4, 0.0, ImageFormat::Png).unwrap();
         for i in 0..4 {
             let img = d.path().join(format!("{i:06}.png"));

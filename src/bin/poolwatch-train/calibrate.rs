@@ -2,6 +2,7 @@
 
 use crate::args::{BlurArg, MaskArgs, parse_blur, parse_brightness_weight};
 use anyhow::{Context, Result};
+use poolwatch::pipeline::heatmap::{HeatmapOverrides, HeatmapSettings};
 use poolwatch::pipeline::model::Autoencoder;
 use poolwatch::pipeline::pool::PoolSettings;
 use poolwatch::train::calibrate::{Blur, DEFAULT_QUANTILE, REFERENCE_BLUR, calibrate, store_calibration};
@@ -20,26 +21,33 @@ pub struct Args {
     /// without it, the model's own setting stays (1 for models calibrated before it existed).
     #[arg(long, value_parser = parse_brightness_weight)]
     brightness_weight: Option<f32>,
+    /// Weight of the error of whitish pixels (bubbles, foam, glints), 0..1 (1: off); without it, the
+    /// model's own setting stays.
+    #[arg(long)]
+    white_weight: Option<f32>,
     #[command(flatten)]
     mask: MaskArgs,
 }
 
 pub fn main(a: Args) -> Result<()> {
     let pool = a.mask.pool()?;
-    recalibrate(&a.model, &a.normal, &pool, a.blur_sigma.0, a.brightness_weight)
+    let mut model = Autoencoder::load(&a.model)?;
+    let mut heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
+    heatmap.brightness_weight = a.brightness_weight.unwrap_or(heatmap.brightness_weight);
+    heatmap.white_weight = a.white_weight.unwrap_or(heatmap.white_weight);
+    let overrides = HeatmapOverrides { white_weight: Some(heatmap.white_weight), ..Default::default() };
+    overrides.validate().map_err(|e| anyhow::anyhow!("--{}: {}", e.key.replace('_', "-"), e.message))?;
+    recalibrate(&a.model, &mut model, &a.normal, &pool, a.blur_sigma.0, heatmap)
 }
 
-fn recalibrate(path: &Path, normal: &[PathBuf], pool: &PoolSettings, blur_sigma: Option<f32>, brightness_weight: Option<f32>) -> Result<()> {
-    let mut model = Autoencoder::load(path)?;
-    let mut heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
+fn recalibrate(path: &Path, model: &mut Autoencoder, normal: &[PathBuf], pool: &PoolSettings, blur_sigma: Option<f32>, mut heatmap: HeatmapSettings) -> Result<()> {
     heatmap.blur_sigma = blur_sigma.unwrap_or(REFERENCE_BLUR);
-    heatmap.brightness_weight = brightness_weight.unwrap_or(heatmap.brightness_weight);
     let blur = if blur_sigma.is_some() { Blur::AsSet } else { Blur::Auto };
     // Frames at their own size, as training's held-out frames are: the same frames give the same calibration.
     let spec = DatasetSpec { normal: normal.to_vec(), inpaint: vec![], mask: pool.mask.clone(), val_fraction: 0.0, max_size: (u32::MAX, u32::MAX) };
     let data = Dataset::load(&spec)?;
     let frames: Vec<_> = data.train.iter().chain(&data.val).map(|s| s.image.clone()).collect();
-    let cal = calibrate(&mut model, &frames, pool, heatmap, blur, DEFAULT_QUANTILE)?.context("no frames to calibrate on")?;
+    let cal = calibrate(model, &frames, pool, heatmap, blur, DEFAULT_QUANTILE)?.context("no frames to calibrate on")?;
     log::info!(
         "threshold {:.3} (standardised), {:.5} (raw), heatmap smoothing {:.1} px, noise grain {:.3} % of the frame, from {} frames",
         cal.threshold,

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use poolwatch::device::record::ImageFormat;
 use poolwatch::pipeline::model::contract::parse_size;
-use poolwatch::synth::{SynthSettings, parse_range};
+use poolwatch::synth::{Camera, SynthSettings, parse_range};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +29,10 @@ pub struct Args {
     /// Time of the first frame, seconds (record the empty pool and the swimmers at other times).
     #[arg(long, default_value_t = 0.0)]
     start: f32,
+    /// The camera: overhead (in the stands, above the water) or underwater (below the surface,
+    /// looking along the lanes; the truth boxes the body, not its bubbles).
+    #[arg(long, default_value = "overhead")]
+    camera: String,
     /// Image format: jpg or png.
     #[arg(long, default_value = "jpg")]
     format: String,
@@ -43,7 +47,10 @@ pub fn main(a: Args) -> Result<ExitCode> {
     if a.scenes == 0 || a.interval.is_nan() || a.interval < 0.0 || a.start.is_nan() || a.start < 0.0 {
         bail!("--scenes must be at least 1, --interval and --start not negative");
     }
-    let settings = SynthSettings { width, height, swimmers, seed: a.seed, scenes: a.scenes, interval: a.interval };
+    let Some(camera) = Camera::parse(&a.camera) else {
+        bail!("--camera: '{}' is not overhead or underwater", a.camera);
+    };
+    let settings = SynthSettings { width, height, swimmers, seed: a.seed, scenes: a.scenes, interval: a.interval, camera };
     poolwatch::tools::dataset::write_synthetic(&a.out, &settings, a.frames, a.start, format)?;
     log::info!("wrote {} frames to {}", a.frames, a.out.display());
     Ok(ExitCode::SUCCESS)

@@ -262,6 +262,9 @@ impl Calibration {
         if !BRIGHTNESS_WEIGHT_RANGE.contains(&h.brightness_weight) {
             return Err(format!("heatmap.brightness_weight {} is out of range", h.brightness_weight));
         }
+        if !(0.0..=1.0).contains(&h.white_weight) {
+            return Err(format!("heatmap.white_weight {} must be in [0, 1]", h.white_weight));
+        }
         let exponent_ok = h.exponent > 0.0 && h.exponent <= 8.0;
         if !exponent_ok || !(0.0..=1.0).contains(&h.adapt_rate) || !h.adapt_gate.is_finite() {
             return Err("heatmap.exponent, adapt_rate or adapt_gate is out of range".into());
