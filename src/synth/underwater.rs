@@ -234,7 +234,10 @@ impl Underwater {
             let to = if p[4] > 0.0 { [230.0, 240.0, 240.0] } else { [40.0, 60.0, 70.0] };
             self.disc(&mut buf, px, py, r, |c, a| blend(c, to, 0.5 * a));
         }
-        let truth = self.divers.iter().enumerate().filter_map(|(k, d)| self.draw_diver(k, d, t, &mut buf)).collect();
+        // Which body each pixel shows, so a swimmer hidden behind a nearer one is boxed by what is seen.
+        let mut owner = vec![0u8; buf.len()];
+        let drawn: Vec<(u32, f32)> = self.divers.iter().enumerate().map(|(k, d)| self.draw_diver(k, d, t, &mut buf, &mut owner)).collect();
+        let truth = self.visible_truth(&owner, &drawn);
         let mut noise = Rng::fork(frame, 8);
         for (px, c) in img.as_mut().chunks_exact_mut(3).zip(&buf) {
             let n = (noise.f32() - 0.5) * 2.0 * self.noise;
@@ -271,7 +274,34 @@ impl Underwater {
         if p < span { (lo + p, d.speed.signum()) } else { (lo + 2.0 * span - p, -d.speed.signum()) }
     }
 
-    fn draw_diver(&self, k: usize, d: &Diver, t: f32, buf: &mut [[f32; 3]]) -> Option<Truth> {
+    /// The box of the pixels each body shows in the finished frame. A body is in view when at least 24
+    /// of its pixels, 6 x 4 of extent and 30 % of what was drawn of it show (a sliver at the frame's edge
+    /// counts; one almost hidden behind a nearer swimmer does not).
+    fn visible_truth(&self, owner: &[u8], drawn: &[(u32, f32)]) -> Vec<Truth> {
+        let mut ext = vec![(u32::MAX, u32::MAX, 0u32, 0u32, 0u32); drawn.len()];
+        for (i, &o) in owner.iter().enumerate().filter(|(_, o)| **o > 0) {
+            let (x, y) = (i as u32 % self.width, i as u32 / self.width);
+            let e = &mut ext[o as usize - 1];
+            *e = (e.0.min(x), e.1.min(y), e.2.max(x + 1), e.3.max(y + 1), e.4 + 1);
+        }
+        let w = self.width as f32;
+        ext.iter()
+            .zip(drawn)
+            .enumerate()
+            .filter(|(_, ((x1, y1, x2, y2, seen), (count, _)))| {
+                *seen >= 24 && x2.saturating_sub(*x1) >= 6 && y2.saturating_sub(*y1) >= 4 && *seen as f32 >= 0.3 * *count as f32
+            })
+            .map(|(k, (&(x1, y1, x2, y2, _), &(_, cx)))| Truth {
+                bbox: BBox { x1: x1 as f32, y1: y1 as f32, x2: x2 as f32, y2: y2 as f32, score: 1.0 },
+                lane: k as u32 + 1,
+                distance_m: cx / w * 25.0,
+            })
+            .collect()
+    }
+
+    /// Draws swimmer `k` (bubbles and wake, then the body, marking its pixels in `owner`); how many
+    /// body pixels it drew and where its centre is.
+    fn draw_diver(&self, k: usize, d: &Diver, t: f32, buf: &mut [[f32; 3]], owner: &mut [u8]) -> (u32, f32) {
         let (w, h) = (self.width as f32, self.height as f32);
         let (cx, dir) = self.position(d, t);
         let l = d.len;
@@ -336,9 +366,9 @@ impl Underwater {
             }
         }
 
-        // The body: exact box of the pixels it covers.
-        let (mut x1, mut y1, mut x2, mut y2) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        // The body, each pixel marked as this swimmer's.
         let mut seen = 0u32;
+        let mark = k as u8 + 1;
         let mut part = |buf: &mut [[f32; 3]], (ax, ay): (f32, f32), (bx, by): (f32, f32), r: f32, col: [f32; 3]| {
             let r = r * l;
             let (lo_x, hi_x) = ((ax.min(bx) - r).floor() as i64, (ax.max(bx) + r).ceil() as i64);
@@ -353,12 +383,10 @@ impl Underwater {
                     if dist < r {
                         // Round shading: lighter on top, darker below.
                         let shade = 1.0 + 0.25 * (ay + by - 2.0 * py) / (2.0 * r + 1.0);
-                        buf[(y * self.width as i64 + x) as usize] = [col[0] * shade, col[1] * shade, col[2] * shade];
-                        x1 = x1.min(x as f32);
-                        y1 = y1.min(y as f32);
-                        x2 = x2.max(x as f32 + 1.0);
-                        y2 = y2.max(y as f32 + 1.0);
-                        seen += 1;
+                        let i = (y * self.width as i64 + x) as usize;
+                        buf[i] = [col[0] * shade, col[1] * shade, col[2] * shade];
+                        seen += u32::from(owner[i] != mark);
+                        owner[i] = mark;
                     }
                 }
             }
@@ -377,15 +405,7 @@ impl Underwater {
             let col = if arm == 0 { skin } else { lerp3(skin, [0.0, 0.0, 0.0], 0.15) };
             part(buf, at(0.3, 0.0), at(ha, hb), 0.04, col);
         }
-        // A sliver at the frame's edge is still a swimmer in view: only what is too small to see is not.
-        if seen < 24 || (x2 - x1) < 6.0 || (y2 - y1) < 4.0 {
-            return None;
-        }
-        Some(Truth {
-            bbox: BBox { x1, y1, x2, y2, score: 1.0 },
-            lane: k as u32 + 1,
-            distance_m: cx / w * 25.0,
-        })
+        (seen, cx)
     }
 }
 
@@ -433,6 +453,28 @@ mod tests {
             }
         }
         panic!("no venue showed a swimmer with bubbles outside its box");
+    }
+
+    #[test]
+    fn a_swimmer_is_boxed_by_what_shows_and_one_mostly_hidden_is_not_in_view() {
+        let scene = Underwater::new(1, 40, 30, (0, 0));
+        let mut owner = vec![0u8; 40 * 30];
+        // Swimmer 1: 100 pixels drawn, 40 still showing (a 10x4 strip); swimmer 2: 200 drawn, 50 showing
+        // (10x5), under the 30 %.
+        for y in 2..6 {
+            for x in 5..15 {
+                owner[y * 40 + x] = 1;
+            }
+        }
+        for y in 20..25 {
+            for x in 20..30 {
+                owner[y * 40 + x] = 2;
+            }
+        }
+        let truth = scene.visible_truth(&owner, &[(100, 10.0), (200, 20.0)]);
+        assert_eq!(truth.len(), 1);
+        assert_eq!(truth[0].bbox, BBox { x1: 5.0, y1: 2.0, x2: 15.0, y2: 6.0, score: 1.0 });
+        assert_eq!(truth[0].lane, 1);
     }
 
     #[test]
