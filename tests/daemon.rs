@@ -779,6 +779,13 @@ fn check_config_and_record() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("serial.baud") && err.lines().count() == 1, "{err}");
+    // A wrong type inside [source] (a table of one of several kinds) names its key too.
+    std::fs::write(&bad, "[source]\nkind = \"synth\"\nfps = \"fast\"\n").unwrap();
+    let o = common::poolwatch().args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("source.fps: invalid type") && err.lines().count() == 1, "{err}");
+    std::fs::write(&bad, "[serial]\nport = \"/dev/ttyS0\"\nbaud = 7\n").unwrap();
     let o = common::poolwatch().args(["run", "--config", bad.to_str().unwrap()]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let o = common::poolwatch().args(["run", "--model", "/nonexistent.onnx", "--frames", "1"]).output().unwrap();

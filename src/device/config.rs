@@ -25,6 +25,30 @@ pub enum ConfigError {
     Invalid { path: PathBuf, key: String, message: String },
 }
 
+/// The key of `[source]` whose value its kind cannot take, when that is why the config does not parse.
+/// `[source]` is one of several kinds (`kind = "synth"`, ...), and serde reads such a table whole before
+/// it knows the kind, so its own error names no key: each key is left out in turn, and the one whose
+/// absence makes the table parse (or only miss that key) is at fault.
+fn source_key_at_fault(text: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let source = table.get("source")?.as_table()?;
+    let parses = |t: &toml::Table| toml::Value::Table(t.clone()).try_into::<SourceSettings>();
+    let first = parses(source).err()?;
+    let first = first.message();
+    if first.starts_with("unknown field") || first.starts_with("missing field") || first.contains("variant") {
+        return None; // serde names the key or the kind in these already
+    }
+    source.keys().filter(|k| *k != "kind").find_map(|key| {
+        let mut probe = source.clone();
+        probe.remove(key);
+        match parses(&probe) {
+            Ok(_) => Some(key.clone()),
+            Err(e) if e.message().contains(&format!("missing field `{key}`")) => Some(key.clone()),
+            Err(_) => None,
+        }
+    })
+}
+
 fn at(path: &Path) -> String {
     if path.as_os_str().is_empty() { String::new() } else { format!(" {}", path.display()) }
 }
@@ -159,10 +183,15 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::new(),
-            // toml quotes the offending line: a huge value must not flood the log.
-            message: cut(&e.to_string().replace('\n', " ").split_whitespace().collect::<Vec<_>>().join(" "), 300),
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            if let Some(key) = source_key_at_fault(text) {
+                return ConfigError::Invalid { path: PathBuf::new(), key: format!("source.{key}"), message: cut(e.message(), 300) };
+            }
+            ConfigError::Parse {
+                path: PathBuf::new(),
+                // toml quotes the offending line: a huge value must not flood the log.
+                message: cut(&e.to_string().replace('\n', " ").split_whitespace().collect::<Vec<_>>().join(" "), 300),
+            }
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -251,6 +280,18 @@ mod tests {
         assert!(e.contains("boxes") && e.contains("min_area"), "{e}");
         let e = Config::parse("[heatmap]\nexponent = -1.0").unwrap_err().to_string();
         assert!(e.contains("heatmap.exponent"), "{e}");
+        // [source] is a table of one of several kinds: a wrong type there names its key too.
+        for (text, key) in [
+            ("[source]\nkind = \"synth\"\nfps = \"fast\"", "source.fps"),
+            ("[source]\nkind = \"dir\"\npath = 3", "source.path"),
+            ("[source]\nkind = \"stdin\"\nformat = \"mjpeg\"\nwidth = -5", "source.width"),
+            ("[source]\nkind = \"camera\"\ndevice = \"/dev/video0\"\ntimeout_ms = true", "source.timeout_ms"),
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("{key}: ")) && e.contains("invalid"), "{text}: {e}");
+        }
+        let e = Config::parse("[source]\nkind = \"synth\"\nfsp = 3").unwrap_err().to_string();
+        assert!(e.contains("unknown field `fsp`"), "{e}");
         let e = Config::parse("[heatmap]\nbrightness_weight = -1.0").unwrap_err().to_string();
         assert!(e.contains("heatmap.brightness_weight"), "{e}");
         let e = Config::parse("[heatmap]\nbrightnes_weight = 0.5").unwrap_err().to_string();
