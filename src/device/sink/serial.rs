@@ -145,11 +145,29 @@ impl SerialSink {
     }
 }
 
+/// Writes lines to the port, reopening it with back-off while it is away. A port that fails (cannot be
+/// opened, or takes no more bytes: a stalled or vanished reader) is warned about once per streak, the
+/// retries logged at debug, and its return at info; the back-off is reset only by a line that got through,
+/// so a port that opens but stalls is retried ever more slowly, not every second.
 fn writer_loop(s: &SerialSettings, rx: Receiver<String>) {
     let mut port: Option<Box<dyn serialport::SerialPort>> = None;
     let mut backoff = Backoff::new(Duration::from_secs(10));
     let mut retry_at = Instant::now();
-    let mut failing = false;
+    // Failed opens and writes since the last line that got through (0: the port works).
+    let mut failures = 0u64;
+    // A write that timed out may have sent part of a sentence: the next line first ends it, so the
+    // receiver drops one line with a bad checksum rather than joining two.
+    let mut cut_short = false;
+    let fail = |what: &str, failures: &mut u64, backoff: &mut Backoff| -> Instant {
+        let d = backoff.next_delay();
+        if *failures == 0 {
+            log::warn!("serial {}: {what}; retrying with back-off (warned once until it works again)", s.port);
+        } else {
+            log::debug!("serial {}: {what} (failure {}); next try in {d:?}", s.port, *failures + 1);
+        }
+        *failures += 1;
+        Instant::now() + d
+    };
     loop {
         let text = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(t) => Some(t),
@@ -159,31 +177,33 @@ fn writer_loop(s: &SerialSettings, rx: Receiver<String>) {
         if port.is_none() && Instant::now() >= retry_at {
             match s.open() {
                 Ok(p) => {
-                    log::info!("serial {}: open at {} baud", s.port, s.baud);
-                    port = Some(p);
-                    backoff.reset();
-                    failing = false;
-                }
-                Err(e) => {
-                    let d = backoff.next_delay();
-                    if !failing {
-                        log::warn!("serial {}: cannot open ({e}); retrying with back-off", s.port);
-                        failing = true;
+                    if failures == 0 {
+                        log::info!("serial {}: open at {} baud", s.port, s.baud);
                     } else {
-                        log::debug!("serial {}: still cannot open ({e}); next try in {d:?}", s.port);
+                        log::debug!("serial {}: open again", s.port);
                     }
-                    retry_at = Instant::now() + d;
+                    port = Some(p);
                 }
+                Err(e) => retry_at = fail(&format!("cannot open ({e})"), &mut failures, &mut backoff),
             }
         }
         // While the port is away, lines are dropped: a timing system wants the present, not a backlog.
-        if let (Some(p), Some(text)) = (port.as_mut(), text)
-            && let Err(e) = p.write_all(text.as_bytes()).and_then(|_| p.flush())
-        {
-            log::warn!("serial {}: write failed ({e}); reopening", s.port);
-            port = None;
-            failing = true;
-            retry_at = Instant::now() + backoff.next_delay();
+        if let (Some(p), Some(text)) = (port.as_mut(), text) {
+            let end = if cut_short { "\r\n" } else { "" };
+            match p.write_all(end.as_bytes()).and_then(|_| p.write_all(text.as_bytes())).and_then(|_| p.flush()) {
+                Ok(()) if failures > 0 => {
+                    log::info!("serial {}: writing again (after {failures} failed attempts)", s.port);
+                    failures = 0;
+                    cut_short = false;
+                    backoff.reset();
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    port = None;
+                    cut_short = true;
+                    retry_at = fail(&format!("write failed ({e}), reopening"), &mut failures, &mut backoff);
+                }
+            }
         }
     }
     if let Some(mut p) = port {
