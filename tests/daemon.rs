@@ -917,6 +917,37 @@ fn a_tiny_frame_is_one_bad_frame_and_the_stream_goes_on() {
     assert!(log.contains("too small") && log.contains("2600x1700") && log.contains("2 unreadable"), "{log}");
 }
 
+#[test]
+fn a_stream_that_ends_inside_a_frame_counts_that_frame() {
+    // A truncated last MJPEG frame, or a partial last raw RGB frame, was dropped without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let good = synth_jpeg();
+    let mut input = Vec::new();
+    for frame in [&good, &good] {
+        input.extend_from_slice(frame);
+    }
+    input.extend_from_slice(&good[..good.len() / 2]);
+    let mut cmd = common::poolwatch();
+    cmd.args(["run", "--stdin", "mjpeg"]).env("RUST_LOG", "info").current_dir(dir.path());
+    let out = run_with_stdin(cmd, &input);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "{log}");
+    assert!(log.contains("ended inside a frame") && log.contains("1 unreadable"), "{log}");
+    // Raw RGB: two whole 64x48 frames of plain water (the whole frame as pool) and a third's first 1000 bytes.
+    let cfg = write_config(dir.path(), "[pool]\nmask = \"none\"\n");
+    let water: Vec<u8> = [30u8, 120, 200].repeat(64 * 48);
+    let mut input = [water.clone(), water.clone()].concat();
+    input.extend_from_slice(&water[..1000]);
+    let mut cmd = common::poolwatch();
+    cmd.args(["run", "--stdin", "rgb", "--size", "64x48", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "info").current_dir(dir.path());
+    let out = run_with_stdin(cmd, &input);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "{log}");
+    assert!(log.contains("(1000 bytes of it)") && log.contains("1 unreadable"), "{log}");
+}
+
 /// Runs `cmd` with `input` on its stdin (closed after it); its output.
 fn run_with_stdin(mut cmd: std::process::Command, input: &[u8]) -> std::process::Output {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();

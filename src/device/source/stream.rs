@@ -25,6 +25,8 @@ pub struct StreamSource<R: Read + Send> {
     pace: Option<Pacer>,
     /// The SOI of the next JPEG was already read (it cut the previous one short).
     pending_soi: bool,
+    /// The stream ended inside a frame: that frame was reported as an error, nothing follows.
+    ended: bool,
 }
 
 impl<R: Read + Send> StreamSource<R> {
@@ -37,7 +39,15 @@ impl<R: Read + Send> StreamSource<R> {
             name: name.into(),
             pace: None,
             pending_soi: false,
+            ended: false,
         }
+    }
+
+    /// The end of the stream inside a frame of which `bytes` were read: one bad frame (counted like
+    /// any other), then the end.
+    fn truncated(&mut self, bytes: usize) -> SourceError {
+        self.ended = true;
+        SourceError::Decode { origin: self.name.clone(), reason: format!("the stream ended inside a frame ({bytes} bytes of it); dropped") }
     }
 
     fn cut_short(&mut self) -> SourceError {
@@ -71,18 +81,15 @@ impl<R: Read + Send> StreamSource<R> {
             return Err(SourceError::Decode { origin: self.name.clone(), reason: "bad JPEG segment length".into() });
         }
         out.extend_from_slice(&len);
-        let start = out.len();
-        out.resize(start + n - 2, 0);
-        match self.input.read_exact(&mut out[start..]) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(false),
-            Err(e) => Err(SourceError::Unavailable(format!("reading the stream: {e}"))),
-        }
+        // What was read stays on `out`, so a segment cut off by the end of the stream counts its bytes.
+        let want = n - 2;
+        let got = (&mut self.input).take(want as u64).read_to_end(out).map_err(|e| SourceError::Unavailable(format!("reading the stream: {e}")))?;
+        Ok(got == want)
     }
 
     /// The next JPEG, from SOI to EOI, walking its segments (so thumbnails inside APP segments and
     /// 0xFF bytes in entropy-coded data are not mistaken for the end). `Ok(None)` at the end of the
-    /// stream; a JPEG cut off by the end of the stream is dropped.
+    /// stream; a JPEG cut off by the end of the stream is an error ([`truncated`](Self::truncated)).
     fn next_jpeg(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
         let io = |e: std::io::Error| SourceError::Unavailable(format!("reading the stream: {e}"));
         // Find SOI (FF D8), skipping anything between frames.
@@ -99,7 +106,7 @@ impl<R: Read + Send> StreamSource<R> {
             () => {
                 match self.byte().map_err(io)? {
                     Some(b) => b,
-                    None => return Ok(None),
+                    None => return Err(self.truncated(out.len())),
                 }
             };
         }
@@ -124,7 +131,7 @@ impl<R: Read + Send> StreamSource<R> {
                 _ => {}
             }
             if !self.segment(&mut out)? {
-                return Ok(None);
+                return Err(self.truncated(out.len()));
             }
             if code == 0xDA {
                 // Entropy-coded data up to the next marker that is not a stuffed byte or a restart.
@@ -151,7 +158,7 @@ impl<R: Read + Send> StreamSource<R> {
                     }
                     // Another marker after the scan (progressive JPEGs have several scans).
                     if !self.segment(&mut out)? {
-                        return Ok(None);
+                        return Err(self.truncated(out.len()));
                     }
                     if c != 0xDA {
                         // A table between scans; the next byte must start a marker again.
@@ -167,6 +174,9 @@ impl<R: Read + Send> FrameSource for StreamSource<R> {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         if let Some(p) = &mut self.pace {
             p.wait();
+        }
+        if self.ended {
+            return Ok(None);
         }
         let seq = self.seq;
         let origin = format!("{}#{seq}", self.name);
@@ -186,10 +196,18 @@ impl<R: Read + Send> FrameSource for StreamSource<R> {
             StreamFormat::Rgb => {
                 let (w, h) = self.size;
                 let mut buf = vec![0u8; (w * h * 3) as usize];
-                match self.input.read_exact(&mut buf) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
-                    Err(e) => return Err(SourceError::Unavailable(format!("reading the stream: {e}"))),
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match self.input.read(&mut buf[filled..]) {
+                        Ok(0) if filled == 0 => return Ok(None),
+                        Ok(0) => {
+                            self.seq += 1;
+                            return Err(self.truncated(filled));
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => return Err(SourceError::Unavailable(format!("reading the stream: {e}"))),
+                    }
                 }
                 self.seq += 1;
                 image::RgbImage::from_raw(w, h, buf).ok_or_else(|| SourceError::Decode { origin: origin.clone(), reason: "size".into() })?
@@ -239,6 +257,10 @@ mod tests {
         let f2 = src.next_frame().unwrap().unwrap();
         assert!((red(&f2) - 200.0).abs() < 8.0, "{}", red(&f2));
         assert_eq!(src.next_frame().unwrap().unwrap().seq, 3);
+        // The cut-off last JPEG is one bad frame, counted, then the end.
+        let e = src.next_frame().unwrap_err();
+        assert!(e.is_frame_error() && e.to_string().contains("ended inside a frame (100 bytes"), "{e}");
+        assert!(src.next_frame().unwrap().is_none());
         assert!(src.next_frame().unwrap().is_none());
         // Garbage where a marker should be.
         let mut data = jpeg(10)[..30].to_vec();
@@ -260,6 +282,12 @@ mod tests {
         let mut src = StreamSource::new(std::io::Cursor::new(data), StreamFormat::Rgb, (4, 2), "stdin");
         assert_eq!(src.next_frame().unwrap().unwrap().image.get_pixel(3, 1).0, [7, 7, 7]);
         assert_eq!(src.next_frame().unwrap().unwrap().image.get_pixel(0, 0).0, [9, 9, 9]);
+        // A partial last frame is one bad frame, then the end; a stream that ends between frames just ends.
+        let e = src.next_frame().unwrap_err();
+        assert!(e.is_frame_error() && e.to_string().contains("(5 bytes of it)"), "{e}");
+        assert!(src.next_frame().unwrap().is_none());
+        let mut src = StreamSource::new(std::io::Cursor::new(vec![3u8; 4 * 2 * 3]), StreamFormat::Rgb, (4, 2), "stdin");
+        assert!(src.next_frame().unwrap().is_some());
         assert!(src.next_frame().unwrap().is_none());
     }
 }
