@@ -434,19 +434,26 @@ fn has(s: &[Vec<String>], kind: &str) -> bool {
     s.iter().any(|f| f[0] == kind)
 }
 
-#[test]
-fn serial_sentences_over_a_pty_and_a_port_that_comes_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let (dev, app) = (dir.path().join("ttyPOOL"), dir.path().join("ttyTIMING"));
+/// A pty pair (the daemon's end and the timing system's, `app`) and the daemon writing sentences to it
+/// from the synthetic camera with these `[source]` keys.
+fn serial_daemon(dir: &Path, source: &str) -> (PtyPair, PathBuf, PathBuf, Daemon) {
+    let (dev, app) = (dir.join("ttyPOOL"), dir.join("ttyTIMING"));
     let pty = PtyPair::start(&dev, &app);
     let cfg = write_config(
-        dir.path(),
+        dir,
         &format!(
-            "[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 15.0\n[serial]\nport = \"{}\"\nbaud = 57600\n{LANES}{QUICK_TRACKS}",
+            "[stdout]\nenabled = false\n[source]\nkind = \"synth\"\n{source}[serial]\nport = \"{}\"\nbaud = 57600\n{LANES}{QUICK_TRACKS}",
             dev.display()
         ),
     );
-    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let daemon = Daemon::start(dir, &["--config", cfg.to_str().unwrap()], &[]);
+    (pty, dev, app, daemon)
+}
+
+#[test]
+fn serial_sentences_over_a_pty_and_a_port_that_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pty, dev, app, daemon) = serial_daemon(dir.path(), "fps = 15.0\n");
     let ok_beat = |s: &[Vec<String>]| s.iter().any(|f| f[0] == "PWHBT" && f[4] == "OK");
     let all = |s: &[Vec<String>]| ["PWFRM", "PWDET", "PWLAN", "PWEVT"].iter().all(|k| has(s, k)) && ok_beat(s);
     let s = read_sentences(&app, 40.0, all);
@@ -479,16 +486,7 @@ fn serial_sentences_over_a_pty_and_a_port_that_comes_back() {
 #[test]
 fn serial_port_that_stalls_is_warned_about_once_and_writing_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let (dev, app) = (dir.path().join("ttyPOOL"), dir.path().join("ttyTIMING"));
-    let pty = PtyPair::start(&dev, &app);
-    let cfg = write_config(
-        dir.path(),
-        &format!(
-            "[stdout]\nenabled = false\n[source]\nkind = \"synth\"\nfps = 25.0\nswimmers = \"4..4\"\n[serial]\nport = \"{}\"\nbaud = 57600\n{LANES}{QUICK_TRACKS}",
-            dev.display()
-        ),
-    );
-    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let (pty, _dev, app, daemon) = serial_daemon(dir.path(), "fps = 25.0\nswimmers = \"4..4\"\n");
     // One reader for the whole test, as a timing system has.
     let (tx, lines) = channel::<String>();
     let f = std::fs::OpenOptions::new().read(true).open(&app).unwrap();
@@ -517,8 +515,7 @@ fn serial_port_that_stalls_is_warned_about_once_and_writing_resumes() {
     assert_eq!(frame(40.0), (true, 0), "sentences flow; log:\n{}", daemon.log());
     // The timing system stops reading (socat stopped): once the pty's buffers are full, every write
     // times out. Before, each reopen reset the back-off and the warning came every second.
-    let signal = |sig: &str| assert!(Command::new("kill").args([sig, &pty.child.id().to_string()]).status().unwrap().success());
-    signal("-STOP");
+    signal(&pty.child, "-STOP");
     let end = Instant::now() + common::deadline(120.0);
     while !daemon.log().contains("write failed") && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(200));
@@ -528,7 +525,7 @@ fn serial_port_that_stalls_is_warned_about_once_and_writing_resumes() {
     let warnings = |log: &str| log.lines().filter(|l| l.contains("WARN") && l.contains("serial")).count();
     let log = daemon.log();
     assert_eq!(warnings(&log), 1, "one warning for the whole stall: {log}");
-    signal("-CONT");
+    signal(&pty.child, "-CONT");
     // What was buffered comes out, then new sentences: at most the one cut short by the timeout is broken.
     let mut bad = 0;
     let end = Instant::now() + common::deadline(30.0);

@@ -2,6 +2,8 @@
 //! waves and caustics, lane ropes, floor stripes, pool edge, deck and stands, varied colour, light and
 //! viewpoint, glare) with swimmers (cap, arms, body, splash) whose boxes are known exactly.
 //! Everything is deterministic for a seed. It is the demo's embedded default and the tests' ground truth.
+//! [`Venue`] is either this overhead camera ([`Scene`]) or the underwater one ([`underwater`]), for
+//! `poolwatch synth --camera`.
 
 use crate::pipeline::boxes::BBox;
 use crate::pipeline::geometry::Homography;

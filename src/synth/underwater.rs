@@ -186,10 +186,6 @@ impl Underwater {
         }
     }
 
-    pub fn size(&self) -> (u32, u32) {
-        (self.width, self.height)
-    }
-
     /// Renders the venue at time `t` seconds into `img` and returns the bodies' ground truth. `frame`
     /// seeds the sensor noise.
     pub fn render_into(&self, t: f32, frame: u64, img: &mut RgbImage) -> Vec<Truth> {
