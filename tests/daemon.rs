@@ -9,6 +9,8 @@ use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
@@ -637,6 +639,88 @@ fn a_service_manager_that_does_not_read_never_stalls_the_pipeline() {
     }); // then stdin closes: end of stream
     daemon.wait_line("the last frame", 60, |v| v["frame"] == frames - 1);
     assert_eq!(daemon.wait_exit(20.0), Some(0));
+}
+
+#[test]
+fn serial_health_and_log_say_failing_while_every_frame_fails_and_ok_once_frames_pass() {
+    // A daemon whose every frame failed looked `stalled` (or `starting`), with one warning a frame.
+    let dir = tempfile::tempdir().unwrap();
+    let (dev, app) = (dir.path().join("ttyPOOL"), dir.path().join("ttyTIMING"));
+    let _pty = PtyPair::start(&dev, &app);
+    let port = free_port();
+    // Frames over max_pixels are refused: the synthetic 320x240 JPEGs fail, 120x90 ones pass.
+    let cfg = write_config(
+        dir.path(),
+        &format!("[pipeline]\nmax_pixels = 20000\n[source]\nkind = \"stdin\"\nformat = \"mjpeg\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[serial]\nport = \"{}\"\n", dev.display()),
+    );
+    let log = dir.path().join("daemon.log");
+    let mut cmd = common::poolwatch();
+    cmd.args(["run", "--stdin", "mjpeg", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "info");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let daemon = Daemon::wrap(child, log);
+    let big = synth_jpeg();
+    let small = {
+        let (img, _) = poolwatch::synth::Scene::new(1, 120, 90, (1, 2)).render(3.0, 0);
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+        out
+    };
+    let good = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let feeder = {
+        let (good, written) = (Arc::clone(&good), Arc::clone(&written));
+        std::thread::spawn(move || {
+            while stdin.write_all(if good.load(Ordering::Relaxed) { &small } else { &big }).is_ok() {
+                written.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let health = || {
+        let (code, answer) = http_get(port, "/health", 1 << 16);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        (code, serde_json::from_str::<serde_json::Value>(body).unwrap_or_default())
+    };
+    let end = Instant::now() + common::deadline(40.0);
+    let failing = loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let (code, v) = health();
+            if v["status"] == "failing" {
+                assert_eq!(code, 503);
+                break v;
+            }
+        }
+        assert!(Instant::now() < end, "never failing; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(failing["error"].as_str().unwrap().contains("320x240"), "{failing}");
+    let (_, metrics) = http_get(port, "/metrics", 1 << 20);
+    assert!(String::from_utf8_lossy(&metrics).contains("poolwatch_failing 1"));
+    let s = read_sentences(&app, 20.0, |s| s.iter().any(|f| f[0] == "PWHBT" && f[4] == "ERR"));
+    assert!(s.iter().any(|f| f[0] == "PWHBT" && f[4] == "ERR"), "no ERR heartbeat: {s:?}");
+    // Tens of failed frames, a warning or two: the rate is bounded.
+    let n = written.load(Ordering::Relaxed);
+    let warnings = daemon.log().matches("skipping a frame").count();
+    assert!(n >= 40 && (1..=3).contains(&warnings), "{n} frames written, {warnings} warnings:\n{}", daemon.log());
+    // Frames that pass: ok again, and the heartbeat says so.
+    good.store(true, Ordering::Relaxed);
+    daemon.wait_line("a processed frame", 30, |v| v["frame"].is_u64());
+    let end = Instant::now() + common::deadline(20.0);
+    loop {
+        let (code, v) = health();
+        if code == 200 && v["status"] == "ok" {
+            break;
+        }
+        assert!(Instant::now() < end, "not ok again: {code} {v}; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = read_sentences(&app, 20.0, |s| s.iter().any(|f| f[0] == "PWHBT" && f[4] == "OK"));
+    assert!(s.iter().any(|f| f[0] == "PWHBT" && f[4] == "OK"), "no OK heartbeat: {s:?}");
+    assert_eq!(daemon.stop(), 0);
+    feeder.join().unwrap();
 }
 
 fn synth_jpeg() -> Vec<u8> {

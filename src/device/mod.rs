@@ -14,4 +14,5 @@ pub mod signals;
 pub mod report;
 pub mod sink;
 pub mod source;
+pub mod throttle;
 pub mod workers;

@@ -10,6 +10,7 @@ use image::RgbImage;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// `v` rounded to a multiple of `1 / per_unit` (`per_unit` 1000: milliseconds of a second, or three
@@ -265,6 +266,40 @@ impl PictureDemand {
     }
 }
 
+/// Seconds without a processed frame after which the pipeline is `stalled`.
+pub const STALLED_AFTER_S: f64 = 5.0;
+/// Seconds in which every frame failed after which the pipeline is `failing`.
+pub const FAILING_AFTER_S: f64 = 5.0;
+
+/// How the pipeline is doing, as `/health`, MQTT's stats and the serial heartbeat report it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No frame processed yet.
+    #[default]
+    Starting,
+    Ok,
+    /// The camera is away (being reopened).
+    NoSource,
+    /// Frames come, but every one of them has failed for [`FAILING_AFTER_S`] (decoding, the model, a
+    /// mask): the daemon runs and detects nothing.
+    Failing,
+    /// No frame processed for [`STALLED_AFTER_S`], and none failing either: nothing comes through.
+    Stalled,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Ok => "ok",
+            Health::NoSource => "no_source",
+            Health::Failing => "failing",
+            Health::Stalled => "stalled",
+        }
+    }
+}
+
 /// Counters shared by the pipeline threads and read by outputs, `/metrics` and the watchdog.
 pub struct Metrics {
     started: Instant,
@@ -284,8 +319,17 @@ pub struct Metrics {
     pub source_ok: AtomicBool,
     /// Output messages dropped (slow serial port, broker away with a full buffer).
     pub output_dropped: AtomicU64,
+    /// Events (MQTT QoS 1 messages: track events, lanes) among `output_dropped`.
+    pub events_dropped: AtomicU64,
     /// Frames per second over the last second, times 1000 (kept by the outputs thread).
     pub fps_milli: AtomicU64,
+    /// Milliseconds since `started` of the first failed frame since the last good one (`u64::MAX`:
+    /// the last frame was good).
+    failing_since_ms: AtomicU64,
+    /// Milliseconds since `started` of the last failed frame.
+    last_failure_ms: AtomicU64,
+    /// Why the last frame failed.
+    last_error: Mutex<Option<String>>,
 }
 
 /// A snapshot of [`Metrics`] with rates.
@@ -301,8 +345,13 @@ pub struct Stats {
     pub bad_frames: u64,
     pub source_errors: u64,
     pub output_dropped: u64,
+    pub events_dropped: u64,
     pub swimmers: u64,
     pub source_ok: bool,
+    pub state: Health,
+    /// Why frames fail, while `state` is `failing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Default for Metrics {
@@ -320,7 +369,11 @@ impl Default for Metrics {
             swimmers: AtomicU64::new(0),
             source_ok: AtomicBool::new(false),
             output_dropped: AtomicU64::new(0),
+            events_dropped: AtomicU64::new(0),
             fps_milli: AtomicU64::new(0),
+            failing_since_ms: AtomicU64::new(u64::MAX),
+            last_failure_ms: AtomicU64::new(u64::MAX),
+            last_error: Mutex::new(None),
         }
     }
 }
@@ -330,11 +383,54 @@ impl Metrics {
         self.started.elapsed()
     }
 
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     pub fn frame_done(&self, latency_s: f64, swimmers: usize) {
+        self.failing_since_ms.store(u64::MAX, Ordering::Relaxed);
         self.processed.fetch_add(1, Ordering::Relaxed);
         self.last_latency_us.store((latency_s * 1e6) as u64, Ordering::Relaxed);
         self.last_processed_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.swimmers.store(swimmers as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a frame that failed (unreadable, or an error in a stage) and keeps why.
+    pub fn frame_failed(&self, why: &dyn std::fmt::Display) {
+        let now = self.now_ms();
+        self.bad_frames.fetch_add(1, Ordering::Relaxed);
+        let _ = self.failing_since_ms.compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed);
+        self.last_failure_ms.store(now, Ordering::Relaxed);
+        let mut why = why.to_string();
+        if why.len() > 300 {
+            let cut = (0..=300).rev().find(|&i| why.is_char_boundary(i)).unwrap_or(0);
+            why.truncate(cut);
+            why.push_str("...");
+        }
+        *crate::util::sync::lock(&self.last_error) = Some(why);
+    }
+
+    /// The pipeline's state: `failing` when every frame has failed for [`FAILING_AFTER_S`] and
+    /// frames still fail, else `no_source`, `starting`, `stalled` or `ok`.
+    pub fn health(&self) -> Health {
+        self.health_at(self.now_ms())
+    }
+
+    fn health_at(&self, now: u64) -> Health {
+        let since = self.failing_since_ms.load(Ordering::Relaxed);
+        let last = self.last_failure_ms.load(Ordering::Relaxed);
+        let ms = |s: f64| (s * 1000.0) as u64;
+        if since != u64::MAX && now.saturating_sub(since) >= ms(FAILING_AFTER_S) && now.saturating_sub(last) < ms(STALLED_AFTER_S) {
+            return Health::Failing;
+        }
+        if !self.source_ok.load(Ordering::Relaxed) {
+            return Health::NoSource;
+        }
+        match self.last_processed_ms.load(Ordering::Relaxed) {
+            u64::MAX => Health::Starting,
+            t if now.saturating_sub(t) > ms(STALLED_AFTER_S) => Health::Stalled,
+            _ => Health::Ok,
+        }
     }
 
     /// Seconds since the last processed frame (`None` before the first).
@@ -344,6 +440,7 @@ impl Metrics {
     }
 
     pub fn snapshot(&self) -> Stats {
+        let state = self.health();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
             uptime_s: round_f64(self.uptime().as_secs_f64(), 10.0),
@@ -356,8 +453,11 @@ impl Metrics {
             bad_frames: get(&self.bad_frames),
             source_errors: get(&self.source_errors),
             output_dropped: get(&self.output_dropped),
+            events_dropped: get(&self.events_dropped),
             swimmers: get(&self.swimmers),
             source_ok: self.source_ok.load(Ordering::Relaxed),
+            state,
+            error: (state == Health::Failing).then(|| crate::util::sync::lock(&self.last_error).clone()).flatten(),
         }
     }
 }
@@ -389,5 +489,47 @@ impl RateMeter {
             }
         }
         self.fps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_tells_failing_frames_from_no_frames() {
+        let m = Metrics::default();
+        m.source_ok.store(true, Ordering::Relaxed);
+        assert_eq!(m.health_at(0), Health::Starting);
+        // Frames fail from the start: starting for 5 s, then failing while they keep failing.
+        m.frame_failed(&"the mask image cannot be read");
+        m.failing_since_ms.store(1_000, Ordering::Relaxed);
+        m.last_failure_ms.store(5_900, Ordering::Relaxed);
+        assert_eq!(m.health_at(5_950), Health::Starting);
+        assert_eq!(m.health_at(6_000), Health::Failing);
+        // Then nothing comes at all: not failing any more, nothing processed yet.
+        assert_eq!(m.health_at(10_900), Health::Starting);
+        // A good frame ends the streak; no frame for 5 s after it is a stall.
+        m.frame_done(0.01, 0);
+        m.last_processed_ms.store(11_000, Ordering::Relaxed);
+        assert_eq!(m.health_at(12_000), Health::Ok);
+        assert_eq!(m.health_at(16_001), Health::Stalled);
+        m.source_ok.store(false, Ordering::Relaxed);
+        assert_eq!(m.health_at(12_000), Health::NoSource);
+    }
+
+    #[test]
+    fn the_reason_is_in_the_stats_only_while_failing_and_is_bounded() {
+        let m = Metrics::default();
+        m.frame_failed(&"x".repeat(10_000));
+        assert_eq!(m.snapshot().error, None, "one failure is not yet failing");
+        assert_eq!(m.snapshot().bad_frames, 1);
+        // Pretend the streak began 5 s before a failure that just happened.
+        let now = m.now_ms() + 5_000;
+        m.last_failure_ms.store(now, Ordering::Relaxed);
+        assert_eq!(m.health_at(now), Health::Failing);
+        let e = crate::util::sync::lock(&m.last_error).clone().unwrap();
+        assert_eq!(e.len(), 303);
+        assert!(e.ends_with("..."));
     }
 }

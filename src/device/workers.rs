@@ -201,7 +201,7 @@ fn work(mut det: Detector, shared: &Shared, tx: &SyncSender<(u64, Detected)>) {
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

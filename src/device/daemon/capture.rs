@@ -4,10 +4,12 @@
 use crate::device::queue::LatestQueue;
 use crate::device::report::Metrics;
 use crate::device::source::{FrameSource, Reopening};
+use crate::device::throttle::Throttle;
 use crate::pipeline::frame::Frame;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// What the capture thread shares with the run loop.
 pub struct Capture {
@@ -26,6 +28,7 @@ pub fn spawn(mut source: Reopening, c: &Capture, lossless: bool, done: std::sync
     std::thread::Builder::new().name("capture".into()).spawn(move || {
         let _done = done;
         let mut n: u64 = 0;
+        let mut warn = Throttle::new(Duration::from_secs(10));
         while !stop.load(Ordering::Relaxed) {
             match source.next_frame() {
                 Ok(Some(frame)) => {
@@ -46,8 +49,10 @@ pub fn spawn(mut source: Reopening, c: &Capture, lossless: bool, done: std::sync
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!("skipping a frame: {e}");
-                    metrics.bad_frames.fetch_add(1, Ordering::Relaxed);
+                    if let Some(more) = warn.allow() {
+                        log::warn!("skipping a frame: {e}{more}");
+                    }
+                    metrics.frame_failed(&e);
                 }
             }
         }

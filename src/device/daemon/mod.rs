@@ -168,6 +168,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
     let mut running = cfg;
     let mut stats = RunStats::default();
     let mut stopping = false;
+    let mut frame_warn = crate::device::throttle::Throttle::new(Duration::from_secs(10));
     loop {
         if !stopping && (stop.load(Ordering::Relaxed) || shared.stdout_closed.load(Ordering::Relaxed)) {
             // Stop capturing, then drain what is queued so nothing captured is lost.
@@ -209,7 +210,14 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
             Next::Waiting => continue,
             Next::Finished => break,
         };
-        match stage.finish(*detected, &shared.pictures, &workers) {
+        // A panic in tracking is this frame's failure too; the tracker it may have left half-updated
+        // starts afresh.
+        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.finish(*detected, &shared.pictures, &workers)))
+            .unwrap_or_else(|panic| {
+                stage.tracker = Tracker::new(running.tracking.clone());
+                Err(crate::pipeline::detect::DetectError::Crashed(format!("tracking: {}", crate::device::workers::panic_message(&panic))))
+            });
+        match finished {
             Ok(report) => {
                 metrics.frame_done(report.ms / 1000.0, report.swimmers.len());
                 stats.processed += 1;
@@ -218,8 +226,10 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                 }
             }
             Err(e) => {
-                log::warn!("frame skipped: {e}");
-                metrics.bad_frames.fetch_add(1, Ordering::Relaxed);
+                if let Some(more) = frame_warn.allow() {
+                    log::warn!("frame skipped: {e}{more}");
+                }
+                metrics.frame_failed(&e);
             }
         }
         if opts.max_frames.is_some_and(|m| stats.processed >= m) {

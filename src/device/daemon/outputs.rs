@@ -3,7 +3,7 @@
 
 use super::{DaemonError, notify};
 use crate::device::config::Config;
-use crate::device::report::{FrameReport, Metrics, PictureDemand, RateMeter};
+use crate::device::report::{FrameReport, Health, Metrics, PictureDemand, RateMeter};
 use crate::device::sink::Sink;
 use crate::device::sink::http::{PreviewServer, PreviewSink};
 use crate::device::sink::jsonl::JsonLines;
@@ -129,11 +129,17 @@ pub fn outputs_loop(mut outputs: Outputs, rx: Receiver<OutMsg>, metrics: Arc<Met
     let mut last_ping = Instant::now() - Duration::from_secs(3600);
     let mut last_tick = Instant::now() - Duration::from_secs(1);
     let mut last_status = Instant::now();
+    let mut sink_warn = crate::device::throttle::Throttle::new(Duration::from_secs(10));
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(OutMsg::Frame(r)) => {
                 for s in outputs.sinks() {
-                    s.frame(&r);
+                    // A sink that panics on one report loses that report, not the daemon.
+                    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.frame(&r)))
+                        && let Some(more) = sink_warn.allow()
+                    {
+                        log::error!("{}: frame {} not sent: {}{more}", s.name(), r.seq, crate::device::workers::panic_message(&panic));
+                    }
                 }
             }
             Ok(OutMsg::Replace(f)) => outputs = f(outputs),
@@ -152,6 +158,7 @@ pub fn outputs_loop(mut outputs: Outputs, rx: Receiver<OutMsg>, metrics: Arc<Met
             // systemd restart us.
             if let Some(wd) = watchdog
                 && last_ping.elapsed() >= wd / 3
+                && stats.state != Health::Failing
                 && metrics.since_last_frame().is_some_and(|a| a < wd.as_secs_f64() / 2.0)
             {
                 notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -159,7 +166,10 @@ pub fn outputs_loop(mut outputs: Outputs, rx: Receiver<OutMsg>, metrics: Arc<Met
             }
             if last_status.elapsed() >= Duration::from_secs(5) {
                 last_status = Instant::now();
-                let line = format!("{:.1} fps, {} swimmers, {} dropped", stats.fps, stats.swimmers, stats.dropped);
+                let line = match &stats.error {
+                    Some(e) => format!("failing: {e}"),
+                    None => format!("{:.1} fps, {} swimmers, {} dropped", stats.fps, stats.swimmers, stats.dropped),
+                };
                 notify::notify(&[sd_notify::NotifyState::Status(&line)]);
             }
         }

@@ -6,7 +6,7 @@
 use crate::util::setting::SettingError;
 use super::Sink;
 use crate::device::backoff::Backoff;
-use crate::device::report::{FrameReport, Metrics, Stats};
+use crate::device::report::{FrameReport, Health, Metrics, Stats};
 use crate::pipeline::track::EventKind;
 use rumqttc::{Client, ClientError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use serde::{Deserialize, Serialize};
@@ -222,6 +222,8 @@ pub struct MqttSink {
     /// The connection thread says when it has finished (after the goodbye on close).
     done: mpsc::Receiver<()>,
     last_stats: Instant,
+    /// The pipeline's state in the last stats tick.
+    last_state: Option<Health>,
     last_lanes: Option<(usize, Vec<u32>)>,
     last_update: HashMap<u64, Instant>,
     had_swimmers: bool,
@@ -317,6 +319,7 @@ impl MqttSink {
             metrics,
             done,
             last_stats: Instant::now(),
+            last_state: None,
             last_lanes: None,
             last_update: HashMap::new(),
             had_swimmers: false,
@@ -376,6 +379,9 @@ impl MqttSink {
             };
         if !sent {
             self.metrics.output_dropped.fetch_add(1, Ordering::Relaxed);
+            if qos != QoS::AtMostOnce {
+                self.metrics.events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -454,7 +460,9 @@ impl Sink for MqttSink {
         if self.link.connected.load(Ordering::Relaxed) {
             self.announced();
         }
-        if self.last_stats.elapsed().as_secs_f64() >= self.settings.stats_interval_s {
+        // A change of state (failing, stalled, back to ok) goes out at once, not at the next interval.
+        let changed = self.last_state.replace(stats.state).is_some_and(|s| s != stats.state);
+        if changed || self.last_stats.elapsed().as_secs_f64() >= self.settings.stats_interval_s {
             self.last_stats = Instant::now();
             self.publish(self.topics.stats(), QoS::AtMostOnce, false, serde_json::to_string(stats).unwrap_or_default());
         }

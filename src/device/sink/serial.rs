@@ -232,8 +232,7 @@ impl Sink for SerialSink {
         if due {
             self.last_heartbeat = Some(Instant::now());
             let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-            let stalled = self.metrics.since_last_frame().is_some_and(|s| s > 5.0);
-            self.send(nmea::heartbeat(now, stats, stalled));
+            self.send(nmea::heartbeat(now, stats));
         }
     }
 

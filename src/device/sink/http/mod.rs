@@ -3,10 +3,10 @@
 //! annotated frames with heatmap, pool mask, lanes and swimmer IDs). Served by [`server`], which no
 //! client can make allocate, wait or spawn without bound; with `token` set, every request must carry it.
 
-mod server;
+pub mod server;
 
 use crate::util::setting::{AboveUpTo, SettingError, in_range};
-use crate::device::report::{FrameReport, Metrics, PictureDemand};
+use crate::device::report::{FrameReport, Health, Metrics, PictureDemand};
 use crate::device::sink::Sink;
 use crate::util::sync::lock;
 use serde::{Deserialize, Serialize};
@@ -108,22 +108,21 @@ impl Sink for PreviewSink {
     }
 }
 
-/// Whether the pipeline is healthy, from the counters.
+/// Whether the pipeline is healthy, from the counters: `ok`, or `starting`, `no_source`, `stalled`,
+/// `failing` (with the reason, `error`).
 pub fn health(m: &Metrics) -> (bool, serde_json::Value) {
     let s = m.snapshot();
     let age = m.since_last_frame();
-    let status = match age {
-        None => "starting",
-        Some(a) if a > 5.0 => "stalled",
-        Some(_) if !s.source_ok => "no_source",
-        Some(_) => "ok",
-    };
-    let body = serde_json::json!({
-        "status": status,
+    let mut body = serde_json::json!({
+        "status": s.state.as_str(),
         "last_frame_age_s": age.map(|a| (a * 1000.0).round() / 1000.0),
-        "stats": s,
     });
-    (status == "ok", body)
+    if let Some(e) = &s.error {
+        body["error"] = e.clone().into();
+    }
+    let ok = s.state == Health::Ok;
+    body["stats"] = serde_json::to_value(&s).unwrap_or_default();
+    (ok, body)
 }
 
 /// Prometheus text exposition of the counters.
@@ -137,9 +136,11 @@ pub fn prometheus(m: &Metrics) -> String {
     metric("frames_processed_total", "counter", "Frames run through the detector.", s.processed as f64);
     metric("frames_dropped_total", "counter", "Frames dropped because inference was behind the camera.", s.dropped as f64);
     metric("frames_skipped_total", "counter", "Frames skipped by every_nth.", s.skipped as f64);
-    metric("frames_bad_total", "counter", "Frames that could not be decoded.", s.bad_frames as f64);
+    metric("frames_bad_total", "counter", "Frames that failed: unreadable, or an error in a stage.", s.bad_frames as f64);
     metric("source_errors_total", "counter", "Times the source failed and was reopened.", s.source_errors as f64);
     metric("output_dropped_total", "counter", "Output messages dropped by slow or absent outputs.", s.output_dropped as f64);
+    metric("events_dropped_total", "counter", "Of those, MQTT events and lane messages (QoS 1).", s.events_dropped as f64);
+    metric("failing", "gauge", "1 while every frame fails (see /health for why).", if s.state == Health::Failing { 1.0 } else { 0.0 });
     metric("fps", "gauge", "Processed frames per second.", s.fps);
     metric("latency_seconds", "gauge", "Pipeline time of the last frame.", s.latency_ms / 1000.0);
     metric("swimmers", "gauge", "Swimmers in the last frame.", s.swimmers as f64);
