@@ -233,6 +233,45 @@ fn bad_model_files_fail_clearly() {
 }
 
 #[test]
+fn the_integrity_hash_catches_a_flipped_weight_bit_and_a_model_without_one_only_warns() {
+    // Flipped bytes in the weights loaded and ran, silently.
+    let arch = Arch::by_name("4,8:3,3:resize").unwrap();
+    let weights = random_weights(&arch, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.onnx");
+    write_model(&good, &ModelMeta::new(32, 16, arch), &weights).unwrap();
+    assert!(Autoencoder::load(&good).is_ok());
+    let bytes = std::fs::read(&good).unwrap();
+    // The lowest bit of one encoder weight, found by its stored little-endian bytes.
+    let needle: Vec<u8> = weights["enc0.weight"].data[..4].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let at = bytes.windows(needle.len()).position(|x| x == needle.as_slice()).expect("the weights are stored as little-endian floats");
+    let mut flipped = bytes.clone();
+    flipped[at] ^= 1;
+    let path = dir.path().join("flipped.onnx");
+    std::fs::write(&path, &flipped).unwrap();
+    let e = Autoencoder::load(&path).unwrap_err().to_string();
+    assert!(e.contains("flipped.onnx") && e.contains("integrity hash does not match") && !e.contains('\n'), "{e}");
+    let out = common::poolwatch().args(["info", path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A model from before the hash (the entry cut out of the file): it loads, with a warning.
+    let key = b"poolwatch.integrity";
+    let i = bytes.windows(key.len()).position(|x| x == key).unwrap();
+    // The entry: field 14 (0x72) of 94 bytes, the key (0x0a, 19 bytes), the value (0x12, "sha256:" and 64 hex digits).
+    assert_eq!(&bytes[i - 4..i], &[0x72, 94, 0x0a, 19]);
+    let old: Vec<u8> = [&bytes[..i - 4], &bytes[i + key.len() + 2 + 71..]].concat();
+    let path = dir.path().join("old.onnx");
+    std::fs::write(&path, &old).unwrap();
+    assert!(Autoencoder::load(&path).is_ok());
+    let out = common::poolwatch().args(["info", path.to_str().unwrap()]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains("no integrity hash") && log.contains("poolwatch-train upgrade"), "{log}");
+    // Writing it again (upgrade, calibrate, quantise all write through write_proto) seals it.
+    poolwatch::train::onnx::upgrade_file(&path, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
 fn int8_export_runs_in_tract_with_integer_convolutions() {
     use poolwatch::train::onnx::read_weights;
     use poolwatch::train::quant::{build_int8, quantize_file};

@@ -286,4 +286,97 @@ mod tests {
         assert_eq!(e.key, "min_hits");
         assert!(TrackSettings { iou: 2.0, ..Default::default() }.validate().is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        fn settings() -> impl Strategy<Value = TrackSettings> {
+            (1u32..20, 0u32..6, 0.01f32..1.0, 0f32..3.0).prop_map(|(min_hits, max_missed, iou, max_jump)| TrackSettings { min_hits, max_missed, iou, max_jump })
+        }
+
+        /// Frames of boxes: a few swimmers drifting with noise, dropping out and back, plus clutter
+        /// (degenerate boxes included).
+        fn frames() -> impl Strategy<Value = Vec<Vec<BBox>>> {
+            let a_box = (0f32..600.0, 0f32..400.0, 0f32..120.0, 0f32..80.0, 0f32..=1.0).prop_map(|(x, y, w, h, s)| {
+                let mut b = BBox::new(x, y, x + w, y + h);
+                b.score = s;
+                b
+            });
+            proptest::collection::vec(proptest::collection::vec(a_box, 0..6), 1..60)
+        }
+
+        #[derive(PartialEq, Debug, Clone, Copy)]
+        enum Life {
+            Live,
+            Ended,
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            /// Whatever the boxes: each ID lives new -> updates -> end, once (so IDs are never reused); a
+            /// box feeds at most one swimmer; a swimmer is reported only after `min_hits` sightings;
+            /// the confirmed tracks are exactly those with a `new` and no `end`; `finish` ends them all.
+            #[test]
+            fn tracks_have_a_consistent_life(s in settings(), frames in frames()) {
+                let mut t = Tracker::new(s.clone());
+                let mut life: HashMap<u64, Life> = HashMap::new();
+                for (seq, boxes) in frames.iter().enumerate() {
+                    let seq = seq as u64;
+                    let ev = t.update(seq, boxes);
+                    let mut fed = 0;
+                    let mut seen_ids = Vec::new();
+                    for e in &ev {
+                        let id = e.track.id;
+                        prop_assert!(!seen_ids.contains(&id), "two events for {id} in frame {seq}");
+                        seen_ids.push(id);
+                        match e.kind {
+                            EventKind::New => {
+                                prop_assert!(!life.contains_key(&id), "{id} new twice");
+                                prop_assert!(e.track.hits >= s.min_hits);
+                                prop_assert!(seq + 1 >= e.track.since + s.min_hits as u64, "{id} confirmed too early");
+                                life.insert(id, Life::Live);
+                                fed += 1;
+                            }
+                            EventKind::Update => {
+                                prop_assert_eq!(life.get(&id), Some(&Life::Live), "update of {} before new or after end", id);
+                                fed += 1;
+                            }
+                            EventKind::End => {
+                                prop_assert_eq!(life.get(&id), Some(&Life::Live), "end of {} not live", id);
+                                life.insert(id, Life::Ended);
+                            }
+                        }
+                        if e.kind != EventKind::End {
+                            let b = e.track.bbox;
+                            prop_assert!(boxes.iter().any(|x| [x.x1, x.y1, x.x2, x.y2] == b), "a reported box that is not this frame's");
+                            prop_assert_eq!(e.track.missed, 0);
+                        }
+                        prop_assert!(id >= 1);
+                    }
+                    prop_assert!(fed <= boxes.len(), "{fed} swimmers fed by {} boxes", boxes.len());
+                    let mut live: Vec<u64> = t.tracks().map(|x| x.id).collect();
+                    let n = live.len();
+                    live.sort();
+                    live.dedup();
+                    prop_assert_eq!(live.len(), n, "duplicate IDs among the tracks");
+                    let mut expect: Vec<u64> = life.iter().filter(|(_, l)| **l == Life::Live).map(|(id, _)| *id).collect();
+                    expect.sort();
+                    prop_assert_eq!(&live, &expect);
+                    for x in t.tracks() {
+                        prop_assert!(x.missed <= s.max_missed);
+                    }
+                }
+                let end = t.finish();
+                for e in &end {
+                    prop_assert_eq!(e.kind, EventKind::End);
+                    prop_assert_eq!(life.insert(e.track.id, Life::Ended), Some(Life::Live));
+                }
+                prop_assert!(life.values().all(|l| *l == Life::Ended));
+                prop_assert_eq!(t.tracks().count(), 0);
+            }
+        }
+    }
 }

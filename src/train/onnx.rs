@@ -287,14 +287,17 @@ pub fn read_weights(proto: &pb::ModelProto, arch: &Arch) -> Result<Weights, Stri
 }
 
 /// Rewrites a float model written by an earlier version with this version's writer: same weights,
-/// metadata and calibration, the current graph form (the sub-pixel decoder). Returns whether the
-/// graph changed.
+/// metadata and calibration, the current graph form (the sub-pixel decoder), and the integrity hash.
+/// An int8 model keeps its graph and gains the hash. Returns whether the graph changed.
 pub fn upgrade_file(src: &Path, dst: &Path) -> Result<bool, ModelError> {
     let proto = crate::pipeline::model::infer::read_proto(src)?;
     let meta = ModelMeta::from_proto(src, &proto)?;
     let bad = |reason: String| ModelError::Contract { path: src.to_path_buf(), reason };
     if meta.quantization != "float" {
-        return Err(bad(format!("it is {}: upgrade the float model, then quantise it again", meta.quantization)));
+        // Its graph stays as it is (upgrade the float model and quantise it again for the new form);
+        // the file gains the integrity hash.
+        write_proto(dst, &proto)?;
+        return Ok(false);
     }
     let arch = meta.arch.as_ref().ok_or_else(|| bad("it has no architecture metadata (not written by poolwatch-train)".into()))?;
     let weights = read_weights(&proto, arch).map_err(bad)?;
@@ -313,8 +316,12 @@ pub fn write_model(path: &Path, meta: &ModelMeta, weights: &Weights) -> Result<(
 }
 
 /// Encodes and writes a model, through a temporary file so a crash never leaves half a model behind.
+/// The file gets its integrity hash here, so every writer (export, calibration, quantisation, upgrade)
+/// seals what it wrote.
 pub fn write_proto(path: &Path, proto: &pb::ModelProto) -> Result<(), ModelError> {
-    let bytes = proto.encode_to_vec();
+    let mut sealed = proto.clone();
+    crate::pipeline::model::contract::seal(&mut sealed);
+    let bytes = sealed.encode_to_vec();
     let tmp = path.with_extension("onnx.tmp");
     let err = |cause| ModelError::Write { path: path.to_path_buf(), cause };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -1,4 +1,5 @@
-//! `poolwatch-train upgrade`: a float model from an earlier version rewritten in the current graph form.
+//! `poolwatch-train upgrade`: a model from an earlier version rewritten in the current graph form (float
+//! models) and with an integrity hash.
 
 use anyhow::Result;
 use std::path::PathBuf;
@@ -14,6 +15,6 @@ pub struct Args {
 pub fn main(a: Args) -> Result<()> {
     let out = a.out.unwrap_or_else(|| a.model.clone());
     let changed = poolwatch::train::onnx::upgrade_file(&a.model, &out)?;
-    log::info!("{}: {}", out.display(), if changed { "rewritten in the current graph form" } else { "already in the current form" });
+    log::info!("{}: {}", out.display(), if changed { "rewritten in the current graph form, with an integrity hash" } else { "graph already in the current form; integrity hash written" });
     Ok(())
 }

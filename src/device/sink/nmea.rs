@@ -5,7 +5,7 @@
 //! lane), `EVT` (a swimmer appears or leaves), `HBT` (heartbeat, once a second). The README has the
 //! grammar with examples.
 
-use crate::device::report::{Event, FrameReport, Stats, Swimmer};
+use crate::device::report::{Event, FrameReport, Health, Stats, Swimmer};
 use std::fmt::Write;
 
 /// XOR of the bytes of a sentence body (between `$` and `*`).
@@ -66,16 +66,15 @@ pub fn event(e: &Event) -> String {
     ))
 }
 
-/// `$PWHBT,<unix ts>,<uptime s>,<fps>,<OK|START|NOSRC|STALL>,<dropped>`
-pub fn heartbeat(now_unix: f64, s: &Stats, stalled: bool) -> String {
-    let state = if !s.source_ok {
-        "NOSRC"
-    } else if s.processed == 0 {
-        "START"
-    } else if stalled {
-        "STALL"
-    } else {
-        "OK"
+/// `$PWHBT,<unix ts>,<uptime s>,<fps>,<OK|START|NOSRC|STALL|ERR>,<dropped>`: the pipeline's
+/// [`Health`] (ERR: every frame fails).
+pub fn heartbeat(now_unix: f64, s: &Stats) -> String {
+    let state = match s.state {
+        Health::Ok => "OK",
+        Health::Starting => "START",
+        Health::NoSource => "NOSRC",
+        Health::Stalled => "STALL",
+        Health::Failing => "ERR",
     };
     sentence(&format!("PWHBT,{:.3},{:.0},{:.1},{},{}", now_unix, s.uptime_s, s.fps, state, s.dropped))
 }
@@ -154,12 +153,11 @@ mod tests {
         assert_eq!(parse(&lanes(5, &[0, 1, 2])).unwrap(), ["PWLAN", "5", "0", "1", "2"]);
         let e = Event { event: EventKind::New, frame: 9, ts: 1.0, swimmer: swimmer() };
         assert_eq!(parse(&event(&e)).unwrap(), ["PWEVT", "new", "7", "9", "3", "12.3"]);
-        let st = Stats { uptime_s: 12.0, fps: 24.96, source_ok: true, dropped: 3, processed: 5, ..Default::default() };
-        assert_eq!(parse(&heartbeat(100.0, &st, false)).unwrap(), ["PWHBT", "100.000", "12", "25.0", "OK", "3"]);
-        assert_eq!(parse(&heartbeat(100.0, &st, true)).unwrap()[4], "STALL");
-        assert_eq!(parse(&heartbeat(100.0, &Stats { processed: 0, ..st.clone() }, true)).unwrap()[4], "START");
-        let st = Stats { source_ok: false, ..st };
-        assert_eq!(parse(&heartbeat(100.0, &st, false)).unwrap()[4], "NOSRC");
+        let st = Stats { uptime_s: 12.0, fps: 24.96, source_ok: true, dropped: 3, processed: 5, state: Health::Ok, ..Default::default() };
+        assert_eq!(parse(&heartbeat(100.0, &st)).unwrap(), ["PWHBT", "100.000", "12", "25.0", "OK", "3"]);
+        for (state, code) in [(Health::Stalled, "STALL"), (Health::Starting, "START"), (Health::NoSource, "NOSRC"), (Health::Failing, "ERR")] {
+            assert_eq!(parse(&heartbeat(100.0, &Stats { state, ..st.clone() })).unwrap()[4], code);
+        }
     }
 
     #[test]
@@ -170,5 +168,118 @@ mod tests {
         assert_eq!(parse("PWFRM,1*00"), Err(ParseError::NoStart));
         assert_eq!(parse("$PWFRM,1"), Err(ParseError::NoChecksum));
         assert_eq!(parse("$PWFRM,1*G1"), Err(ParseError::BadHex));
+    }
+
+    mod properties {
+        use super::*;
+        use crate::pipeline::boxes::BBox;
+        use proptest::prelude::*;
+
+        fn a_swimmer() -> impl Strategy<Value = Swimmer> {
+            (1u64..1_000_000, 0f32..4096.0, 0f32..4096.0, 0f32..4096.0, 0f32..4096.0, 0f32..=1.0, proptest::option::of(1u32..=16), proptest::option::of(-5f64..105.0), 1u32..10_000, 0u64..1_000_000)
+                .prop_map(|(id, x1, y1, w, h, score, lane, distance_m, hits, since)| Swimmer {
+                    track: Track { id, bbox: [x1, y1, x1 + w, y1 + h], score, hits, missed: 0, since },
+                    lane,
+                    distance_m,
+                })
+        }
+
+        fn a_report() -> impl Strategy<Value = FrameReport> {
+            let events = proptest::collection::vec((prop_oneof![Just(EventKind::New), Just(EventKind::Update), Just(EventKind::End)], a_swimmer()), 0..6);
+            (0u64..10_000_000_000, 1.5e9f64..2.5e9, proptest::collection::vec(a_swimmer(), 0..8), events, proptest::collection::vec(0u32..20, 0..12), 0f64..10_000.0, 0usize..20)
+                .prop_map(|(seq, ts, swimmers, events, lanes, ms, nboxes)| FrameReport {
+                    seq,
+                    ts,
+                    origin: "camera".into(),
+                    width: 640,
+                    height: 480,
+                    boxes: vec![BBox::new(0.0, 0.0, 1.0, 1.0); nboxes],
+                    swimmers,
+                    events: events.into_iter().map(|(event, swimmer)| Event { event, frame: seq, ts, swimmer }).collect(),
+                    lanes,
+                    ms,
+                    threshold: 1.0,
+                    picture: None,
+                })
+        }
+
+        fn close(field: &str, value: f64, step: f64) -> bool {
+            field.parse::<f64>().is_ok_and(|v| (v - value).abs() <= step / 2.0 + value.abs() * 1e-6)
+        }
+
+        proptest! {
+            /// Every sentence a frame makes parses back with its checksum, in the documented order, with
+            /// the values it was made from (to the printed precision), within NMEA's 82 characters.
+            #[test]
+            fn every_frame_sentence_parses_back(r in a_report()) {
+                let text = frame_sentences(&r);
+                prop_assert!(text.ends_with("\r\n"));
+                let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+                let fields: Vec<Vec<&str>> = lines.iter().map(|l| parse(l).unwrap()).collect();
+                for l in &lines {
+                    prop_assert!(l.len() + 2 <= 82, "{} characters: {l}", l.len() + 2);
+                    prop_assert!(l.is_ascii() && !l[1..].contains('$'));
+                }
+                let f = &fields[0];
+                prop_assert_eq!(f[0], "PWFRM");
+                prop_assert_eq!(f[1].parse::<u64>().unwrap(), r.seq);
+                prop_assert!(close(f[2], r.ts, 0.001));
+                prop_assert_eq!(f[3].parse::<usize>().unwrap(), r.swimmers.len());
+                prop_assert_eq!(f[4].parse::<usize>().unwrap(), r.boxes.len());
+                prop_assert!(close(f[5], r.ms, 0.1));
+                for (s, f) in r.swimmers.iter().zip(&fields[1..]) {
+                    prop_assert_eq!(f.len(), 10);
+                    prop_assert_eq!(f[0], "PWDET");
+                    prop_assert_eq!(f[2].parse::<u64>().unwrap(), s.track.id);
+                    prop_assert_eq!(f[3], s.lane.map(|l| l.to_string()).unwrap_or_default());
+                    match s.distance_m {
+                        Some(d) => prop_assert!(close(f[4], d, 0.1)),
+                        None => prop_assert_eq!(f[4], ""),
+                    }
+                    for i in 0..4 {
+                        prop_assert!(close(f[5 + i], s.track.bbox[i] as f64, 1.0));
+                    }
+                    prop_assert!(close(f[9], s.track.score as f64, 0.01));
+                }
+                let mut rest = fields[1 + r.swimmers.len()..].iter();
+                if !r.lanes.is_empty() {
+                    let f = rest.next().unwrap();
+                    prop_assert_eq!(f[0], "PWLAN");
+                    let counts: Vec<u32> = f[2..].iter().map(|c| c.parse().unwrap()).collect();
+                    prop_assert_eq!(&counts, &r.lanes);
+                }
+                let shown: Vec<&Event> = r.events.iter().filter(|e| e.event != EventKind::Update).collect();
+                let evts: Vec<&Vec<&str>> = rest.collect();
+                prop_assert_eq!(evts.len(), shown.len());
+                for (e, f) in shown.iter().zip(evts) {
+                    prop_assert_eq!(f[0], "PWEVT");
+                    prop_assert_eq!(f[1], e.event.as_str());
+                    prop_assert_eq!(f[2].parse::<u64>().unwrap(), e.swimmer.track.id);
+                }
+            }
+
+            /// Any one byte changed in a sentence's body is caught by the checksum.
+            #[test]
+            fn one_changed_byte_is_caught(r in a_report(), pos in any::<prop::sample::Index>(), byte in 0x20u8..0x7f) {
+                let line = frame_summary(&r);
+                let body_end = line.find('*').unwrap();
+                let i = 1 + pos.index(body_end - 1);
+                prop_assume!(line.as_bytes()[i] != byte && byte != b'*' && byte != b'$');
+                let mut bad = line.clone().into_bytes();
+                bad[i] = byte;
+                let bad = String::from_utf8(bad).unwrap();
+                prop_assert!(matches!(parse(&bad), Err(ParseError::Mismatch { .. })), "{bad:?} was accepted");
+            }
+
+            /// The heartbeat parses back for any counters.
+            #[test]
+            fn heartbeats_parse_back(uptime in 0f64..1e9, fps in 0f64..1000.0, dropped in any::<u64>(), now in 0f64..4e9) {
+                let st = Stats { uptime_s: uptime, fps, dropped, ..Default::default() };
+                let f = parse(&heartbeat(now, &st)).unwrap().into_iter().map(str::to_string).collect::<Vec<_>>();
+                prop_assert_eq!(f.len(), 6);
+                prop_assert!(close(&f[1], now, 0.001) && close(&f[2], uptime, 1.0) && close(&f[3], fps, 0.1));
+                prop_assert_eq!(f[5].parse::<u64>().unwrap(), dropped);
+            }
+        }
     }
 }

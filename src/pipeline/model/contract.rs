@@ -24,6 +24,8 @@ const KEY_PREPROCESS: &str = "poolwatch.preprocess";
 const KEY_TRAINING: &str = "poolwatch.training";
 const KEY_CALIBRATION: &str = "poolwatch.calibration";
 const KEY_QUANT: &str = "poolwatch.quantization";
+/// `sha256:<hex>` over everything else in the file (see [`integrity`]).
+pub const KEY_INTEGRITY: &str = "poolwatch.integrity";
 
 /// Everything that can be wrong with a model file.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +209,18 @@ impl ModelMeta {
                 )));
             }
         }
+        match prop(KEY_INTEGRITY) {
+            Some(v) if v != integrity(proto) => {
+                return Err(bad(
+                    "its integrity hash does not match its content: the file was changed or damaged after poolwatch-train wrote it; copy it again, or export it again".into(),
+                ));
+            }
+            Some(_) => {}
+            None => log::warn!(
+                "model {}: no integrity hash (written by an older poolwatch-train), so damage to it cannot be detected; `poolwatch-train upgrade MODEL` adds one",
+                path.display()
+            ),
+        }
         Ok(ModelMeta {
             width,
             height,
@@ -217,6 +231,45 @@ impl ModelMeta {
             quantization: prop(KEY_QUANT).unwrap_or("float").to_string(),
         })
     }
+}
+
+/// The hash a file's [`KEY_INTEGRITY`] entry holds: SHA-256 over the graph (structure and weights),
+/// the IR and operator-set versions and every other metadata entry in file order. Flipped bytes in the
+/// weights, which load and run, change it.
+pub fn integrity(proto: &pb::ModelProto) -> String {
+    use prost::Message;
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"poolwatch-model-1\0");
+    h.update(proto.ir_version.to_le_bytes());
+    for o in &proto.opset_import {
+        h.update(o.domain.as_bytes());
+        h.update(b"\0");
+        h.update(o.version.to_le_bytes());
+    }
+    for p in proto.metadata_props.iter().filter(|p| p.key != KEY_INTEGRITY) {
+        for part in [&p.key, &p.value] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    if let Some(g) = &proto.graph {
+        h.update(g.encode_to_vec());
+    }
+    let digest = h.finalize();
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Writes (or renews) the file's integrity hash; the writer does it last, after every other change.
+pub fn seal(proto: &mut pb::ModelProto) {
+    proto.metadata_props.retain(|p| p.key != KEY_INTEGRITY);
+    let value = integrity(proto);
+    proto.metadata_props.push(pb::StringStringEntryProto { key: KEY_INTEGRITY.into(), value });
 }
 
 /// The input is one float image: `[1, 3, H, W]` with every dimension a number.

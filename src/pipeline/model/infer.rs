@@ -38,7 +38,8 @@ pub fn read_proto(path: &Path) -> Result<pb::ModelProto, ModelError> {
     decode_proto(path, &bytes)
 }
 
-fn decode_proto(path: &Path, bytes: &[u8]) -> Result<pb::ModelProto, ModelError> {
+/// Decodes a model file's bytes; `path` names it in messages.
+pub fn decode_proto(path: &Path, bytes: &[u8]) -> Result<pb::ModelProto, ModelError> {
     let not_onnx = |reason: String| ModelError::NotOnnx { path: path.to_path_buf(), reason };
     if bytes.is_empty() {
         return Err(not_onnx("the file is empty".into()));
