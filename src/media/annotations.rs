@@ -62,18 +62,28 @@ pub fn find_for(image: &Path) -> Option<PathBuf> {
 }
 
 /// Reads the swimmer boxes of an annotation file in any supported format, in pixels of an image of
-/// `width` x `height` (needed for the normalised formats). Zero-area boxes are dropped.
+/// `width` x `height` (needed for the normalised formats); see [`parse`].
 pub fn read(path: &Path, width: u32, height: u32) -> Result<Vec<BBox>, AnnotationError> {
     let text = std::fs::read_to_string(path).map_err(|cause| AnnotationError::Read { path: path.to_path_buf(), cause })?;
     let bad = |reason: String| AnnotationError::Format { path: path.to_path_buf(), reason };
+    parse(&text, path.extension().is_some_and(|e| e == "txt"), width, height).map_err(bad)
+}
+
+/// The boxes of an annotation's text: YOLO lines (`yolo`), else any of the JSON formats. Boxes with no
+/// area are dropped; a coordinate that is not a finite number is an error.
+pub fn parse(text: &str, yolo: bool, width: u32, height: u32) -> Result<Vec<BBox>, String> {
     let (w, h) = (width as f32, height as f32);
-    let boxes = if path.extension().is_some_and(|e| e == "txt") {
-        parse_yolo(&text, w, h).map_err(bad)?
+    let boxes = if yolo {
+        parse_yolo(text, w, h)?
     } else {
-        let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        parse_json(&v, w, h).map_err(bad)?
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        parse_json(&v, w, h)?
     };
-    Ok(boxes.into_iter().filter(|b| b.area() > 0.0).collect())
+    if boxes.iter().any(|b| ![b.x1, b.y1, b.x2, b.y2].iter().all(|v| v.is_finite())) {
+        return Err("a box has a coordinate that is not a finite number".into());
+    }
+    // A YOLO box of negative width and height has a positive area, and is still not a box.
+    Ok(boxes.into_iter().filter(|b| b.width() > 0.0 && b.height() > 0.0).collect())
 }
 
 fn num(v: &Value, what: &str) -> Result<f32, String> {
@@ -148,7 +158,7 @@ fn parse_yolo(text: &str, w: f32, h: f32) -> Result<Vec<BBox>, String> {
         }
         let f: Vec<f32> = line
             .split_whitespace()
-            .map(|t| t.parse::<f32>().map_err(|_| format!("line {}: '{t}' is not a number", n + 1)))
+            .map(|t| t.parse::<f32>().map_err(|_| format!("line {}: '{}' is not a number", n + 1, crate::util::setting::cut(t, 40))))
             .collect::<Result<_, _>>()?;
         if f.len() < 5 {
             return Err(format!("line {}: expected 'class cx cy w h', got {} values", n + 1, f.len()));
@@ -213,6 +223,20 @@ mod tests {
         assert_eq!(read(&found, 200, 100).unwrap(), vec![BBox::new(75.0, 25.0, 125.0, 75.0)]);
         let bad = write(d.path(), "bad.txt", "0 0.5 x 0.2 0.2");
         assert!(read(&bad, 10, 10).unwrap_err().to_string().contains("not a number"));
+    }
+
+    #[test]
+    fn inverted_and_infinite_boxes_are_not_boxes() {
+        // A YOLO box of negative width and height has a positive area; 1e39 is infinite as f32.
+        assert_eq!(parse("0 0.5 0.5 -0.2 -0.2\n0 0.5 0.5 0.2 0.2\n", true, 100, 100).unwrap(), vec![BBox::new(40.0, 40.0, 60.0, 60.0)]);
+        for text in ["0 1e39 0.5 0.2 0.2", "0 nan 0.5 0.2 0.2", "0 0.5 0.5 inf 0.2"] {
+            assert!(parse(text, true, 100, 100).unwrap_err().contains("finite"), "{text}");
+        }
+        let e = parse(r#"{"boxes":[{"x1":0,"y1":0,"x2":1e300,"y2":5}]}"#, false, 100, 100).unwrap_err();
+        assert!(e.contains("finite"), "{e}");
+        // A token of a megabyte is not echoed whole.
+        let e = parse(&format!("0 {} 0.5 0.2 0.2", "z".repeat(1 << 20)), true, 100, 100).unwrap_err();
+        assert!(e.len() < 120, "{e}");
     }
 
     #[test]

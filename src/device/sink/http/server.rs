@@ -283,6 +283,16 @@ fn read_head(stream: &mut TcpStream, limits: Limits) -> Result<Request, Refusal>
     }
 }
 
+/// What the server makes of the bytes a client has sent so far: `None` while the head is incomplete,
+/// else the request or the status it is refused with. (The fuzz target's way in.)
+pub fn parse_request(buf: &[u8]) -> Option<Result<Request, u16>> {
+    let end = head_end(buf)?;
+    Some(parse_head(&buf[..end]).map_err(|r| match r {
+        Refusal::Status(code, _) => code,
+        Refusal::Gone => 400,
+    }))
+}
+
 /// Where the head ends: after a blank line, CR LF or bare LF (which RFC 9112 lets a server accept).
 fn head_end(buf: &[u8]) -> Option<usize> {
     let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
