@@ -2,6 +2,7 @@
 # Installs what the tests need on a fresh Debian machine that has the Rust toolchain and a C compiler:
 # mosquitto (the MQTT tests' broker), socat (the serial tests' pty pair), libclang (bindgen, for the
 # camera feature), systemd (systemd-analyze, for the unit check), python3-venv (the trainer's PyTorch),
+# mosquitto-clients and curl (scripts/soak.sh),
 # then the ARM cross toolchains (cross/install-deps.sh). Does nothing for what is there already. Without
 # root (or sudo) and apt-get, it stops with one line naming what is missing and how to install it.
 # `scripts/test.sh` runs it first; CI and a newcomer's first `scripts/test.sh` need nothing else.
@@ -12,6 +13,8 @@ need=()
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || need+=(mosquitto)
 command -v socat >/dev/null || need+=(socat)
+command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
+command -v curl >/dev/null || need+=(curl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 [[ -n $(ls /usr/lib/llvm-*/lib/libclang.so* 2>/dev/null) ]] || need+=(libclang-dev)
 sudo=()

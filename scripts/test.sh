@@ -3,7 +3,7 @@
 # pseudo-terminal serial pair and a NOTIFY_SOCKET; the systemd unit check; the aarch64 build with the
 # whole device test suite under qemu-user (and the armv7 build) when the cross toolchain is installed
 # (cross/install-deps.sh); then the trainer (feature `train`, libtorch from PyTorch 2.13.0 in ./.venv,
-# installed on first use).
+# installed on first use); a short fuzzing run of every target and a one-minute soak of the daemon.
 #
 # Needs: mosquitto, socat, libclang-dev (bindgen), systemd (systemd-analyze), python3-venv and the cross
 # toolchains; scripts/setup.sh installs what is missing first (POOLWATCH_NO_CROSS=1 skips the cross ones).
@@ -79,3 +79,7 @@ echo "== trainer: cargo test --features train"
 # shellcheck source=scripts/torch-env.sh
 . scripts/torch-env.sh
 cargo test --features train
+echo "== fuzzing: every target for ${POOLWATCH_FUZZ_SECONDS:=10} s (scripts/fuzz.sh; README has a long run)"
+scripts/fuzz.sh "$POOLWATCH_FUZZ_SECONDS"
+echo "== soak: the daemon for a minute while its broker, serial port and frames fail (scripts/soak.sh; README has 30 minutes)"
+POOLWATCH_BIN=target/debug/poolwatch scripts/soak.sh 1
