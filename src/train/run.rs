@@ -201,6 +201,11 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
     if s.width % m != 0 || s.height % m != 0 {
         return Err(TrainError::Settings(format!("--size {}x{}: both sides must be multiples of {m} for this architecture", s.width, s.height)));
     }
+    // The checkpoint goes beside the model after every epoch: its folder must be there before the
+    // first (libtorch's own error, after an epoch of work, is a page of C++ frames).
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|cause| TrainError::Io { path: dir.to_path_buf(), cause })?;
+    }
     let device = device.resolve()?;
     log::info!("training on {}", if device == Device::Cpu { "the CPU".to_string() } else { format!("{device:?}") });
     tch::manual_seed(s.seed as i64);
