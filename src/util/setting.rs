@@ -104,12 +104,23 @@ pub fn compact(value: &impl Display) -> String {
     cut(&s, 64)
 }
 
-/// `s` cut at `max` characters, with an ellipsis when cut.
+/// `s` for a message: cut at `max` characters (with an ellipsis when cut), control characters
+/// escaped (`\n`), so that a value from outside stays on its log line and cannot flood it.
 pub fn cut(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
+    let (head, more) = match s.char_indices().nth(max) {
+        Some((i, _)) => (&s[..i], "..."),
+        None => (s, ""),
+    };
+    let mut out = String::with_capacity(head.len() + more.len());
+    for c in head.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    out.push_str(more);
+    out
 }
 
 #[cfg(test)]
@@ -126,6 +137,9 @@ mod tests {
         assert!(in_range("x", f32::NAN, 0.0..=1.0).is_err());
         assert_eq!(in_range("fps", 1e300f64, AboveUpTo(0.0, 1000.0)).unwrap_err().message, "1e300 must be in (0, 1000]");
         assert_eq!(compact(&"x".repeat(100)).len(), 67);
+        // A value with a line break (a TOML "\n") stays on one line.
+        assert_eq!(cut("a\nb\u{1b}[2J", 10), "a\\nb\\u{1b}[2J");
+        assert_eq!(cut("\n\n\n", 2), "\\n\\n...");
         assert!(in_range("x", f64::NAN, AboveUpTo(0.0, 1.0)).is_err());
         let e = SettingError::new("count", "bad").in_section("lanes");
         assert_eq!(e.to_string(), "lanes.count: bad");
