@@ -87,6 +87,12 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, String> {
 
 /// [`decode_rgb`] with a limit of its own.
 pub fn decode_rgb_within(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, String> {
+    decode(bytes, max_pixels).map_err(|e| crate::util::setting::cut(&e, 200))
+}
+
+/// The decoders' messages can run over several lines (zune-jpeg's do): [`decode_rgb_within`] keeps
+/// them to one.
+fn decode(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, String> {
     let format = image::guess_format(bytes).map_err(|e| e.to_string())?;
     if format == image::ImageFormat::Jpeg {
         let tail = &bytes[bytes.len().saturating_sub(64)..];

@@ -275,6 +275,26 @@ mod tests {
     }
 
     #[test]
+    fn every_error_of_a_damaged_stream_is_one_line() {
+        // What the MJPEG fuzz target found: a decoder message of two lines.
+        let bytes = include_bytes!("../../../fuzz/seeds/mjpeg/regression-two-line-error.mjpeg");
+        let mut src = StreamSource::new(&bytes[..], StreamFormat::Mjpeg, (0, 0), "stdin");
+        let mut errors = 0;
+        for _ in 0..100 {
+            match src.next_frame() {
+                Ok(None) => break,
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    errors += 1;
+                    let m = e.to_string();
+                    assert!(!m.contains('\n') && m.len() < 300, "{m:?}");
+                }
+            }
+        }
+        assert!(errors >= 1);
+    }
+
+    #[test]
     fn raw_rgb_frames() {
         let mut data = vec![7u8; 4 * 2 * 3];
         data.extend(vec![9u8; 4 * 2 * 3]);
