@@ -217,6 +217,13 @@ fn bad_model_files_fail_clearly() {
     let e = Autoencoder::load(&cut).unwrap_err().to_string();
     assert!(e.contains("cut.onnx") && !e.contains('\n'), "{e}");
 
+    // What the model fuzz target found: a calibration key with a line break, quoted by the JSON error.
+    let e = Autoencoder::from_bytes(std::path::Path::new("fuzz.onnx"), include_bytes!("../fuzz/seeds/model/regression-line-break-in-key.onnx"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("fuzz.onnx") && !e.contains('\n') && e.len() < 500, "{e:?}");
+
     let empty = dir.path().join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
     assert!(Autoencoder::load(&empty).unwrap_err().to_string().contains("empty"));

@@ -148,7 +148,8 @@ impl ModelMeta {
 
     /// Reads and checks the description of a decoded model.
     pub fn from_proto(path: &Path, proto: &pb::ModelProto) -> Result<ModelMeta, ModelError> {
-        let bad = |reason: String| ModelError::Contract { path: path.to_path_buf(), reason };
+        // Reasons quote the file's own text (a JSON key, a version): one bounded line.
+        let bad = |reason: String| ModelError::Contract { path: path.to_path_buf(), reason: crate::util::setting::cut(&reason, 300) };
         let graph = proto.graph.as_ref().ok_or_else(|| bad("it has no graph".into()))?;
         let input = graph
             .input
