@@ -739,11 +739,13 @@ fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
     let cfg = write_config(dir.path(), base);
     let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
     let first = daemon.wait_line("a frame", 30, |v| v["frame"].is_u64());
-    assert!(first.get("lanes").is_none());
-    // A good new config: lanes appear in the output, the camera is not reopened (numbers go on).
+    // Without [lanes], the synthetic camera's own (6 to 10 of them).
+    let lanes = |v: &serde_json::Value| v["lanes"].as_array().map(Vec::len);
+    assert!(lanes(&first).is_some_and(|n| (6..=10).contains(&n)), "{first}");
+    // A good new config: its 4 lanes in the output, the camera is not reopened (numbers go on).
     std::fs::write(&cfg, format!("{base}{LANES}")).unwrap();
     signal(&daemon.child, "-HUP");
-    let with_lanes = daemon.wait_line("lanes after reload", 30, |v| v.get("lanes").is_some());
+    let with_lanes = daemon.wait_line("lanes after reload", 30, |v| lanes(v) == Some(4));
     assert!(with_lanes["frame"].as_u64() > first["frame"].as_u64());
     daemon.wait_log("reloaded", 5);
     // A broken config is refused with the key named; the running one goes on.
@@ -751,7 +753,7 @@ fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
     signal(&daemon.child, "-HUP");
     daemon.wait_log("reload refused", 30);
     assert!(daemon.log().contains("tracking.min_hits"), "{}", daemon.log());
-    daemon.wait_line("lanes still there", 10, |v| v.get("lanes").is_some());
+    daemon.wait_line("lanes still there", 10, |v| lanes(v) == Some(4));
     // A config that validates but would fail every frame (its mask image is not there) was accepted,
     // and then nothing was processed: refused now, as check-config and a start refuse it.
     let no_mask = format!("{base}{LANES}[pool]\nmask = {{ image = \"/nonexistent/pool-mask.png\" }}\n");

@@ -5,6 +5,7 @@ use crate::pipeline::detect::DetectorSettings;
 use crate::pipeline::heatmap::HeatmapOverrides;
 use crate::device::sink::http::HttpSettings;
 use crate::pipeline::lanes::LaneSettings;
+use crate::pipeline::timing::TimingSettings;
 use crate::pipeline::pool::{MaskSpec, PoolSettings};
 use crate::device::sink::mqtt::MqttSettings;
 use crate::device::sink::serial::SerialSettings;
@@ -65,8 +66,11 @@ pub struct Config {
     pub source: SourceSettings,
     pub pipeline: PipelineSettings,
     pub tracking: TrackSettings,
-    /// Lane mapping (pool corners in the image, lane count, length).
+    /// Lane mapping (pool corners in the image, lane count, length). Without it, the lanes the source
+    /// knows (the synthetic camera's), else none.
     pub lanes: Option<LaneSettings>,
+    /// Lap timing in the lanes.
+    pub timing: TimingSettings,
     pub stdout: StdoutSettings,
     pub serial: Option<SerialSettings>,
     pub mqtt: Option<MqttSettings>,
@@ -88,6 +92,7 @@ impl Default for Config {
             pipeline: PipelineSettings::default(),
             tracking: TrackSettings::default(),
             lanes: None,
+            timing: TimingSettings::default(),
             stdout: StdoutSettings::default(),
             serial: None,
             mqtt: None,
@@ -185,7 +190,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             if let Some(key) = source_key_at_fault(text) {
-                return ConfigError::Invalid { path: PathBuf::new(), key: format!("source.{key}"), message: cut(e.message(), 300) };
+                return ConfigError::Invalid { path: PathBuf::new(), key: format!("source.{}", cut(&key, 64)), message: cut(e.message(), 300) };
             }
             ConfigError::Parse {
                 path: PathBuf::new(),
@@ -199,7 +204,7 @@ impl Config {
 
     /// Every section checked by its own type; the error names the key in full (`boxes.min_area`).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check().map_err(|SettingError { key, message }| ConfigError::Invalid { path: PathBuf::new(), key, message: cut(&message, 300) })
+        self.check().map_err(|SettingError { key, message }| ConfigError::Invalid { path: PathBuf::new(), key: cut(&key, 100), message: cut(&message, 300) })
     }
 
     fn check(&self) -> Result<(), SettingError> {
@@ -214,6 +219,7 @@ impl Config {
         section("pipeline", Some(&self.pipeline), PipelineSettings::validate)?;
         section("tracking", Some(&self.tracking), TrackSettings::validate)?;
         section("lanes", self.lanes.as_ref(), LaneSettings::validate)?;
+        section("timing", Some(&self.timing), TimingSettings::validate)?;
         section("serial", self.serial.as_ref(), SerialSettings::validate)?;
         section("mqtt", self.mqtt.as_ref(), MqttSettings::validate)?;
         section("snapshots", self.snapshots.as_ref(), SnapshotSettings::validate)?;

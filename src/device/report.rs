@@ -5,6 +5,7 @@
 use crate::pipeline::boxes::BBox;
 use crate::pipeline::heatmap::Heatmap;
 use crate::pipeline::lanes::PoolPosition;
+use crate::pipeline::timing::Lap;
 use crate::pipeline::track::{EventKind, Track};
 use image::RgbImage;
 use serde::Serialize;
@@ -17,6 +18,12 @@ use std::time::Instant;
 /// decimals): how every number in an output record is rounded.
 pub fn round_f64(v: f64, per_unit: f64) -> f64 {
     (v * per_unit).round() / per_unit
+}
+
+/// A lap as records carry it: times to the millisecond (touch) and the hundredth (lap, total), pace
+/// to the tenth.
+fn round_lap(l: Lap) -> Lap {
+    Lap { ts: round_f64(l.ts, 1000.0), lap_s: round_f64(l.lap_s, 100.0), total_s: round_f64(l.total_s, 100.0), pace_s_100m: round_f64(l.pace_s_100m, 10.0), ..l }
 }
 
 /// [`round_f64`] in f32, for boxes and scores.
@@ -106,6 +113,8 @@ pub struct FrameReport {
     pub events: Vec<Event>,
     /// Swimmers per lane (lane 1 first); empty without lanes.
     pub lanes: Vec<u32>,
+    /// Lengths completed in this frame (lap timing), with their touch times.
+    pub laps: Vec<Lap>,
     /// Pipeline time of this frame, milliseconds.
     pub ms: f64,
     pub threshold: f32,
@@ -120,13 +129,15 @@ pub struct Tracked {
     pub events: Vec<Event>,
     /// Swimmers per lane (lane 1 first); empty without lanes.
     pub lanes: Vec<u32>,
+    /// Lengths completed in this frame (lap timing).
+    pub laps: Vec<Lap>,
 }
 
 impl FrameReport {
     /// The report of a frame: its detection, its tracking, the time both took (`ms`) and its picture
     /// when an output draws it.
     pub fn new(seq: u64, ts: f64, origin: String, d: crate::pipeline::detect::Detection, tracked: Tracked, ms: f64, picture: Option<Arc<Picture>>) -> FrameReport {
-        let Tracked { swimmers, events, lanes } = tracked;
+        let Tracked { swimmers, events, lanes, laps } = tracked;
         FrameReport {
             seq,
             ts,
@@ -137,6 +148,7 @@ impl FrameReport {
             swimmers,
             events,
             lanes,
+            laps: laps.into_iter().map(round_lap).collect(),
             ms: round_f64(ms, 100.0),
             threshold: d.threshold,
             picture,
@@ -200,6 +212,8 @@ pub struct FrameRecord<'a> {
     pub swimmers: &'a [Swimmer],
     #[serde(skip_serializing_if = "<[u32]>::is_empty")]
     pub lanes: &'a [u32],
+    #[serde(skip_serializing_if = "<[Lap]>::is_empty")]
+    pub laps: &'a [Lap],
 }
 
 impl FrameReport {
@@ -214,6 +228,7 @@ impl FrameReport {
             ms: self.ms,
             swimmers: &self.swimmers,
             lanes: &self.lanes,
+            laps: &self.laps,
         }
     }
 

@@ -19,4 +19,5 @@ pub mod overlay;
 pub mod pool;
 pub mod preprocess;
 pub mod simd;
+pub mod timing;
 pub mod track;

@@ -169,6 +169,30 @@ pub struct Scene {
     corners: [[f64; 2]; 4],
 }
 
+/// The swimmers of a scene: how many (from `range`), in which lanes (one each), where they start and how
+/// fast they swim, from `seed`.
+fn draw_swimmers(seed: u64, range: (u32, u32), lanes: u32, length: f32) -> Vec<Swimmer> {
+    let mut srng = Rng::fork(seed, 1);
+    let count = srng.int(range.0, range.1).min(lanes);
+    let mut free: Vec<u32> = (1..=lanes).collect();
+    let caps = [[220.0, 30.0, 30.0], [240.0, 220.0, 40.0], [245.0, 245.0, 245.0], [20.0, 20.0, 25.0], [240.0, 120.0, 20.0], [200.0, 40.0, 160.0], [40.0, 200.0, 60.0]];
+    (0..count)
+        .map(|_| {
+            let lane = free.swap_remove(srng.int(0, free.len() as u32 - 1) as usize);
+            let tone = srng.range(0.0, 1.0);
+            Swimmer {
+                lane,
+                start: srng.range(0.0, 2.0 * (length - 2.0)),
+                speed: srng.range(1.1, 2.0),
+                cap: caps[srng.int(0, caps.len() as u32 - 1) as usize],
+                skin: lerp3([235.0, 190.0, 160.0], [110.0, 70.0, 50.0], tone),
+                stroke_hz: srng.range(0.7, 1.0),
+                phase: srng.range(0.0, std::f32::consts::TAU),
+            }
+        })
+        .collect()
+}
+
 fn lerp3(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
     [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 }
@@ -282,25 +306,7 @@ impl Scene {
             }
         }
 
-        let mut srng = Rng::fork(seed, 1);
-        let count = srng.int(swimmers.0, swimmers.1).min(lanes);
-        let mut free: Vec<u32> = (1..=lanes).collect();
-        let caps = [[220.0, 30.0, 30.0], [240.0, 220.0, 40.0], [245.0, 245.0, 245.0], [20.0, 20.0, 25.0], [240.0, 120.0, 20.0], [200.0, 40.0, 160.0], [40.0, 200.0, 60.0]];
-        let swimmers = (0..count)
-            .map(|_| {
-                let lane = free.swap_remove(srng.int(0, free.len() as u32 - 1) as usize);
-                let tone = srng.range(0.0, 1.0);
-                Swimmer {
-                    lane,
-                    start: srng.range(0.0, 2.0 * (length - 2.0)),
-                    speed: srng.range(1.1, 2.0),
-                    cap: caps[srng.int(0, caps.len() as u32 - 1) as usize],
-                    skin: lerp3([235.0, 190.0, 160.0], [110.0, 70.0, 50.0], tone),
-                    stroke_hz: srng.range(0.7, 1.0),
-                    phase: srng.range(0.0, std::f32::consts::TAU),
-                }
-            })
-            .collect();
+        let swimmers = draw_swimmers(seed, swimmers, lanes, length);
 
         Scene {
             width,
@@ -335,6 +341,58 @@ impl Scene {
 
     pub fn lanes(&self) -> u32 {
         self.lanes
+    }
+
+    /// The same venue (camera, pool, light) with other swimmers: those `seed` draws from `range`.
+    pub fn with_swimmers(mut self, seed: u64, range: (u32, u32)) -> Scene {
+        self.swimmers = draw_swimmers(seed, range, self.lanes, self.length);
+        self
+    }
+
+    pub fn swimmer_count(&self) -> usize {
+        self.swimmers.len()
+    }
+
+    /// Where the swimmer of `lane` has its head at time `t`: metres from the start wall.
+    pub fn head_position(&self, lane: u32, t: f32) -> Option<f64> {
+        let s = self.swimmers.iter().find(|s| s.lane == lane)?;
+        let span = self.length - 2.0;
+        let p = (s.start + s.speed * t).rem_euclid(2.0 * span);
+        Some(if p < span { 1.0 + p } else { 1.0 + 2.0 * span - p } as f64)
+    }
+
+    /// Every wall turn of the swimmers between `t0` and `t1` seconds, in time order: lane, time, and
+    /// whether it was at the far wall. A swimmer turns with its head 1 m from the wall (where a real one
+    /// would touch).
+    pub fn touches(&self, t0: f64, t1: f64) -> Vec<(u32, f64, bool)> {
+        let span = (self.length - 2.0) as f64;
+        let mut out = Vec::new();
+        for s in &self.swimmers {
+            let (start, speed) = (s.start as f64, s.speed as f64);
+            // Turns where the position along the bounce (start + speed t) is a multiple of the span: odd
+            // multiples at the far wall, even ones at the start wall.
+            let first = ((start + speed * t0) / span).floor() as i64 + 1;
+            let mut k = first.max(1);
+            loop {
+                let t = (k as f64 * span - start) / speed;
+                if t > t1 {
+                    break;
+                }
+                if t >= t0 {
+                    out.push((s.lane, t, k % 2 == 1));
+                }
+                k += 1;
+            }
+        }
+        out.sort_by(|a, b| a.1.total_cmp(&b.1));
+        out
+    }
+
+    /// The `[lanes]` of this camera: its pool's corners (the start wall is the one at distance 0 of
+    /// [`Truth::distance_m`], lane 1 the nearest the camera, as in [`Truth::lane`]), lanes and length.
+    pub fn lane_settings(&self) -> crate::pipeline::lanes::LaneSettings {
+        let c = self.corners;
+        crate::pipeline::lanes::LaneSettings { corners: [c[0], c[3], c[2], c[1]], count: self.lanes, length_m: self.length as f64 }
     }
 
     pub fn length_m(&self) -> f32 {

@@ -102,6 +102,7 @@ fn pipeline(det: &mut Detector, encoded: &[Vec<u8>], range: (usize, usize, usize
             ms: d.timings.total,
             swimmers: &[],
             lanes: &[],
+            laps: &[],
         };
         let _ = serde_json::to_writer(&mut sink, &rec);
         let t3 = Instant::now();

@@ -1,4 +1,4 @@
-//! `poolwatch eval`: accuracy on annotated frames.
+//! `poolwatch eval`: accuracy on annotated frames, or (`--timing`) lap timing on a synthetic recording.
 
 use crate::common::{Usage, load_config, usage};
 use poolwatch::pipeline::detect::Detector;
@@ -12,7 +12,7 @@ pub struct Args {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Directories (or images) of annotated frames (any supported annotation format).
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, required_unless_present = "timing", num_args = 1..)]
     test: Vec<PathBuf>,
     /// Frames of the empty pool, for image AUROC.
     #[arg(long, num_args = 1..)]
@@ -29,12 +29,33 @@ pub struct Args {
     /// run through the tracker (the config's `[tracking]`), and only its confirmed swimmers count.
     #[arg(long)]
     track: bool,
+    /// Score lap timing instead: a synthetic pool rendered in memory at 25 frames/s, through the
+    /// detector, the tracker, the lanes and the lap timer (the config's settings), against the exact
+    /// turns of its swimmers.
+    #[arg(long, conflicts_with_all = ["test", "normal", "plots", "track"])]
+    timing: bool,
+    /// With --timing: seconds of video.
+    #[arg(long, default_value_t = 300.0, requires = "timing")]
+    seconds: f64,
+    /// With --timing: the swimmers (how many, in which lanes, how fast).
+    #[arg(long, default_value_t = 1, requires = "timing")]
+    seed: u64,
+    /// With --timing: the venue (camera and pool); 1 is the demo venue the shipped model was trained
+    /// on, another needs its own model (--model).
+    #[arg(long, default_value_t = 1, requires = "timing")]
+    venue: u64,
+    /// With --timing: swimmers, e.g. 1..6 (one per lane at most).
+    #[arg(long, default_value = "1..6", requires = "timing")]
+    swimmers: String,
 }
 
 pub fn main(a: Args) -> Result<ExitCode, Usage> {
     let cfg = load_config(a.config.as_deref()).map_err(Usage)?;
     let model = Autoencoder::load_or_embedded(a.model.as_deref().or(cfg.model.as_deref())).map_err(usage)?;
     let mut det = Detector::new(model, &cfg.detector());
+    if a.timing {
+        return timing(&a, &cfg, &mut det);
+    }
     let ev = evaluate(&mut det, &a.test, &a.normal, a.track.then_some(&cfg.tracking)).map_err(usage)?;
     let report = ev.report();
     if report.frames == 0 {
@@ -59,6 +80,26 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     }
     if let Some(dir) = a.plots {
         write_plots(&dir, &ev).map_err(usage)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn timing(a: &Args, cfg: &poolwatch::device::config::Config, det: &mut Detector) -> Result<ExitCode, Usage> {
+    use poolwatch::tools::timing::{TimingRun, evaluate_timing};
+    if !(a.seconds > 0.0 && a.seconds <= 86_400.0) {
+        return Err(Usage::msg(format!("--seconds {} must be in (0, 86400]", a.seconds)));
+    }
+    let swimmers = poolwatch::synth::parse_range(&a.swimmers).map_err(|e| Usage::msg(format!("--swimmers: {e}")))?;
+    let run = TimingRun { seconds: a.seconds, seed: a.seed, venue: a.venue, swimmers, ..TimingRun::default() };
+    let s = evaluate_timing(det, &cfg.tracking, &cfg.timing, &run).map_err(usage)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&s).unwrap_or_default());
+    } else {
+        let opt = |v: Option<f64>| v.map(|x| format!("{x:.3} s")).unwrap_or_else(|| "n/a".into());
+        println!("{} frames, {} swimmers in {} lanes, {} s", s.frames, s.swimmers, s.lanes, a.seconds);
+        println!("lengths: {} swum, {} reported; exact {:.3}", s.laps_true, s.laps_reported, s.laps_exact);
+        println!("touch error: median {}, p95 {}", opt(s.touch_error_s_median), opt(s.touch_error_s_p95));
+        println!("lanes with the exact count: {} of {}", s.lanes_count_exact, s.lanes_swum);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -79,6 +79,18 @@ pub struct RunStats {
     pub reloads: u64,
 }
 
+/// The config with the source's own lanes (the synthetic camera's) when it has none.
+fn with_source_lanes(mut cfg: Config) -> Config {
+    if cfg.lanes.is_none() {
+        cfg.lanes = cfg.source.known_lanes();
+        if let Some(l) = &cfg.lanes {
+            let c = l.corners.map(|p| [p[0].round(), p[1].round()]);
+            log::info!("lanes: the synthetic camera's own, {} lanes of {} m, corners {c:?} (a [lanes] section replaces them)", l.count, l.length_m);
+        }
+    }
+    cfg
+}
+
 /// Loads the model a config names (or the shipped one).
 pub fn load_model(cfg: &Config, opts: &RunOptions) -> Result<Autoencoder, crate::pipeline::model::ModelError> {
     Autoencoder::load_or_embedded(opts.model.as_deref().or(cfg.model.as_deref()))
@@ -100,6 +112,7 @@ fn reload(opts: &RunOptions, running: &Config, threads: usize) -> Result<(Config
     if let Some(s) = &opts.source {
         cfg.source = s.clone();
     }
+    let cfg = with_source_lanes(cfg);
     let model = load_model(&cfg, opts).map_err(|e| e.to_string())?;
     crate::device::preflight::preflight(&cfg, &model, false)?;
     if cfg.source != running.source {
@@ -119,6 +132,7 @@ fn reload(opts: &RunOptions, running: &Config, threads: usize) -> Result<(Config
 /// Runs until a finite source ends, `max_frames` are processed, `stop` is set (SIGTERM/SIGINT) or
 /// stdout's reader goes away. `reload` (SIGHUP) re-reads the config and model between frames.
 pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: Arc<AtomicBool>) -> Result<RunStats, DaemonError> {
+    let cfg = with_source_lanes(cfg);
     let model = load_model(&cfg, opts)?;
     crate::device::preflight::preflight(&cfg, &model, false).map_err(DaemonError::Preflight)?;
     crate::media::images::set_max_pixels(cfg.pipeline.max_pixels);
@@ -193,8 +207,8 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                     every_nth.store(new_cfg.pipeline.every_nth, Ordering::Relaxed);
                     crate::media::images::set_max_pixels(new_cfg.pipeline.max_pixels);
                     workers.replace(dets);
-                    let tracker = std::mem::replace(&mut stage.tracker, Tracker::new(new_cfg.tracking.clone()));
-                    stage = Stage::new(&new_cfg, Some(tracker));
+                    let old = std::mem::replace(&mut stage, Stage::new(&new_cfg, None));
+                    stage = Stage::new(&new_cfg, Some(old));
                     running = new_cfg;
                     stats.reloads += 1;
                     log::info!("reloaded: model {path}");

@@ -1,11 +1,12 @@
-//! What the main thread keeps across frames, in frame order: the tracker and the lane map. It turns a
-//! detected frame into its report.
+//! What the main thread keeps across frames, in frame order: the tracker, the lane map and the lap
+//! timer. It turns a detected frame into its report.
 
 use crate::device::config::Config;
 use crate::device::report::{Event, FrameReport, Picture, PictureDemand, Swimmer, Tracked, round_f64};
 use crate::device::workers::{Detected, Workers};
 use crate::pipeline::detect::DetectError;
 use crate::pipeline::lanes::LaneMap;
+use crate::pipeline::timing::{LanePosition, LapTimer};
 use crate::pipeline::track::Tracker;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,16 +14,26 @@ use std::time::Instant;
 pub struct Stage {
     pub tracker: Tracker,
     lanes: Option<LaneMap>,
-    lane_corners: Option<([[f64; 2]; 4], u32)>,
+    lane_settings: Option<crate::pipeline::lanes::LaneSettings>,
+    timer: Option<LapTimer>,
 }
 
 impl Stage {
-    /// The stage of `cfg`, keeping `tracker` (and its swimmers) across a reload when given.
-    pub fn new(cfg: &Config, tracker: Option<Tracker>) -> Stage {
+    /// The stage of `cfg`, keeping the old stage's swimmers (and, with the same lanes, its lap counts)
+    /// across a reload when given.
+    pub fn new(cfg: &Config, old: Option<Stage>) -> Stage {
         let lanes = cfg.lanes.as_ref().and_then(|l| LaneMap::new(l).ok());
+        let (tracker, timer) = match old {
+            Some(o) => (Some(o.tracker), o.timer.filter(|_| o.lane_settings == cfg.lanes)),
+            None => (None, None),
+        };
         let mut tracker = tracker.unwrap_or_else(|| Tracker::new(cfg.tracking.clone()));
         tracker.set_settings(cfg.tracking.clone());
-        Stage { tracker, lanes, lane_corners: cfg.lanes.as_ref().map(|l| (l.corners, l.count)) }
+        let mut timer = timer.or_else(|| cfg.lanes.as_ref().map(|l| LapTimer::new(cfg.timing.clone(), l.count, l.length_m)));
+        if let Some(t) = &mut timer {
+            t.set_settings(cfg.timing.clone());
+        }
+        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer }
     }
 
     /// Feeds one frame's boxes to the tracker: its confirmed swimmers with their lanes, the events, and
@@ -47,7 +58,14 @@ impl Stage {
             }
             None => Vec::new(),
         };
-        Tracked { swimmers, events, lanes }
+        let laps = match &mut self.timer {
+            Some(timer) => {
+                let at: Vec<LanePosition> = swimmers.iter().filter_map(|s| Some(LanePosition::at(s.lane?, s.distance_m?, s.track.id))).collect();
+                timer.update(ts, &at)
+            }
+            None => Vec::new(),
+        };
+        Tracked { swimmers, events, lanes, laps }
     }
 
     /// Tracks a detected frame's swimmers and makes its report; the heatmap goes into the report when
@@ -65,7 +83,8 @@ impl Stage {
         let ts = round_f64(frame.unix_ts(), 1000.0);
         let tracked = self.track(frame.seq, ts, &d.boxes);
         let picture = if pictures.wanted(!tracked.events.is_empty()) {
-            Some(Arc::new(Picture { heatmap, mask, lanes: self.lane_corners, image: frame.image }))
+            let lanes = self.lane_settings.as_ref().map(|l| (l.corners, l.count));
+            Some(Arc::new(Picture { heatmap, mask, lanes, image: frame.image }))
         } else {
             workers.recycle(heatmap);
             None

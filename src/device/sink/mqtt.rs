@@ -158,10 +158,18 @@ impl Topics {
     pub fn stats(&self) -> String {
         format!("{}/stats", self.base)
     }
+    /// Every length completed (lap timing).
+    pub fn laps(&self) -> String {
+        format!("{}/laps", self.base)
+    }
+    /// The last length of one lane (retained).
+    pub fn lane_laps(&self, lane: u32) -> String {
+        format!("{}/laps/{lane}", self.base)
+    }
 }
 
-/// Home Assistant discovery messages (topic, retained JSON payload): a swimmer-count sensor and a
-/// binary sensor per lane.
+/// Home Assistant discovery messages (topic, retained JSON payload): a swimmer-count sensor, and per
+/// lane a binary occupancy sensor and a sensor of the lengths swum.
 pub fn discovery_messages(s: &MqttSettings, camera: &str, lanes: u32) -> Vec<(String, String)> {
     let t = Topics::new(&s.topic_prefix, camera);
     let node = format!("poolwatch_{}", camera.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
@@ -197,6 +205,22 @@ pub fn discovery_messages(s: &MqttSettings, camera: &str, lanes: u32) -> Vec<(St
                 "state_topic": t.lanes(),
                 "value_template": format!("{{{{ 'ON' if value_json.lanes[{}] > 0 else 'OFF' }}}}", lane - 1),
                 "device_class": "occupancy",
+                "availability_topic": t.status(),
+                "payload_available": "online",
+                "payload_not_available": "offline",
+                "device": device,
+            })
+            .to_string(),
+        ));
+        out.push((
+            format!("{}/sensor/{node}/lane{lane}_laps/config", s.discovery_prefix),
+            json!({
+                "name": format!("Lane {lane} laps"),
+                "unique_id": format!("{node}_lane{lane}_laps"),
+                "state_topic": t.lane_laps(lane),
+                "value_template": "{{ value_json.lap }}",
+                "state_class": "measurement",
+                "icon": "mdi:counter",
                 "availability_topic": t.status(),
                 "payload_available": "online",
                 "payload_not_available": "offline",
@@ -255,7 +279,11 @@ impl MqttSink {
         let id = settings.client_id.clone().unwrap_or_else(|| format!("poolwatch-{camera}"));
         let mut opts = MqttOptions::new(id, settings.host.clone(), settings.port);
         opts.set_keep_alive(Duration::from_secs(settings.keep_alive_s));
-        opts.set_clean_session(true);
+        // A session the broker keeps: after a reconnect that finds it (a network outage, a broker that
+        // persists sessions), rumqttc sends again the events that were in flight or queued when the
+        // connection dropped; with a clean session it drops them without a word (the soak lost an
+        // event that way). We subscribe to nothing, so nothing piles up for us at the broker.
+        opts.set_clean_session(false);
         opts.set_last_will(LastWill::new(topics.status(), "offline", QoS::AtLeastOnce, true));
         if let Some(u) = &settings.username {
             opts.set_credentials(u.clone(), settings.password.clone().unwrap_or_default());
@@ -276,12 +304,18 @@ impl MqttSink {
         let spawned = std::thread::Builder::new().name("mqtt".into()).spawn(move || {
             let mut backoff = Backoff::new(Duration::from_secs(30));
             let mut connected = false;
+            let mut connected_once = false;
             let mut warned = false;
             loop {
                 match connection.recv() {
                     Err(_) => break, // every client handle is gone
-                    Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                        log::info!("mqtt {addr}: connected");
+                    Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                        if connected_once && !ack.session_present {
+                            log::info!("mqtt {addr}: connected; the broker did not keep the session, so events in flight when the connection dropped are lost");
+                        } else {
+                            log::info!("mqtt {addr}: connected");
+                        }
+                        connected_once = true;
                         connected = true;
                         warned = false;
                         backoff.reset();
@@ -446,6 +480,11 @@ impl Sink for MqttSink {
             }
             self.publish(self.topics.events(), QoS::AtLeastOnce, false, serde_json::to_string(e).unwrap_or_default());
         }
+        for l in &r.laps {
+            let payload = serde_json::to_string(l).unwrap_or_default();
+            self.publish(self.topics.laps(), QoS::AtLeastOnce, false, payload.clone());
+            self.publish(self.topics.lane_laps(l.lane), QoS::AtLeastOnce, true, payload);
+        }
         let occupancy = (r.swimmers.len(), r.lanes.clone());
         if self.last_lanes.as_ref() != Some(&occupancy) {
             let payload = json!({"swimmers": occupancy.0, "lanes": occupancy.1, "frame": r.seq, "ts": r.ts}).to_string();
@@ -492,18 +531,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn discovery_has_a_count_sensor_and_one_binary_sensor_per_lane() {
+    fn discovery_has_a_count_sensor_and_per_lane_occupancy_and_laps() {
         let s = MqttSettings::default();
         let msgs = discovery_messages(&s, "main pool", 2);
-        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs.len(), 5);
         assert_eq!(msgs[0].0, "homeassistant/sensor/poolwatch_main_pool/swimmers/config");
         let v: serde_json::Value = serde_json::from_str(&msgs[0].1).unwrap();
         assert_eq!(v["state_topic"], "poolwatch/main pool/lanes");
         assert_eq!(v["availability_topic"], "poolwatch/main pool/status");
-        assert_eq!(msgs[2].0, "homeassistant/binary_sensor/poolwatch_main_pool/lane2/config");
-        let v: serde_json::Value = serde_json::from_str(&msgs[2].1).unwrap();
+        assert_eq!(msgs[3].0, "homeassistant/binary_sensor/poolwatch_main_pool/lane2/config");
+        let v: serde_json::Value = serde_json::from_str(&msgs[3].1).unwrap();
         assert_eq!(v["value_template"], "{{ 'ON' if value_json.lanes[1] > 0 else 'OFF' }}");
         assert_eq!(v["device"]["identifiers"][0], "poolwatch_main_pool");
+        assert_eq!(msgs[4].0, "homeassistant/sensor/poolwatch_main_pool/lane2_laps/config");
+        let v: serde_json::Value = serde_json::from_str(&msgs[4].1).unwrap();
+        assert_eq!((v["state_topic"].as_str(), v["value_template"].as_str()), (Some("poolwatch/main pool/laps/2"), Some("{{ value_json.lap }}")));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! `$PW<TYPE>,<field>,...*<XX>\r\n` where `XX` is the XOR of every byte between `$` and `*` in
 //! upper-case hex. Types: `FRM` (per-frame summary), `DET` (one per swimmer), `LAN` (swimmers per
-//! lane), `EVT` (a swimmer appears or leaves), `HBT` (heartbeat, once a second). The README has the
-//! grammar with examples.
+//! lane), `EVT` (a swimmer appears or leaves), `LAP` (a length completed), `HBT` (heartbeat, once a
+//! second). The README has the grammar with examples.
 
 use crate::device::report::{Event, FrameReport, Health, Stats, Swimmer};
 use std::fmt::Write;
@@ -66,6 +66,11 @@ pub fn event(e: &Event) -> String {
     ))
 }
 
+/// `$PWLAP,<lane>,<lap>,<lap s>,<total s>,<touch unix ts>`: a length completed (lap timing).
+pub fn lap(l: &crate::pipeline::timing::Lap) -> String {
+    sentence(&format!("PWLAP,{},{},{:.2},{:.2},{:.3}", l.lane, l.lap, l.lap_s, l.total_s, l.ts))
+}
+
 /// `$PWHBT,<unix ts>,<uptime s>,<fps>,<OK|START|NOSRC|STALL|ERR>,<dropped>`: the pipeline's
 /// [`Health`] (ERR: every frame fails).
 pub fn heartbeat(now_unix: f64, s: &Stats) -> String {
@@ -90,6 +95,9 @@ pub fn frame_sentences(r: &FrameReport) -> String {
     }
     for e in r.events.iter().filter(|e| e.event != crate::pipeline::track::EventKind::Update) {
         out.push_str(&event(e));
+    }
+    for l in &r.laps {
+        out.push_str(&lap(l));
     }
     out
 }
@@ -173,6 +181,7 @@ mod tests {
     mod properties {
         use super::*;
         use crate::pipeline::boxes::BBox;
+        use crate::pipeline::timing::{Lap, Wall};
         use proptest::prelude::*;
 
         fn a_swimmer() -> impl Strategy<Value = Swimmer> {
@@ -186,8 +195,21 @@ mod tests {
 
         fn a_report() -> impl Strategy<Value = FrameReport> {
             let events = proptest::collection::vec((prop_oneof![Just(EventKind::New), Just(EventKind::Update), Just(EventKind::End)], a_swimmer()), 0..6);
-            (0u64..10_000_000_000, 1.5e9f64..2.5e9, proptest::collection::vec(a_swimmer(), 0..8), events, proptest::collection::vec(0u32..20, 0..12), 0f64..10_000.0, 0usize..20)
-                .prop_map(|(seq, ts, swimmers, events, lanes, ms, nboxes)| FrameReport {
+            let laps = proptest::collection::vec(
+                (1u32..=16, 1u32..1000, 5f64..600.0, 0f64..36_000.0, 1.5e9f64..2.5e9).prop_map(|(lane, lap, lap_s, total_s, ts)| Lap {
+                    lane,
+                    lap,
+                    ts,
+                    wall: Wall::Far,
+                    lap_s,
+                    total_s,
+                    pace_s_100m: lap_s * 4.0,
+                    track: 1,
+                }),
+                0..3,
+            );
+            (0u64..10_000_000_000, 1.5e9f64..2.5e9, proptest::collection::vec(a_swimmer(), 0..8), events, proptest::collection::vec(0u32..20, 0..12), 0f64..10_000.0, 0usize..20, laps)
+                .prop_map(|(seq, ts, swimmers, events, lanes, ms, nboxes, laps)| FrameReport {
                     seq,
                     ts,
                     origin: "camera".into(),
@@ -197,6 +219,7 @@ mod tests {
                     swimmers,
                     events: events.into_iter().map(|(event, swimmer)| Event { event, frame: seq, ts, swimmer }).collect(),
                     lanes,
+                    laps,
                     ms,
                     threshold: 1.0,
                     picture: None,
@@ -250,11 +273,18 @@ mod tests {
                 }
                 let shown: Vec<&Event> = r.events.iter().filter(|e| e.event != EventKind::Update).collect();
                 let evts: Vec<&Vec<&str>> = rest.collect();
-                prop_assert_eq!(evts.len(), shown.len());
-                for (e, f) in shown.iter().zip(evts) {
+                prop_assert_eq!(evts.len(), shown.len() + r.laps.len());
+                for (e, f) in shown.iter().zip(&evts) {
                     prop_assert_eq!(f[0], "PWEVT");
                     prop_assert_eq!(f[1], e.event.as_str());
                     prop_assert_eq!(f[2].parse::<u64>().unwrap(), e.swimmer.track.id);
+                }
+                for (l, f) in r.laps.iter().zip(&evts[shown.len()..]) {
+                    prop_assert_eq!(f.len(), 6);
+                    prop_assert_eq!(f[0], "PWLAP");
+                    prop_assert_eq!(f[1].parse::<u32>().unwrap(), l.lane);
+                    prop_assert_eq!(f[2].parse::<u32>().unwrap(), l.lap);
+                    prop_assert!(close(f[3], l.lap_s, 0.01) && close(f[4], l.total_s, 0.01) && close(f[5], l.ts, 0.001));
                 }
             }
 

@@ -235,6 +235,18 @@ impl SourceSettings {
         }
     }
 
+    /// The lanes this source knows by itself: the synthetic camera's pool (so the demo shows lanes,
+    /// distances and laps with no `[lanes]`).
+    pub fn known_lanes(&self) -> Option<crate::pipeline::lanes::LaneSettings> {
+        match self {
+            SourceSettings::Synth { seed, width, height, swimmers, .. } => {
+                let range = crate::synth::parse_range(swimmers).ok()?;
+                Some(crate::synth::Scene::new(*seed, *width, *height, range).lane_settings())
+            }
+            _ => None,
+        }
+    }
+
     pub fn is_finite(&self) -> bool {
         matches!(self, SourceSettings::Dir { looping: false, .. } | SourceSettings::Stdin { .. })
     }

@@ -1,0 +1,463 @@
+//! Lap timing from tracked swimmers: per lane, wall turns (the direction reverses near a wall), lengths
+//! swum, length and total times and pace. Kept per lane, not per track ID, so a track that breaks and
+//! resumes in its lane keeps counting.
+//!
+//! A *lap* here is one length of the pool, wall to wall, as touch pads and lap counters count them. The
+//! first touch of a lane starts its session (lap 0); each touch at the other wall ends a lap. A turn is
+//! seen once the swimmer has moved `reverse_m` back from the farthest point reached, so its touch time
+//! is that point's, not the moment it was recognised. A swimmer who stops at a wall (the end of a
+//! swim) touches when they have not gone further for `finish_s`.
+
+use crate::util::setting::{AboveUpTo, SettingError, in_range};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimingSettings {
+    /// A turn this close to a wall (metres, measured at the swimmer's box centre) is a touch.
+    pub wall_m: f64,
+    /// How far (metres) the swimmer must come back from the farthest point before it is a turn:
+    /// larger ignores more jitter of the box, and recognises a turn later (its time does not change).
+    pub reverse_m: f64,
+    /// Seconds without going further, near the wall ahead, that make a finishing touch.
+    pub finish_s: f64,
+    /// A lane nobody has been seen in for this long (seconds) ends its session.
+    pub reset_s: f64,
+    /// Lengths faster than this (seconds) are not believed (a box that jumped across the pool).
+    pub min_length_s: f64,
+}
+
+impl Default for TimingSettings {
+    fn default() -> Self {
+        TimingSettings { wall_m: 3.0, reverse_m: 1.0, finish_s: 3.0, reset_s: 30.0, min_length_s: 8.0 }
+    }
+}
+
+impl TimingSettings {
+    /// Every key in its range (keys as the `[timing]` section names them).
+    pub fn validate(&self) -> Result<(), SettingError> {
+        in_range("wall_m", self.wall_m, AboveUpTo(0.0, 25.0))?;
+        in_range("reverse_m", self.reverse_m, AboveUpTo(0.0, 10.0))?;
+        in_range("finish_s", self.finish_s, AboveUpTo(0.0, 600.0))?;
+        in_range("reset_s", self.reset_s, AboveUpTo(0.0, 86_400.0))?;
+        in_range("min_length_s", self.min_length_s, 0.0..=600.0)?;
+        Ok(())
+    }
+}
+
+/// Which end of the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wall {
+    /// The start wall (distance 0).
+    Start,
+    /// The far wall (distance = the pool's length).
+    Far,
+}
+
+impl Wall {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wall::Start => "start",
+            Wall::Far => "far",
+        }
+    }
+}
+
+/// One length swum.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Lap {
+    pub lane: u32,
+    /// Lengths completed in this lane's session, 1 for the first.
+    pub lap: u32,
+    /// The touch that ended it: time (seconds, the frames' clock) and wall.
+    pub ts: f64,
+    pub wall: Wall,
+    /// Seconds for this length.
+    pub lap_s: f64,
+    /// Seconds since the session's first touch.
+    pub total_s: f64,
+    /// This length's pace, seconds per 100 m.
+    pub pace_s_100m: f64,
+    /// The track whose turn it was.
+    pub track: u64,
+}
+
+/// Where one swimmer is this frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LanePosition {
+    pub lane: u32,
+    /// Metres from the start wall (the box's centre).
+    pub distance_m: f64,
+    pub track: u64,
+}
+
+impl LanePosition {
+    pub fn at(lane: u32, distance_m: f64, track: u64) -> LanePosition {
+        LanePosition { lane, distance_m, track }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    Unknown,
+    /// Away from the start wall.
+    Out,
+    /// Towards the start wall.
+    Back,
+}
+
+/// Samples further apart than this are a gap (the swimmer out of sight, or its track broken).
+const GAP_S: f64 = 0.2;
+
+#[derive(Clone, Debug)]
+struct Pending {
+    /// The farthest point before the gap: time, distance, track.
+    before: (f64, f64, u64),
+    dir: Dir,
+    speed: f64,
+    /// The first sample after it.
+    seen: (f64, LanePosition),
+}
+
+#[derive(Clone, Debug)]
+struct LaneState {
+    dir: Dir,
+    /// The farthest point in the current direction (or, while it is unknown, the first seen): time,
+    /// distance, track.
+    extreme: (f64, f64, u64),
+    last_seen: f64,
+    /// The last sample (time, distance, direction) and the swimming speed (m/s, smoothed), to place
+    /// a turn that happened out of sight.
+    prev: (f64, f64, Dir),
+    speed: f64,
+    /// After a gap: what was known before it, until the direction is known again.
+    pending: Option<Pending>,
+    /// Session start (the first touch) and the last touch.
+    first_touch: Option<f64>,
+    last_touch: Option<(f64, Wall)>,
+    laps: u32,
+}
+
+/// Counts lengths per lane from the swimmers' positions, one [`update`](Self::update) per frame.
+pub struct LapTimer {
+    settings: TimingSettings,
+    length_m: f64,
+    lanes: Vec<Option<LaneState>>,
+}
+
+impl LapTimer {
+    pub fn new(settings: TimingSettings, lanes: u32, length_m: f64) -> LapTimer {
+        LapTimer { settings, length_m, lanes: vec![None; lanes as usize] }
+    }
+
+    pub fn set_settings(&mut self, settings: TimingSettings) {
+        self.settings = settings;
+    }
+
+    /// Lengths completed in each lane's current session (lane 1 first).
+    pub fn laps(&self) -> Vec<u32> {
+        self.lanes.iter().map(|l| l.as_ref().map_or(0, |l| l.laps)).collect()
+    }
+
+    /// This frame (time `ts`, seconds) with the swimmers in lanes; returns the lengths completed.
+    pub fn update(&mut self, ts: f64, positions: &[LanePosition]) -> Vec<Lap> {
+        let mut out = Vec::new();
+        for lane in 1..=self.lanes.len() as u32 {
+            let idx = lane as usize - 1;
+            // The swimmer of the lane: the one nearest where the lane's swimmer was (several in one lane
+            // swim in circles; the nearest keeps following one of them).
+            let near = self.lanes[idx].as_ref().map(|s| s.extreme.1);
+            let here = positions
+                .iter()
+                .filter(|p| p.lane == lane && p.distance_m.is_finite())
+                .min_by(|a, b| {
+                    let d = |p: &LanePosition| near.map_or(0.0, |n| (p.distance_m - n).abs());
+                    d(a).total_cmp(&d(b))
+                })
+                .copied();
+            if let Some(lap) = self.step(idx, ts, here) {
+                out.push(lap);
+            }
+        }
+        out
+    }
+
+    fn wall_at(&self, d: f64) -> Option<Wall> {
+        if d <= self.settings.wall_m {
+            Some(Wall::Start)
+        } else if d >= self.length_m - self.settings.wall_m {
+            Some(Wall::Far)
+        } else {
+            None
+        }
+    }
+
+    fn step(&mut self, idx: usize, ts: f64, here: Option<LanePosition>) -> Option<Lap> {
+        let s = self.settings.clone();
+        let Some(state) = &mut self.lanes[idx] else {
+            let p = here?;
+            self.lanes[idx] = Some(LaneState {
+                dir: Dir::Unknown,
+                extreme: (ts, p.distance_m, p.track),
+                last_seen: ts,
+                prev: (ts, p.distance_m, Dir::Unknown),
+                speed: 0.0,
+                pending: None,
+                first_touch: None,
+                last_touch: None,
+                laps: 0,
+            });
+            return None;
+        };
+        let Some(p) = here else {
+            if ts - state.last_seen > s.reset_s {
+                self.lanes[idx] = None;
+                return None;
+            }
+            // Gone from view at the wall ahead (climbed out, or hidden there): a finishing touch.
+            return self.finish(idx, ts);
+        };
+        state.last_seen = ts;
+        let d = p.distance_m;
+        let (pt, pd, pdir) = std::mem::replace(&mut state.prev, (ts, d, state.dir));
+        let dt = ts - pt;
+        if state.dir != Dir::Unknown && pdir == state.dir && dt > 0.0 && dt < GAP_S {
+            let v = ((d - pd).abs() / dt).min(4.0);
+            state.speed = if state.speed == 0.0 { v } else { 0.9 * state.speed + 0.1 * v };
+        }
+        // Seen again after a while out of sight (or after its track broke): which way it goes now is
+        // found again before anything is decided.
+        if state.dir != Dir::Unknown && dt >= GAP_S {
+            state.pending = Some(Pending { before: state.extreme, dir: state.dir, speed: state.speed, seen: (ts, p) });
+            state.dir = Dir::Unknown;
+            state.extreme = (ts, p.distance_m, p.track);
+            return None;
+        }
+        let (_, ext, _) = state.extreme;
+        match state.dir {
+            Dir::Unknown => {
+                if (p.distance_m - ext).abs() <= s.reverse_m {
+                    return None;
+                }
+                let dir = if p.distance_m > ext { Dir::Out } else { Dir::Back };
+                state.dir = dir;
+                state.extreme = (ts, p.distance_m, p.track);
+                state.prev = (ts, p.distance_m, dir);
+                match state.pending.take() {
+                    Some(pending) if pending.dir != dir => {
+                        let (t, at) = self.hidden_turn(&pending);
+                        self.touch(idx, t, at, pending.before.2)
+                    }
+                    _ => None,
+                }
+            }
+            dir => {
+                let sign = if dir == Dir::Out { 1.0 } else { -1.0 };
+                if sign * (d - ext) >= 0.0 {
+                    state.extreme = (ts, d, p.track);
+                    self.finish(idx, ts)
+                } else if (d - ext).abs() > s.reverse_m {
+                    let (t, at, track) = state.extreme;
+                    let back = if dir == Dir::Out { Dir::Back } else { Dir::Out };
+                    state.dir = back;
+                    state.extreme = (ts, p.distance_m, p.track);
+                    state.prev = (ts, p.distance_m, back);
+                    self.touch(idx, t, at, track)
+                } else {
+                    self.finish(idx, ts)
+                }
+            }
+        }
+    }
+
+    /// A turn out of sight, between the farthest point seen before (`pending.before`) and the swimmer
+    /// seen again going the other way (`pending.seen`): at the swimming speed it went on, turned and
+    /// came back within the gap, so the turning point is where the two paths meet and its time
+    /// follows. (Measured at the box's centre, which sits behind the head both ways, the turn comes out
+    /// late by about half a body length's swim, 0.3-0.5 s. The box's leading end would cancel that,
+    /// but near the image's edge the box is cut there: tried, and worse.)
+    fn hidden_turn(&self, pending: &Pending) -> (f64, f64) {
+        let (t1, d1, _) = pending.before;
+        let (t2, p2) = pending.seen;
+        let d2 = p2.distance_m;
+        let v = pending.speed;
+        if v < 0.3 {
+            return (t1, d1);
+        }
+        let gap = t2 - t1;
+        let peak = if pending.dir == Dir::Out { (d1 + d2 + v * gap) / 2.0 } else { (d1 + d2 - v * gap) / 2.0 };
+        let peak = peak.clamp(0.0, self.length_m);
+        ((t1 + (peak - d1).abs() / v).min(t2), peak)
+    }
+
+    /// A swimmer that has gone no further for `finish_s` near the wall ahead has touched it.
+    fn finish(&mut self, idx: usize, ts: f64) -> Option<Lap> {
+        let state = self.lanes[idx].as_ref()?;
+        let (t, at, track) = state.extreme;
+        if state.dir == Dir::Unknown || ts - t < self.settings.finish_s {
+            return None;
+        }
+        let ahead = match state.dir {
+            Dir::Out => Wall::Far,
+            _ => Wall::Start,
+        };
+        if self.wall_at(at) != Some(ahead) {
+            return None;
+        }
+        // Waiting for the next push-off, whichever way it goes.
+        if let Some(st) = &mut self.lanes[idx] {
+            st.dir = Dir::Unknown;
+        }
+        self.touch(idx, t, at, track)
+    }
+
+    /// A touch at distance `at`, time `t`: the session's start, or the end of a length.
+    fn touch(&mut self, idx: usize, t: f64, at: f64, track: u64) -> Option<Lap> {
+        let wall = self.wall_at(at)?;
+        let (length_m, min_length_s) = (self.length_m, self.settings.min_length_s);
+        let state = self.lanes[idx].as_mut()?;
+        let Some((last_t, last_wall)) = state.last_touch else {
+            state.first_touch = Some(t);
+            state.last_touch = Some((t, wall));
+            return None;
+        };
+        // Back at the same wall without a length between (a turn seen twice), or a length faster than
+        // anyone swims: not a lap.
+        if wall == last_wall || t - last_t < min_length_s {
+            return None;
+        }
+        state.laps += 1;
+        state.last_touch = Some((t, wall));
+        let lap_s = t - last_t;
+        Some(Lap {
+            lane: idx as u32 + 1,
+            lap: state.laps,
+            ts: t,
+            wall,
+            lap_s,
+            total_s: t - state.first_touch.unwrap_or(t),
+            pace_s_100m: lap_s / length_m * 100.0,
+            track,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A swimmer going back and forth in a 25 m pool at 1.25 m/s between 1 m and 24 m (box centres),
+    /// sampled at 25 frames a second, with `jitter` metres of noise.
+    fn swim(seconds: f64, jitter: f64) -> Vec<(f64, f64)> {
+        let mut rng = crate::util::rng::Rng::new(3);
+        let (lo, hi, v) = (1.0, 24.0, 1.25);
+        let span = hi - lo;
+        (0..(seconds * 25.0) as usize)
+            .map(|i| {
+                let t = i as f64 / 25.0;
+                let p = (5.0 + v * t) % (2.0 * span);
+                let d = if p < span { lo + p } else { hi - (p - span) };
+                (t, d + jitter * rng.range(-1.0, 1.0) as f64)
+            })
+            .collect()
+    }
+
+    fn run(timer: &mut LapTimer, track: &[(f64, f64)], lane: u32) -> Vec<Lap> {
+        let mut laps = Vec::new();
+        for &(t, d) in track {
+            laps.extend(timer.update(t, &[LanePosition::at(lane, d, 1)]));
+        }
+        laps
+    }
+
+    #[test]
+    fn lengths_are_counted_at_each_wall_with_the_touch_time() {
+        let mut timer = LapTimer::new(TimingSettings::default(), 8, 25.0);
+        let laps = run(&mut timer, &swim(120.0, 0.15), 3);
+        // Turns at 24 m: t = (18 + 46k) / 1.25; at 1 m: t = (41 + 46k) / 1.25. The first (14.4 s) starts
+        // the session; each next one is a length of 18.4 s.
+        let touches: Vec<f64> = (0..7).map(|k| (18.0 + 23.0 * k as f64) / 1.25).filter(|t| *t < 119.0).collect();
+        assert_eq!(laps.len(), touches.len() - 1, "{laps:?}");
+        for (i, lap) in laps.iter().enumerate() {
+            assert_eq!((lap.lane, lap.lap), (3, i as u32 + 1));
+            assert!((lap.ts - touches[i + 1]).abs() < 0.3, "touch {} at {} not {}", i + 1, lap.ts, touches[i + 1]);
+            assert!((lap.lap_s - 18.4).abs() < 0.5, "{lap:?}");
+            assert!((lap.total_s - (touches[i + 1] - touches[0])).abs() < 0.5);
+            assert!((lap.pace_s_100m - 73.6).abs() < 2.0);
+            assert_eq!(lap.wall, if i % 2 == 0 { Wall::Start } else { Wall::Far });
+        }
+        assert_eq!(timer.laps()[2], laps.len() as u32);
+    }
+
+    #[test]
+    fn a_track_that_breaks_and_resumes_in_its_lane_keeps_counting() {
+        let mut timer = LapTimer::new(TimingSettings::default(), 8, 25.0);
+        let mut laps = Vec::new();
+        for (i, &(t, d)) in swim(120.0, 0.0).iter().enumerate() {
+            // Unseen for 2 s every 10 s, and a new track ID after every gap.
+            let seen = (t % 10.0) < 8.0;
+            let pos: Vec<LanePosition> = if seen { vec![LanePosition::at(5, d, 1 + (i / 250) as u64)] } else { vec![] };
+            laps.extend(timer.update(t, &pos));
+        }
+        let mut whole = LapTimer::new(TimingSettings::default(), 8, 25.0);
+        let all = run(&mut whole, &swim(120.0, 0.0), 5);
+        // Gaps hide two turns (69.6 s and 88 s fall in them), not the lengths, and the hidden turns' times
+        // come from the speed before them.
+        assert_eq!(laps.len(), all.len(), "{laps:?}");
+        for (a, b) in laps.iter().zip(&all) {
+            assert_eq!((a.lap, a.wall), (b.lap, b.wall));
+            assert!((a.ts - b.ts).abs() < 0.3, "{a:?} against {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_swimmer_resting_at_the_wall_finishes_there_and_mid_pool_turns_are_not_touches() {
+        let mut timer = LapTimer::new(TimingSettings::default(), 4, 25.0);
+        let mut laps = Vec::new();
+        let mut t = 0.0;
+        let mut at = |d: f64, laps: &mut Vec<Lap>, timer: &mut LapTimer| {
+            t += 0.04;
+            laps.extend(timer.update(t, &[LanePosition::at(2, d, 7)]));
+        };
+        // From the start wall out to the far wall (touch 1: the session), back (touch 2: a length), out
+        // half way, turn back mid-pool (no touch), back to the start wall and rest there 5 s.
+        for i in 0..500 {
+            at(1.0 + 23.0 * i as f64 / 500.0, &mut laps, &mut timer);
+        }
+        for i in 0..500 {
+            at(24.0 - 23.0 * i as f64 / 500.0, &mut laps, &mut timer);
+        }
+        for i in 0..250 {
+            at(1.0 + 11.5 * i as f64 / 250.0, &mut laps, &mut timer);
+        }
+        for i in 0..250 {
+            at(12.5 - 11.5 * i as f64 / 250.0, &mut laps, &mut timer);
+        }
+        for _ in 0..125 {
+            at(1.0, &mut laps, &mut timer);
+        }
+        assert_eq!(laps.iter().map(|l| (l.lap, l.wall)).collect::<Vec<_>>(), [(1, Wall::Start)], "{laps:?}");
+        assert!((laps[0].lap_s - 20.0).abs() < 0.1);
+        // The start wall was touched twice in a row (after the mid-pool turn): one length, not two.
+        assert_eq!(timer.laps(), [0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn an_empty_lane_ends_its_session() {
+        let mut timer = LapTimer::new(TimingSettings { reset_s: 5.0, ..TimingSettings::default() }, 2, 25.0);
+        run(&mut timer, &swim(60.0, 0.0), 1);
+        assert!(timer.laps()[0] > 0);
+        for i in 0..200 {
+            timer.update(60.0 + i as f64 * 0.04, &[]);
+        }
+        assert_eq!(timer.laps()[0], 0);
+    }
+
+    #[test]
+    fn settings_are_validated() {
+        assert!(TimingSettings::default().validate().is_ok());
+        assert_eq!(TimingSettings { wall_m: 0.0, ..Default::default() }.validate().unwrap_err().key, "wall_m");
+        assert_eq!(TimingSettings { reset_s: f64::NAN, ..Default::default() }.validate().unwrap_err().key, "reset_s");
+    }
+}
