@@ -104,22 +104,27 @@ pub fn compact(value: &impl Display) -> String {
     cut(&s, 64)
 }
 
-/// `s` for a message: cut at `max` characters (with an ellipsis when cut), control characters
-/// escaped (`\n`), so that a value from outside stays on its log line and cannot flood it.
+/// `s` for a message: control characters escaped (`\n`), so that a value from outside stays on its
+/// log line, and the result cut at `max` characters (with an ellipsis when cut), so that it cannot flood
+/// it.
 pub fn cut(s: &str, max: usize) -> String {
-    let (head, more) = match s.char_indices().nth(max) {
-        Some((i, _)) => (&s[..i], "..."),
-        None => (s, ""),
-    };
-    let mut out = String::with_capacity(head.len() + more.len());
-    for c in head.chars() {
+    let mut out = String::new();
+    let mut n = 0;
+    for c in s.chars() {
+        let before = out.len();
         if c.is_control() {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
+        n += out[before..].chars().count();
+        if n > max {
+            // Whole characters or escapes only: cut before the one that went over.
+            out.truncate(before);
+            out.push_str("...");
+            return out;
+        }
     }
-    out.push_str(more);
     out
 }
 
@@ -138,8 +143,11 @@ mod tests {
         assert_eq!(in_range("fps", 1e300f64, AboveUpTo(0.0, 1000.0)).unwrap_err().message, "1e300 must be in (0, 1000]");
         assert_eq!(compact(&"x".repeat(100)).len(), 67);
         // A value with a line break (a TOML "\n") stays on one line.
-        assert_eq!(cut("a\nb\u{1b}[2J", 10), "a\\nb\\u{1b}[2J");
-        assert_eq!(cut("\n\n\n", 2), "\\n\\n...");
+        assert_eq!(cut("a\nb\u{1b}[2J", 20), "a\\nb\\u{1b}[2J");
+        assert_eq!(cut("\n\n\n", 4), "\\n\\n...");
+        // The bound holds after escaping: 300 NULs are not 1800 characters.
+        assert!(cut(&"\0".repeat(300), 300).chars().count() <= 303);
+        assert_eq!(cut("abcdef", 3), "abc...");
         assert!(in_range("x", f64::NAN, AboveUpTo(0.0, 1.0)).is_err());
         let e = SettingError::new("count", "bad").in_section("lanes");
         assert_eq!(e.to_string(), "lanes.count: bad");
