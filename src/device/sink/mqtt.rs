@@ -279,11 +279,11 @@ impl MqttSink {
         let id = settings.client_id.clone().unwrap_or_else(|| format!("poolwatch-{camera}"));
         let mut opts = MqttOptions::new(id, settings.host.clone(), settings.port);
         opts.set_keep_alive(Duration::from_secs(settings.keep_alive_s));
-        // A session the broker keeps: after a reconnect that finds it (a network outage, a broker that
-        // persists sessions), rumqttc sends again the events that were in flight or queued when the
-        // connection dropped; with a clean session it drops them without a word (the soak lost an
-        // event that way). We subscribe to nothing, so nothing piles up for us at the broker.
-        opts.set_clean_session(false);
+        // A clean session: what was in flight when a connection dropped is sent again by the connection
+        // thread below, whatever the broker kept (rumqttc alone drops it without a word unless the
+        // broker kept the session, which mosquitto does not across its restart: the soak lost an event
+        // that way).
+        opts.set_clean_session(true);
         opts.set_last_will(LastWill::new(topics.status(), "offline", QoS::AtLeastOnce, true));
         if let Some(u) = &settings.username {
             opts.set_credentials(u.clone(), settings.password.clone().unwrap_or_default());
@@ -299,23 +299,28 @@ impl MqttSink {
         let (client, mut connection) = Client::new(opts, settings.buffer + announce.len() + 2);
         let link = Arc::new(Link::default());
         let thread_link = Arc::clone(&link);
+        let thread_metrics = Arc::clone(&metrics);
+        let max_unsent = settings.buffer.max(16);
         let (done_tx, done) = mpsc::channel();
         let addr = format!("{}:{}", settings.host, settings.port);
         let spawned = std::thread::Builder::new().name("mqtt".into()).spawn(move || {
             let mut backoff = Backoff::new(Duration::from_secs(30));
             let mut connected = false;
-            let mut connected_once = false;
             let mut warned = false;
+            // The QoS 1 messages that were in flight or queued when the connection dropped: rumqttc
+            // drops them at the next ConnAck unless the broker kept the session, so they are kept here
+            // and handed back to it once connected (at least once: a duplicate is possible, a loss not).
+            let mut unsent: Vec<rumqttc::Request> = Vec::new();
             loop {
                 match connection.recv() {
                     Err(_) => break, // every client handle is gone
-                    Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
-                        if connected_once && !ack.session_present {
-                            log::info!("mqtt {addr}: connected; the broker did not keep the session, so events in flight when the connection dropped are lost");
-                        } else {
+                    Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                        if unsent.is_empty() {
                             log::info!("mqtt {addr}: connected");
+                        } else {
+                            log::info!("mqtt {addr}: connected; sending again {} event(s) that were in flight when it dropped", unsent.len());
                         }
-                        connected_once = true;
+                        connection.eventloop.pending.extend(unsent.drain(..));
                         connected = true;
                         warned = false;
                         backoff.reset();
@@ -328,6 +333,21 @@ impl MqttSink {
                     Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => break,
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
+                        // rumqttc has just moved what was in flight and queued into `pending`.
+                        // Data (QoS 0) among it is stale by the time the broker is back: dropped, counted.
+                        let kept = std::mem::take(&mut connection.eventloop.pending);
+                        let (events, data): (Vec<_>, Vec<_>) =
+                            kept.into_iter().partition(|r| matches!(r, rumqttc::Request::Publish(p) if p.qos != QoS::AtMostOnce));
+                        let data = data.iter().filter(|r| matches!(r, rumqttc::Request::Publish(_))).count();
+                        thread_metrics.output_dropped.fetch_add(data as u64, Ordering::Relaxed);
+                        let room = 4 * max_unsent;
+                        unsent.extend(events);
+                        if unsent.len() > room {
+                            let lost = unsent.len() - room;
+                            unsent.drain(..lost);
+                            thread_metrics.output_dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                            thread_metrics.events_dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                        }
                         let d = backoff.next_delay();
                         if connected || !warned {
                             log::warn!("mqtt {addr}: {e}; reconnecting with back-off");
