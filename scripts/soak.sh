@@ -35,12 +35,16 @@ trap cleanup EXIT
 # Frames: 300 of the synthetic demo venue (the embedded model's), 0.1 s apart (tracks form, end at the loop's jump, form again).
 "$BIN" synth --out "$OUT/frames" --frames 300 --interval 0.1 --size 640x480 --swimmers 2..3 --seed 1 >/dev/null 2>&1
 
-# The broker keeps sessions across its restarts, so the counting subscriber misses nothing.
+# The broker keeps sessions across its restarts, so the counting subscriber misses nothing: its
+# persistence folder must be writable by the user mosquitto drops to when started as root.
+chmod 755 "$OUT"
+mkdir -p "$OUT/broker"
+chmod 777 "$OUT/broker"
 cat >"$OUT/broker.conf" <<EOF
 listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence true
-persistence_location $OUT/
+persistence_location $OUT/broker/
 EOF
 broker() { mosquitto -c "$OUT/broker.conf" >>"$OUT/broker.log" 2>&1 & BROKER=$!; sleep 0.5; }
 serial() {
