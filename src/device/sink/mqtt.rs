@@ -281,8 +281,8 @@ impl MqttSink {
         opts.set_keep_alive(Duration::from_secs(settings.keep_alive_s));
         // A clean session: what was in flight when a connection dropped is sent again by the connection
         // thread below, whatever the broker kept (rumqttc alone drops it without a word unless the
-        // broker kept the session, which mosquitto does not across its restart: the soak lost an event
-        // that way).
+        // broker kept the session, which one restarted without persistence has not: the soak lost an
+        // event that way).
         opts.set_clean_session(true);
         opts.set_last_will(LastWill::new(topics.status(), "offline", QoS::AtLeastOnce, true));
         if let Some(u) = &settings.username {
