@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the device side (with the V4L2 camera feature) against a real MQTT broker, a
-# pseudo-terminal serial pair and a NOTIFY_SOCKET; the systemd unit check; the aarch64 build with the
+# pseudo-terminal serial pair and a NOTIFY_SOCKET; the systemd unit check; the installed service in a
+# Debian VM with systemd and a V4L2 camera (scripts/vm-test.sh, as root); the aarch64 build with the
 # whole device test suite under qemu-user (and the armv7 build) when the cross toolchain is installed
 # (cross/install-deps.sh); then the trainer (feature `train`, libtorch from PyTorch 2.13.0 in ./.venv,
 # installed on first use); a short fuzzing run of every target and a one-minute soak of the daemon.
@@ -31,6 +32,14 @@ echo "== a board's build: poolwatch without the trainer's side (feature export o
 board_build cargo build --features camera --bin poolwatch
 echo "== systemd unit and example config"
 scripts/verify-systemd.sh target/debug/poolwatch
+# The board's binary just built, installed as README says in a Debian VM with systemd and the vivid
+# camera (qemu, software emulation; the image is built once with debootstrap and cached in target/vm).
+echo "== the device on a real Linux system: VM with systemd, vivid camera, broker, serial (scripts/vm-test.sh)"
+if [[ $(id -u) -eq 0 ]]; then
+    POOLWATCH_BIN=target/debug/poolwatch scripts/vm-test.sh x86_64
+else
+    echo "skipped: scripts/vm-test.sh needs root (debootstrap builds its image)"
+fi
 # scripts/same-output.sh (this tree's output against a reference commit's) proved the restructuring of
 # issue 17; it is run by hand for the next one, not here: behaviour changes since (the box extent cap
 # of issue 19) make the outputs differ from that reference by design.

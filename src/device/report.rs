@@ -507,9 +507,35 @@ impl RateMeter {
     }
 }
 
+impl Stats {
+    /// systemd's status line (`systemctl status`): what is wrong first (no camera, no frames, every frame
+    /// failing and why), then the rates.
+    pub fn status_line(&self) -> String {
+        let counts = format!("{:.1} fps, {} swimmers, {} dropped", self.fps, self.swimmers, self.dropped);
+        match (&self.error, self.state) {
+            (Some(e), _) => format!("failing: {e}"),
+            (None, Health::Ok) => counts,
+            (None, state) => format!("{}: {counts}", state.as_str()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_line_names_a_state_that_is_not_ok() {
+        let mut s = Stats { fps: 24.96, swimmers: 2, dropped: 3, state: Health::Ok, ..Stats::default() };
+        assert_eq!(s.status_line(), "25.0 fps, 2 swimmers, 3 dropped");
+        s.state = Health::NoSource;
+        assert_eq!(s.status_line(), "no_source: 25.0 fps, 2 swimmers, 3 dropped");
+        s.state = Health::Stalled;
+        assert!(s.status_line().starts_with("stalled: "));
+        s.state = Health::Failing;
+        s.error = Some("frame over max_pixels".into());
+        assert_eq!(s.status_line(), "failing: frame over max_pixels");
+    }
 
     #[test]
     fn health_tells_failing_frames_from_no_frames() {

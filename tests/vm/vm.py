@@ -83,7 +83,7 @@ class VM:
                "-append", f"root=/dev/vda rw console={console} panic=-1 systemd.show_status=0 net.ifnames=1",
                "-drive", f"file={os.path.join(image_dir, 'rootfs.img')},if=virtio,format=raw,snapshot=on",
                "-drive", f"file={payload_img},if=virtio,format=raw,readonly=on",
-               "-netdev", f"user,id=n0,restrict=on,{fwd}", "-device", "virtio-net-pci,netdev=n0",
+               "-netdev", f"user,id=n0,restrict=on,{fwd}", "-device", "virtio-net-pci,netdev=n0,romfile=",
                "-device", "virtio-serial-pci",
                "-chardev", f"socket,id=ctl,path={self.ctl_path},server=on,wait=off",
                "-device", "virtserialport,chardev=ctl,name=ctl",

@@ -166,13 +166,7 @@ pub fn outputs_loop(mut outputs: Outputs, rx: Receiver<OutMsg>, metrics: Arc<Met
             }
             if last_status.elapsed() >= Duration::from_secs(5) {
                 last_status = Instant::now();
-                // `systemctl status` says what is wrong first: no camera, no frames, every frame failing.
-                let counts = format!("{:.1} fps, {} swimmers, {} dropped", stats.fps, stats.swimmers, stats.dropped);
-                let line = match (&stats.error, stats.state) {
-                    (Some(e), _) => format!("failing: {e}"),
-                    (None, Health::Ok) => counts,
-                    (None, state) => format!("{}: {counts}", state.as_str()),
-                };
+                let line = stats.status_line();
                 notify::notify(&[sd_notify::NotifyState::Status(&line)]);
             }
         }
