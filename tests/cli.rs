@@ -209,6 +209,25 @@ fn the_underwater_camera_is_deterministic_and_boxes_bodies_without_a_pool_outlin
     assert!(String::from_utf8_lossy(&o.stderr).contains("--camera"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// `poolwatch check-config F | head -1` and the like: the reader gone before the output is written ends
+/// the command with exit 0 and no panic (`println!` panicked: found in the VM test).
+#[test]
+fn output_to_a_reader_that_has_gone_is_not_a_panic() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/poolwatch.toml");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = common::poolwatch()
+        .args(["check-config", config.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run poolwatch");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}
+
 #[test]
 fn info_and_mask() {
     let dir = tempfile::tempdir().unwrap();

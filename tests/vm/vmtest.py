@@ -105,9 +105,13 @@ def journal(vm, since_cursor_file="/run/vmtest.cursor"):
 
 
 class Journal:
+    """The daemon's journal, read as it grows: `wait` finds the first line that matches among those not
+    yet taken, and takes the lines up to it; `skip` forgets what came before an action."""
+
     def __init__(self, vm, out):
         self.vm = vm
         self.all = []
+        self.pending = []
         self.log = open(os.path.join(out, "journal.log"), "a")
 
     def new(self):
@@ -119,13 +123,20 @@ class Journal:
         self.log.flush()
         return lines
 
+    def skip(self):
+        self.new()
+        self.pending = []
+
     def wait(self, what, pattern, timeout):
         rx = re.compile(pattern)
-        seen = []
 
         def find():
-            seen.extend(self.new())
-            return next((line for line in seen if rx.search(line)), None)
+            self.pending += self.new()
+            for i, line in enumerate(self.pending):
+                if rx.search(line):
+                    del self.pending[: i + 1]
+                    return line
+            return None
 
         return wait_for(f"journal: {what}", find, timeout, step=2.0)
 
@@ -216,8 +227,15 @@ def main():
             raise Fail(f"after enable --now: {u} | {' | '.join(jr.new()[-5:])}")
         pid = u["MainPID"]
         ok(f"systemctl enable --now returned after {time.monotonic() - t:.1f} s (Type=notify: READY=1); active (running), status {u['StatusText']!r}")
+        cpuinfo = [line for line in jr.new() if "Could not read /proc/cpuinfo" in line]
+        if cpuinfo:
+            raise Fail(f"the unit hides /proc/cpuinfo from tract: {cpuinfo[0]}")
+        jr.pending = jr.all[:]
         cam = jr.wait("the camera opened", r"camera /dev/video0: \d+x\d+ (YUYV|MJPG)", 60)
         ok(f"journal: {cam.strip()}")
+        tuned = [line.strip() for line in jr.all if "CPU optimisation" in line or "CPU part" in line]
+        if tuned:
+            ok(f"tract sees the CPU: {' / '.join(l.split('] ', 1)[-1] for l in tuned)}")
         n = wait_for("detections with boxes over MQTT", lambda: mqtt.detections_with_boxes("pool", t), 240, 2)
         ok(f"MQTT (host <- VM broker): {n} detection message(s) with swimmer boxes on poolwatch/pool/detections")
         if timing_tty:
@@ -234,8 +252,9 @@ def main():
         stats = wait_for("stats over MQTT", lambda: [s for s in mqtt.stats("pool", t) if s.get("processed", 0) > 0], 60, 2)
         last = stats[-1]
         ok(f"stats: state {last.get('state')}, {last.get('processed')} frames processed, {last.get('fps', 0):.2f} frames/s, latency {last.get('latency_ms', 0):.0f} ms")
-        if last.get("state") != "ok":
-            raise Fail(f"stats say {last.get('state')!r} while frames come: {last}")
+        # Under emulation a frame takes seconds, near `stalled`'s 5 s when the host is busy: at least one
+        # report of the run must say ok.
+        wait_for("stats saying ok", lambda: [s for s in mqtt.stats("pool", t) if s.get("state") == "ok"], 60, 2)
         if args.quick:
             return
         # A minute under the unit as shipped: still the same process, never restarted.
@@ -249,6 +268,7 @@ def main():
         ok(f"running for {time.monotonic() - t:.0f} s: same PID {pid}, no restart; /health 200 ok")
 
         # Reload: a new name moves every MQTT topic.
+        jr.skip()
         t = time.monotonic()
         vm.sh("sed -i 's/^name = \"pool\"/name = \"deck\"/' /etc/poolwatch/poolwatch.toml && systemctl reload poolwatch")
         jr.wait("reloaded", r"reloaded: model", 60)
@@ -259,6 +279,7 @@ def main():
         ok("systemctl reload: the new name applied (detections on poolwatch/deck/), same PID")
 
         # Stop: clean exit, offline published.
+        jr.skip()
         t = time.monotonic()
         vm.sh("systemctl stop poolwatch", timeout=60)
         u = unit(vm, "ActiveState", "Result", "ExecMainStatus", "ExecMainCode")
@@ -273,6 +294,7 @@ def main():
         pid = unit(vm, "MainPID")["MainPID"]
         t = time.monotonic()
         wait_for("detections after start", lambda: mqtt.detections_with_boxes("deck", t), 120, 2)
+        jr.skip()
         t = time.monotonic()
         vm.sh("v4l2-ctl -d /dev/video0 -c percentage_of_dropped_buffers=100")
         said = wait_for("the daemon saying frames stopped", lambda: next(
@@ -294,6 +316,7 @@ def main():
         # ENODEV, the node goes until every handle closes), then the module out and in again.
         t = time.monotonic()
         restarts = unit(vm, "NRestarts")["NRestarts"]
+        jr.skip()
         vm.sh("v4l2-ctl -d /dev/video0 -c disconnect=1", check=False)
         gone = jr.wait("the camera lost", r"source .*(camera|/dev/video0).*(retrying|will keep trying)|no frame", 60)
         back = jr.wait("the camera reopened", r"source: camera /dev/video0", 120)
@@ -302,6 +325,7 @@ def main():
         # The module out and in: it goes only while nothing holds its devices, so the frames stop first
         # (the daemon then closes the camera between tries to reopen it) and the feed stops.
         t = time.monotonic()
+        jr.skip()
         vm.sh("v4l2-ctl -d /dev/video0 -c percentage_of_dropped_buffers=100 && systemctl stop poolfeed")
         removed = vm.sh("end=$((SECONDS + 120)); while [ $SECONDS -lt $end ]; do modprobe -r vivid 2>/dev/null && echo after $SECONDS s && exit 0; sleep 0.1; done; echo busy; exit 1", timeout=180)
         vm.sh("test ! -e /dev/video0")

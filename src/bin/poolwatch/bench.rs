@@ -34,20 +34,20 @@ pub fn main(a: Args) -> Result<ExitCode> {
     let label = a.model.as_ref().map_or_else(|| "embedded".to_string(), |p| p.display().to_string());
     let r = run(m, &label, a.threads, a.frames, w, h)?;
     if a.json {
-        println!("{}", serde_json::to_string(&r)?);
+        out!("{}", serde_json::to_string(&r)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("model {} ({})  {} frames of {}  {} thread(s)", r.model, r.runtime, r.frames, r.size, r.threads);
-    println!("{:<11} {:>9} {:>9}", "stage", "median ms", "p99 ms");
+    out!("model {} ({})  {} frames of {}  {} thread(s)", r.model, r.runtime, r.frames, r.size, r.threads);
+    out!("{:<11} {:>9} {:>9}", "stage", "median ms", "p99 ms");
     for s in STAGES {
-        println!("{s:<11} {:>9.3} {:>9.3}", r.stages[s], r.p99[s]);
+        out!("{s:<11} {:>9.3} {:>9.3}", r.stages[s], r.p99[s]);
     }
-    println!("{:<11} {:>9.3} {:>9.3}", "pipeline", r.pipeline_ms, r.pipeline_p99_ms);
+    out!("{:<11} {:>9.3} {:>9.3}", "pipeline", r.pipeline_ms, r.pipeline_p99_ms);
     let over = |ms: f64| (ms / r.infer_ms.max(1e-9) - 1.0) * 100.0;
-    println!("{:.1} frames/s; pipeline adds {:.0}% over inference", r.fps, over(r.pipeline_ms));
-    println!("detection thread (all but decode, which the daemon's capture thread does) {:.3} ms: adds {:.0}%", r.detector_ms, over(r.detector_ms));
+    out!("{:.1} frames/s; pipeline adds {:.0}% over inference", r.fps, over(r.pipeline_ms));
+    out!("detection thread (all but decode, which the daemon's capture thread does) {:.3} ms: adds {:.0}%", r.detector_ms, over(r.detector_ms));
     if let Some(mb) = r.peak_rss_mb {
-        println!("peak resident memory {mb:.1} MB");
+        out!("peak resident memory {mb:.1} MB");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,10 +17,10 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     let model = load_model(&cfg, &RunOptions::default()).map_err(usage)?;
     poolwatch::device::preflight::preflight(&cfg, &model, true).map_err(|e| Usage::msg(format!("config {}: {e}", path.display())))?;
     let (w, h) = model.size();
-    println!("config {}: ok", path.display());
-    println!("  name     {}", cfg.name);
-    println!("  model    {} ({w}x{h})", model.path().display());
-    println!("  source   {:?}", cfg.source);
+    out!("config {}: ok", path.display());
+    out!("  name     {}", cfg.name);
+    out!("  model    {} ({w}x{h})", model.path().display());
+    out!("  source   {:?}", cfg.source);
     let mut outputs = Vec::new();
     if cfg.stdout.enabled {
         outputs.push("stdout".to_string());
@@ -37,9 +37,9 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     if let Some(h) = &cfg.http {
         outputs.push(format!("http {}", h.listen));
     }
-    println!("  outputs  {}", if outputs.is_empty() { "none".to_string() } else { outputs.join(", ") });
+    out!("  outputs  {}", if outputs.is_empty() { "none".to_string() } else { outputs.join(", ") });
     if let Some(l) = &cfg.lanes {
-        println!("  lanes    {} over {} m", l.count, l.length_m);
+        out!("  lanes    {} over {} m", l.count, l.length_m);
     }
     if let Some(h) = cfg.http.as_ref().filter(|h| h.open_beyond_loopback()) {
         eprintln!("warning: [http] listens on {} without a token: anyone who reaches it sees the pool; set http.token", h.listen);

@@ -68,15 +68,15 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
             "image_auroc": report.image_auroc, "skipped": report.skipped,
         });
         v["box"] = serde_json::to_value(&report.box_metrics).unwrap_or_default();
-        println!("{v}");
+        out!("{v}");
     } else {
-        println!("{} frames ({} skipped)", report.frames, report.skipped);
-        println!("IoU   recall  precision  F1     false/frame  AP");
+        out!("{} frames ({} skipped)", report.frames, report.skipped);
+        out!("IoU   recall  precision  F1     false/frame  AP");
         for (iou, m) in &report.box_metrics {
-            println!("{iou:<5} {:<7.3} {:<10.3} {:<6.3} {:<12.3} {:.3}", m.recall, m.precision, m.f1, m.fp_per_frame, m.ap);
+            out!("{iou:<5} {:<7.3} {:<10.3} {:<6.3} {:<12.3} {:.3}", m.recall, m.precision, m.f1, m.fp_per_frame, m.ap);
         }
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
-        println!("pixel AUROC {}  AUPRO(0.3) {}  image AUROC {}", opt(report.pixel_auroc), opt(report.aupro), opt(report.image_auroc));
+        out!("pixel AUROC {}  AUPRO(0.3) {}  image AUROC {}", opt(report.pixel_auroc), opt(report.aupro), opt(report.image_auroc));
     }
     if let Some(dir) = a.plots {
         write_plots(&dir, &ev).map_err(usage)?;
@@ -93,13 +93,13 @@ fn timing(a: &Args, cfg: &poolwatch::device::config::Config, det: &mut Detector)
     let run = TimingRun { seconds: a.seconds, seed: a.seed, venue: a.venue, swimmers, ..TimingRun::default() };
     let s = evaluate_timing(det, &cfg.tracking, &cfg.timing, &run).map_err(usage)?;
     if a.json {
-        println!("{}", serde_json::to_string(&s).unwrap_or_default());
+        out!("{}", serde_json::to_string(&s).unwrap_or_default());
     } else {
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.3} s")).unwrap_or_else(|| "n/a".into());
-        println!("{} frames, {} swimmers in {} lanes, {} s", s.frames, s.swimmers, s.lanes, a.seconds);
-        println!("lengths: {} swum, {} reported; exact {:.3}", s.laps_true, s.laps_reported, s.laps_exact);
-        println!("touch error: median {}, p95 {}", opt(s.touch_error_s_median), opt(s.touch_error_s_p95));
-        println!("lanes with the exact count: {} of {}", s.lanes_count_exact, s.lanes_swum);
+        out!("{} frames, {} swimmers in {} lanes, {} s", s.frames, s.swimmers, s.lanes, a.seconds);
+        out!("lengths: {} swum, {} reported; exact {:.3}", s.laps_true, s.laps_reported, s.laps_exact);
+        out!("touch error: median {}, p95 {}", opt(s.touch_error_s_median), opt(s.touch_error_s_p95));
+        out!("lanes with the exact count: {} of {}", s.lanes_count_exact, s.lanes_swum);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,9 +15,9 @@ pub struct Args {
 pub fn main(a: Args) -> Result<ExitCode> {
     let v = poolwatch::tools::info::describe(&a.model)?;
     if a.json {
-        println!("{v}");
+        out!("{v}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,11 @@
 //! `poolwatch`: the device-side command line. Parses arguments and dispatches to one file per
 //! subcommand; what two subcommands share lives in the library.
 
+// `common` first: its `out!` macro is used by the subcommands below.
+#[macro_use]
+mod common;
 mod bench;
 mod check_config;
-mod common;
 mod detect;
 mod eval;
 mod info;
