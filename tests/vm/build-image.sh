@@ -54,10 +54,11 @@ chroot "$work" systemctl enable systemd-networkd vm-shell.service >/dev/null 2>&
 chroot "$work" systemctl mask systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer \
     e2scrub_all.timer fstrim.timer man-db.timer >/dev/null 2>&1 || true
 rm -rf "$work/var/cache/apt/archives/"*.deb "$work/var/lib/apt/lists/"*
-cp -L "$work/boot/vmlinuz" "$out/vmlinuz" 2>/dev/null || cp "$work"/boot/vmlinuz-* "$out/vmlinuz"
-cp -L "$work/boot/initrd.img" "$out/initrd.img" 2>/dev/null || cp "$work"/boot/initrd.img-* "$out/initrd.img"
+kver=$(basename "$(ls "$work"/boot/vmlinuz-* | sort -V | tail -1)" | sed 's/^vmlinuz-//')
+cp "$work/boot/vmlinuz-$kver" "$out/vmlinuz"
+cp "$work/boot/initrd.img-$kver" "$out/initrd.img"
 echo "== ext4 image"
 rm -f "$out/rootfs.img"
 mkfs.ext4 -q -F -L root -d "$work" "$out/rootfs.img" 2G
 rm -rf "$work"
-echo "image: $out/rootfs.img ($(du -h "$out/rootfs.img" | cut -f1) used), kernel $(basename "$(readlink -f "$out/vmlinuz")")"
+echo "image: $out/rootfs.img ($(du -h "$out/rootfs.img" | cut -f1) used), kernel $kver"
