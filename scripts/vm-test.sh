@@ -29,7 +29,15 @@ command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 if [[ ${#need[@]} -gt 0 ]]; then
     [[ $(id -u) -eq 0 ]] || { echo "vm-test: missing ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2; exit 1; }
     echo "== vm-test: installing ${need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # Retried: Debian mirrors answer errors while they sync (as in scripts/setup.sh).
+    for i in 1 2 3 4; do
+        if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
+            break
+        fi
+        [[ $i -lt 4 ]] || { echo "vm-test: apt-get could not install ${need[*]}" >&2; exit 1; }
+        echo "apt failed (mirror sync?), retrying in $((i * 20)) s" >&2
+        sleep $((i * 20))
+    done
 fi
 [[ $(id -u) -eq 0 ]] || { echo "vm-test: run as root (debootstrap builds the image)" >&2; exit 1; }
 

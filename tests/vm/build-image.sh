@@ -30,11 +30,17 @@ if [[ $deb == arm64 && $(dpkg --print-architecture) != arm64 ]]; then
     foreign=(--foreign)
 fi
 echo "== debootstrap bookworm $deb ($mirror)"
-debootstrap --variant=minbase --arch="$deb" "${foreign[@]}" --include="$pkgs" bookworm "$work" "$mirror" >"$out/debootstrap.log" 2>&1 || {
+# Tried twice: a mirror in the middle of a sync fails a download now and then.
+for try in 1 2; do
+    rm -rf "$work"
+    if debootstrap --variant=minbase --arch="$deb" "${foreign[@]}" --include="$pkgs" bookworm "$work" "$mirror" >"$out/debootstrap.log" 2>&1; then
+        break
+    fi
     tail -20 "$out/debootstrap.log" >&2
-    echo "build-image: debootstrap failed (log: $out/debootstrap.log)" >&2
-    exit 1
-}
+    [[ $try -lt 2 ]] || { echo "build-image: debootstrap failed (log: $out/debootstrap.log)" >&2; exit 1; }
+    echo "build-image: debootstrap failed; trying once more in 30 s" >&2
+    sleep 30
+done
 if [[ ${#foreign[@]} -gt 0 ]]; then
     # The second stage runs the arm64 package scripts under qemu-user (binfmt_misc).
     "$here/binfmt.sh" aarch64
