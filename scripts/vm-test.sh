@@ -20,7 +20,8 @@ esac
 need=()
 command -v "$qemu" >/dev/null || need+=("$qemu_pkg")
 command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v convert >/dev/null && command -v identify >/dev/null || need+=(imagemagick)
+# ImageMagick by its Debian path (tests/vm/yuyv.py): a `convert` first on PATH may be a stand-in.
+[[ -x /usr/bin/convert && -x /usr/bin/identify ]] || need+=(imagemagick)
 # Debian's python (where python3-numpy goes), whatever python3 comes first on PATH.
 py=/usr/bin/python3
 $py -c 'import numpy' 2>/dev/null || need+=(python3-numpy)

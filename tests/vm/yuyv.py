@@ -10,6 +10,11 @@ import sys
 
 import numpy as np
 
+# Debian's ImageMagick by its own path: a `convert` earlier on PATH may be something else (some machines
+# have a stand-in in /usr/local/bin that only makes PNGs to look at).
+IDENTIFY = "/usr/bin/identify"
+CONVERT = "/usr/bin/convert"
+
 
 def to_yuyv(rgb: np.ndarray) -> bytes:
     r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
@@ -35,18 +40,25 @@ def main() -> int:
     size = None
     with open(sys.argv[1], "wb") as out:
         for path in sys.argv[2:]:
-            wh = subprocess.run(["identify", "-format", "%w %h", path], check=True, capture_output=True, text=True).stdout.split()
+            wh = subprocess.run([IDENTIFY, "-format", "%w %h", path], check=True, capture_output=True, text=True).stdout.split()
             w, h = int(wh[0]), int(wh[1])
             if size is None:
                 size = (w, h)
             elif size != (w, h):
                 print(f"yuyv: {path} is {w}x{h}, the first frame {size[0]}x{size[1]}", file=sys.stderr)
                 return 1
-            raw = subprocess.run(["convert", path, "-depth", "8", "rgb:-"], check=True, capture_output=True).stdout
+            raw = subprocess.run([CONVERT, path, "-depth", "8", "rgb:-"], check=True, capture_output=True).stdout
             out.write(to_yuyv(np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3)))
     print(f"{len(sys.argv) - 2} frames of {size[0]}x{size[1]} YUYV in {sys.argv[1]}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (OSError, subprocess.CalledProcessError, ValueError) as e:
+        detail = getattr(e, "stderr", None)
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        print(f"yuyv: {e}" + (f": {detail.strip()}" if detail and detail.strip() else ""), file=sys.stderr)
+        sys.exit(1)
