@@ -42,7 +42,7 @@ fn settings(arch: &str, epochs: usize) -> TrainSettings {
 }
 
 fn data(dir: &Path) -> Dataset {
-    Dataset::load(&DatasetSpec { normal: vec![dir.to_path_buf()], inpaint: vec![], mask: MaskSpec::None, val_fraction: 0.25, max_size: (128, 96) })
+    Dataset::load(&DatasetSpec { normal: vec![dir.to_path_buf()], inpaint: vec![], footage: vec![], footage_settings: Default::default(), mask: MaskSpec::None, val_fraction: 0.25, max_size: (128, 96) })
         .unwrap()
 }
 

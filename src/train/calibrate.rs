@@ -8,11 +8,11 @@ use crate::pipeline::heatmap::{Heatmap, HeatmapBuilder, HeatmapSettings, blur, g
 use crate::pipeline::model::infer::read_proto;
 use crate::pipeline::model::{Autoencoder, Calibration, ModelError, ModelMeta};
 use crate::pipeline::morph::Morphology;
-use crate::pipeline::pool::PoolSettings;
+use crate::pipeline::pool::{PoolSettings, resample_mask};
 use crate::pipeline::preprocess::Preprocessor;
 use crate::train::onnx::write_proto;
 use crate::util::stats::{median_f32, quantile_f32};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use std::path::Path;
 
 /// The default quantile of the empty frames' peaks the thresholds sit at (1 = above the highest).
@@ -36,15 +36,49 @@ pub fn calibrate<'a>(
     blur: Blur,
     quantile: f32,
 ) -> Result<Option<Calibration>, DetectError> {
+    calibrate_inner(model, frames.into_iter().map(|f| (f, None)), pool, settings, blur, quantile)
+}
+
+/// Like [`calibrate`], each frame with its own mask at the frame's size (255: measured, 0: left out;
+/// footage's moving regions), resampled and eroded as `pool`'s own mask would be.
+pub fn calibrate_masked<'a>(
+    model: &mut Autoencoder,
+    frames: impl IntoIterator<Item = (&'a RgbImage, &'a GrayImage)>,
+    pool: &PoolSettings,
+    settings: HeatmapSettings,
+    blur: Blur,
+    quantile: f32,
+) -> Result<Option<Calibration>, DetectError> {
+    calibrate_inner(model, frames.into_iter().map(|(f, m)| (f, Some(m))), pool, settings, blur, quantile)
+}
+
+fn calibrate_inner<'a>(
+    model: &mut Autoencoder,
+    frames: impl Iterator<Item = (&'a RgbImage, Option<&'a GrayImage>)>,
+    pool: &PoolSettings,
+    settings: HeatmapSettings,
+    blur: Blur,
+    quantile: f32,
+) -> Result<Option<Calibration>, DetectError> {
     let (w, h) = model.size();
     let mut pre = Preprocessor::new(w, h, model.meta().preprocess.clone());
     let mut cal = Calibrator::new(w, h, settings);
     let mut cached: Option<((u32, u32), Vec<f32>)> = None;
-    for img in frames {
-        if cached.as_ref().is_none_or(|(d, _)| *d != img.dimensions()) {
-            cached = Some((img.dimensions(), pool.model_mask(img, w, h)?));
-        }
-        let Some((_, m)) = &cached else { continue };
+    for (img, own) in frames {
+        let own_mask;
+        let m = match own {
+            Some(mask) => {
+                own_mask = resample_mask(mask, w, h, pool.edge());
+                &own_mask
+            }
+            None => {
+                if cached.as_ref().is_none_or(|(d, _)| *d != img.dimensions()) {
+                    cached = Some((img.dimensions(), pool.model_mask(img, w, h)?));
+                }
+                let Some((_, m)) = &cached else { continue };
+                m
+            }
+        };
         let input = pre.run(img);
         let recon = model.reconstruct(input)?;
         cal.add(input, recon, m);
@@ -212,19 +246,24 @@ impl Calibrator {
                 m
             })
             .collect();
+        // Per pixel over the frames that measured it: a frame's mask may leave a pixel out (footage's
+        // swimmers); with one mask for every frame this is the plain mean over frames.
         let mut mean = vec![0.0f64; plane];
         let mut sq = vec![0.0f64; plane];
-        for m in &maps {
+        let mut count = vec![0u32; plane];
+        for (m, (_, mask)) in maps.iter().zip(&self.errors) {
             for i in 0..plane {
                 mean[i] += m[i] as f64;
                 sq[i] += (m[i] as f64).powi(2);
+                count[i] += u32::from(mask[i] > 0.0);
             }
         }
-        let mean: Vec<f32> = mean.iter().map(|s| (s / n as f64) as f32).collect();
+        let mean: Vec<f32> = mean.iter().zip(&count).map(|(s, &c)| (s / c.max(1) as f64) as f32).collect();
         let std: Vec<f32> = sq
             .iter()
             .zip(&mean)
-            .map(|(s, &m)| ((s / n as f64 - (m as f64).powi(2)).max(0.0)).sqrt() as f32)
+            .zip(&count)
+            .map(|((s, &m), &c)| ((s / c.max(1) as f64 - (m as f64).powi(2)).max(0.0)).sqrt() as f32)
             .collect();
         // With few frames the per-pixel spread is noisy: blend it with a local average of itself.
         let mut std_s = std.clone();

@@ -1,7 +1,9 @@
 //! Training data: empty-pool frames from directories (split into training and held-out frames), frames
-//! with swimmers whose annotated boxes are inpainted out, and each frame's pool mask.
+//! with swimmers whose annotated boxes are inpainted out, footage with swimmers and no annotations (what
+//! moves filled with the recording's background and left out of the mask), and each frame's pool mask.
 
 use crate::media::annotations;
+use crate::train::footage::{self, FootageSettings};
 use crate::train::inpaint::inpaint_boxes;
 use crate::pipeline::pool::MaskSpec;
 use crate::media::images::{image_paths, load_rgb};
@@ -24,6 +26,19 @@ pub struct Sample {
     pub origin: PathBuf,
     /// True when swimmers were inpainted out of it.
     pub inpainted: bool,
+    /// The fraction of the frame left out as moving (footage only; its mask is 0 there).
+    pub excluded: f32,
+}
+
+/// What `--footage` left out of one directory, for the training report.
+#[derive(Clone, Debug)]
+pub struct FootageDir {
+    pub dir: PathBuf,
+    /// Per frame (training and held-out), its path and the fraction left out.
+    pub frames: Vec<(PathBuf, f32)>,
+    pub median_fraction: f32,
+    /// A few frames with what was left out tinted, at the working size.
+    pub previews: Vec<(PathBuf, RgbImage)>,
 }
 
 /// What to load.
@@ -31,8 +46,11 @@ pub struct Sample {
 pub struct DatasetSpec {
     pub normal: Vec<PathBuf>,
     pub inpaint: Vec<PathBuf>,
+    /// Recordings with swimmers and no annotations, split like the normal directories.
+    pub footage: Vec<PathBuf>,
+    pub footage_settings: FootageSettings,
     pub mask: MaskSpec,
-    /// Fraction of each normal directory (its last frames, as frames are consecutive) held out.
+    /// Fraction of each normal and footage directory (its last frames, as frames are consecutive) held out.
     pub val_fraction: f32,
     /// Training frames larger than this are downscaled on load (keeps memory and augmentation cheap).
     /// Held-out frames keep their size: they calibrate the model, so they must reach it exactly as
@@ -45,6 +63,7 @@ pub struct DatasetSpec {
 pub struct Dataset {
     pub train: Vec<Sample>,
     pub val: Vec<Sample>,
+    pub footage: Vec<FootageDir>,
 }
 
 fn fit(img: RgbImage, max: (u32, u32)) -> RgbImage {
@@ -70,35 +89,110 @@ fn load_dir(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
 
 fn sample(path: &Path, img: RgbImage, spec: &DatasetSpec, inpainted: bool) -> Result<Sample, DatasetError> {
     let mask = spec.mask.build(&img).map_err(|e| DatasetError::Mask { path: path.to_path_buf(), reason: e.to_string() })?;
-    Ok(Sample { image: img, mask, origin: path.to_path_buf(), inpainted })
+    Ok(Sample { image: img, mask, origin: path.to_path_buf(), inpainted, excluded: 0.0 })
+}
+
+/// The frames of `dir` that can be read, in order (unreadable ones skipped with a warning).
+fn read_dir_images(dir: &Path) -> Result<Vec<(PathBuf, RgbImage)>, DatasetError> {
+    let mut loaded = Vec::new();
+    for p in load_dir(dir)? {
+        match load_rgb(&p) {
+            Ok(img) => loaded.push((p, img)),
+            Err(e) => log::warn!("skipping {e}"),
+        }
+    }
+    if loaded.is_empty() {
+        return Err(DatasetError::Dir { dir: dir.to_path_buf(), reason: "none of its images could be read".into() });
+    }
+    Ok(loaded)
+}
+
+fn held_out(n: usize, fraction: f32) -> usize {
+    if n >= 2 { ((n as f32 * fraction).round() as usize).clamp(1, n - 1) } else { 0 }
+}
+
+/// The sample of a footage frame: what moves filled with the background and cut out of its mask.
+fn footage_sample(path: &Path, img: &RgbImage, background: &RgbImage, keep: &GrayImage, fraction: f32, spec: &DatasetSpec) -> Result<Sample, DatasetError> {
+    let mut s = sample(path, footage::fill(img, background, keep), spec, false)?;
+    for (m, k) in s.mask.pixels_mut().zip(keep.pixels()) {
+        m[0] = m[0].min(k[0]);
+    }
+    s.excluded = fraction;
+    Ok(s)
+}
+
+/// Footage directory `dir`: analysed at the training size, its last frames held out at full size.
+fn load_footage(dir: &Path, spec: &DatasetSpec, ds: &mut Dataset) -> Result<(), DatasetError> {
+    let loaded = read_dir_images(dir)?;
+    let work: Vec<RgbImage> = loaded.iter().map(|(_, img)| fit(img.clone(), spec.max_size)).collect();
+    let a = footage::analyse(&work, &spec.footage_settings).map_err(|e| DatasetError::Dir { dir: dir.to_path_buf(), reason: e.to_string() })?;
+    if a.median_fraction > spec.footage_settings.warn_excluded {
+        log::warn!(
+            "{}: half of the frames have more than {:.0}% of the picture left out as moving: the model learns the pool from what remains, which may be too little",
+            dir.display(),
+            a.median_fraction * 100.0
+        );
+    }
+    let n_val = held_out(loaded.len(), spec.val_fraction);
+    let n_train = loaded.len() - n_val;
+    let work_size = work[0].dimensions();
+    let mut full_bg: Option<RgbImage> = None;
+    for (i, ((p, img), small)) in loaded.iter().zip(&work).enumerate() {
+        let ex = &a.exclusions[i];
+        if i < n_train {
+            let keep = footage::keep_mask(work_size.0, work_size.1, &ex.boxes);
+            ds.train.push(footage_sample(p, small, &a.background, &keep, ex.fraction, spec)?);
+        } else {
+            let size = img.dimensions();
+            let bg = full_bg.get_or_insert_with(|| image::imageops::resize(&a.background, size.0, size.1, image::imageops::FilterType::Triangle));
+            if bg.dimensions() != size {
+                return Err(DatasetError::Dir { dir: dir.to_path_buf(), reason: format!("{}: frames of different sizes", p.display()) });
+            }
+            let keep = footage::keep_mask(size.0, size.1, &footage::scale_boxes(&ex.boxes, work_size, size));
+            ds.val.push(footage_sample(p, img, bg, &keep, ex.fraction, spec)?);
+        }
+    }
+    let step = (loaded.len() / 6).max(1);
+    let previews = (0..loaded.len()).step_by(step).take(6).map(|i| (loaded[i].0.clone(), footage::preview(&work[i], &a.exclusions[i].boxes))).collect();
+    ds.footage.push(FootageDir {
+        dir: dir.to_path_buf(),
+        frames: loaded.iter().zip(&a.exclusions).map(|((p, _), e)| (p.clone(), e.fraction)).collect(),
+        median_fraction: a.median_fraction,
+        previews,
+    });
+    log::info!(
+        "{}: {} frames, {} held out; the median frame has {:.1}% left out as moving (largest {:.1}%)",
+        dir.display(),
+        loaded.len(),
+        n_val,
+        a.median_fraction * 100.0,
+        a.exclusions.iter().map(|e| e.fraction).fold(0.0, f32::max) * 100.0
+    );
+    Ok(())
 }
 
 impl Dataset {
     pub fn load(spec: &DatasetSpec) -> Result<Dataset, DatasetError> {
         let mut ds = Dataset::default();
-        if spec.normal.is_empty() {
-            return Err(DatasetError::Dir { dir: PathBuf::from("--normal"), reason: "at least one directory of empty-pool frames is needed".into() });
+        if spec.normal.is_empty() && spec.footage.is_empty() {
+            return Err(DatasetError::Dir {
+                dir: PathBuf::from("--normal"),
+                reason: "at least one directory of empty-pool frames (--normal) or of recorded sessions (--footage) is needed".into(),
+            });
         }
         for dir in &spec.normal {
-            let paths = load_dir(dir)?;
-            let mut loaded = Vec::new();
-            for p in &paths {
-                match load_rgb(p) {
-                    Ok(img) => loaded.push((p, img)),
-                    Err(e) => log::warn!("skipping {e}"),
-                }
-            }
-            if loaded.is_empty() {
-                return Err(DatasetError::Dir { dir: dir.clone(), reason: "none of its images could be read".into() });
-            }
-            let n_val = if loaded.len() >= 2 { ((loaded.len() as f32 * spec.val_fraction).round() as usize).clamp(1, loaded.len() - 1) } else { 0 };
+            let mut loaded = read_dir_images(dir)?;
+            let n_val = held_out(loaded.len(), spec.val_fraction);
             let val = loaded.split_off(loaded.len() - n_val);
             for (p, img) in loaded {
-                ds.train.push(sample(p, fit(img, spec.max_size), spec, false)?);
+                ds.train.push(sample(&p, fit(img, spec.max_size), spec, false)?);
             }
             for (p, img) in val {
-                ds.val.push(sample(p, img, spec, false)?);
+                ds.val.push(sample(&p, img, spec, false)?);
             }
+        }
+        for dir in &spec.footage {
+            load_footage(dir, spec, &mut ds)?;
         }
         for dir in &spec.inpaint {
             let paths = load_dir(dir)?;
@@ -138,7 +232,7 @@ mod tests {
     use super::*;
 
     fn spec(normal: Vec<PathBuf>, inpaint: Vec<PathBuf>) -> DatasetSpec {
-        DatasetSpec { normal, inpaint, mask: MaskSpec::None, val_fraction: 0.25, max_size: (64, 48) }
+        DatasetSpec { normal, inpaint, footage: vec![], footage_settings: FootageSettings::default(), mask: MaskSpec::None, val_fraction: 0.25, max_size: (64, 48) }
     }
 
     #[test]

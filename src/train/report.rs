@@ -22,6 +22,12 @@ pub struct TrainSummary {
     pub train_frames: usize,
     pub val_frames: usize,
     pub inpainted_frames: usize,
+    /// Frames from `--footage` (training and held out).
+    #[serde(default)]
+    pub footage_frames: usize,
+    /// The median fraction of a footage frame left out as moving.
+    #[serde(default)]
+    pub footage_excluded_median: Option<f32>,
     pub device: String,
     pub seconds: f64,
     pub export_max_diff: f32,
@@ -98,7 +104,8 @@ pub fn write(model_path: &Path, summary: &TrainSummary, cal: &Calibration, data:
     for (k, s) in data.val.iter().step_by(step).take(4).enumerate() {
         let d = det.detect(&s.image)?;
         false_boxes += d.boxes.len();
-        let status = format!("held-out empty frame: {} box(es), threshold {:.2}", d.boxes.len(), d.threshold);
+        let kind = if s.excluded > 0.0 { "held-out footage frame (moving parts filled)" } else { "held-out empty frame" };
+        let status = format!("{kind}: {} box(es), threshold {:.2}", d.boxes.len(), d.threshold);
         let mut img = overlay::annotate(&s.image, det.heatmap(), d.threshold, &d.boxes, &status);
         let side = overlay::heatmap_image(det.heatmap(), d.threshold, s.image.width(), s.image.height());
         let mut both = RgbImage::new(img.width() * 2, img.height());
@@ -108,6 +115,26 @@ pub fn write(model_path: &Path, summary: &TrainSummary, cal: &Calibration, data:
         let p = dir.join("examples").join(format!("val{k}.jpg"));
         img.save(&p).map_err(|e| img_err(&p, e))?;
     }
+    // Footage: what was taken for swimmers and left out, on a few frames of each directory.
+    let mut footage = Vec::new();
+    for (d, f) in data.footage.iter().enumerate() {
+        let mut shown = Vec::new();
+        for (k, (origin, img)) in f.previews.iter().enumerate() {
+            let fraction = f.frames.iter().find(|(p, _)| p == origin).map_or(0.0, |x| x.1);
+            let mut img = img.clone();
+            let name = origin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            overlay::status_line(&mut img, &format!("{name}: {:.1}% left out as moving (red)", fraction * 100.0));
+            let p = dir.join("examples").join(format!("footage{d}-{k}.jpg"));
+            img.save(&p).map_err(|e| img_err(&p, e))?;
+            shown.push(p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        }
+        footage.push(serde_json::json!({
+            "dir": f.dir,
+            "median_fraction_left_out": f.median_fraction,
+            "examples": shown,
+            "frames": f.frames.iter().map(|(p, x)| serde_json::json!({ "frame": p, "fraction_left_out": x })).collect::<Vec<_>>(),
+        }));
+    }
     let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
     let json = serde_json::json!({
         "summary": summary,
@@ -116,6 +143,7 @@ pub fn write(model_path: &Path, summary: &TrainSummary, cal: &Calibration, data:
             "mean_error": mean(&cal.mean), "mean_spread": mean(&cal.std), "heatmap": cal.heatmap,
         },
         "boxes_on_example_empty_frames": false_boxes,
+        "footage": footage,
     });
     let p = dir.join("report.json");
     std::fs::write(&p, serde_json::to_string_pretty(&json).unwrap_or_default()).map_err(io(&p))?;

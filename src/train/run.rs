@@ -1,4 +1,5 @@
-//! The training run: batches of augmented empty-pool frames, MSE over pool pixels only, AdamW,
+//! The training run: batches of augmented empty-pool frames, MSE over pool pixels only (less footage's
+//! moving regions), AdamW,
 //! validation every epoch, a checkpoint every epoch, resume, early stopping; then export, tract
 //! verification, calibration and the report.
 
@@ -7,7 +8,7 @@ use super::net::{Adam, Net};
 use super::report::TrainSummary;
 use super::report;
 use crate::train::augment::{AugmentSettings, augment};
-use crate::train::calibrate::{Blur, DEFAULT_QUANTILE, calibrate};
+use crate::train::calibrate::{Blur, DEFAULT_QUANTILE, calibrate_masked};
 use crate::train::dataset::{Dataset, Sample};
 use crate::pipeline::heatmap::HeatmapSettings;
 use crate::pipeline::model::{Arch, Autoencoder, ModelMeta, Preprocess};
@@ -225,6 +226,11 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
                 train_frames: data.train.len(),
                 val_frames: data.val.len(),
                 inpainted_frames: data.train.iter().filter(|x| x.inpainted).count(),
+                footage_frames: data.footage.iter().map(|f| f.frames.len()).sum(),
+                footage_excluded_median: {
+                    let mut v: Vec<f32> = data.footage.iter().flat_map(|f| f.frames.iter().map(|x| x.1)).collect();
+                    crate::util::stats::median_f32(&mut v)
+                },
                 device: format!("{device:?}"),
                 ..Default::default()
             };
@@ -337,9 +343,9 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
     }
 
     // Calibration on the held-out empty frames, stored in the model.
-    let frames: Vec<image::RgbImage> = data.val.iter().map(|v| v.image.clone()).collect();
+    // Each frame with its own mask: footage's moving regions stay out of the statistics.
     let blur = if s.auto_blur { Blur::Auto } else { Blur::AsSet };
-    let cal = calibrate(&mut model, &frames, &s.pool, s.heatmap.clone(), blur, DEFAULT_QUANTILE)?
+    let cal = calibrate_masked(&mut model, data.val.iter().map(|v| (&v.image, &v.mask)), &s.pool, s.heatmap.clone(), blur, DEFAULT_QUANTILE)?
         .ok_or_else(|| TrainError::Settings("no held-out frame to calibrate on".into()))?;
     log::info!(
         "calibration on {} frames: threshold {:.3} (standardised), {:.5} (raw), heatmap smoothing {:.1} px",

@@ -9,6 +9,7 @@ use poolwatch::pipeline::model::{Arch, Preprocess};
 use poolwatch::train::augment::AugmentSettings;
 use poolwatch::train::calibrate::REFERENCE_BLUR;
 use poolwatch::train::dataset::{Dataset, DatasetSpec};
+use poolwatch::train::footage::FootageSettings;
 use poolwatch::train::int8::{int8_path, make_int8};
 use poolwatch::train::report::report_dir;
 use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
@@ -17,8 +18,13 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct Args {
     /// Directories of empty-pool frames.
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, required_unless_present = "footage", num_args = 1..)]
     pub normal: Vec<PathBuf>,
+    /// Directories of recorded sessions, swimmers and all, no annotations (`poolwatch record`): what
+    /// moves against each recording's background is filled with it and left out of training and
+    /// calibration. Alone or with --normal; at least 30 consecutive frames of one camera each.
+    #[arg(long, num_args = 1..)]
+    pub footage: Vec<PathBuf>,
     /// Directories of frames with annotated swimmers, inpainted out and added to training.
     #[arg(long, num_args = 1..)]
     pub inpaint: Vec<PathBuf>,
@@ -50,7 +56,8 @@ pub struct Args {
     /// Stop when the validation loss has not improved for this many epochs (0: never).
     #[arg(long, default_value_t = 6)]
     pub patience: usize,
-    /// Fraction of each --normal directory held out for validation and calibration.
+    /// Fraction of each --normal and --footage directory (its last frames) held out for validation and
+    /// calibration.
     #[arg(long, default_value_t = 0.15)]
     pub val_fraction: f32,
     /// What the network must output outside the pool (the seed's target-noise variants).
@@ -94,7 +101,7 @@ pub struct Args {
 
 pub fn main(a: Args) -> Result<()> {
     let Args {
-        normal, inpaint, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
+        normal, inpaint, footage, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
         patience, val_fraction, nonpool_target, nonpool_weight, no_augment, augment, range, bright_clip, mask, threads, quiet, int8,
         blur_sigma, brightness_weight,
     } = a;
@@ -133,7 +140,7 @@ pub fn main(a: Args) -> Result<()> {
         auto_blur: blur_sigma.0.is_none(),
         pool: pool.clone(),
     };
-    let spec = DatasetSpec { normal, inpaint, mask: pool.mask.clone(), val_fraction, max_size: (width * 2, height * 2) };
+    let spec = DatasetSpec { normal, inpaint, footage, footage_settings: FootageSettings::default(), mask: pool.mask.clone(), val_fraction, max_size: (width * 2, height * 2) };
     let data = Dataset::load(&spec)?;
     log::info!("{} training frames ({} inpainted), {} held out", data.train.len(), data.train.iter().filter(|s| s.inpainted).count(), data.val.len());
     let summary = train(&settings, &data, &out, resume.as_deref(), device, !quiet)?;

@@ -1,0 +1,299 @@
+//! Footage with swimmers in it and no annotations (`poolwatch-train train --footage`): a robust
+//! per-pixel background of the recording (its temporal median), what departs from it by more than that
+//! pixel's own usual spread (waves, flicker) taken for a swimmer, and those regions filled with the
+//! background and left out of the loss and of the calibration's statistics.
+
+use crate::pipeline::boxes::BBox;
+use image::imageops::FilterType;
+use image::{GrayImage, Luma, Rgb, RgbImage};
+use imageproc::distance_transform::Norm;
+use imageproc::region_labelling::{Connectivity, connected_components};
+
+/// How moving regions are found in a recording. Built by its caller, never from the app's config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FootageSettings {
+    /// A pixel moves in a frame when its colour distance from the background exceeds this many times
+    /// its usual distance over the recording.
+    pub k: f32,
+    /// The smallest usual distance (0-255 RGB units): calm water still has sensor noise and JPEG.
+    pub min_spread: f32,
+    /// Each moving region's box grows by this fraction of its size on every side (arms and wake at the
+    /// edges differ from the water too little to be caught pixel by pixel).
+    pub margin: f32,
+    /// Moving regions smaller than this fraction of the frame are noise, not swimmers.
+    pub min_area: f32,
+    /// The width the motion is measured at (the background itself is kept at the frames' size).
+    pub analysis_width: u32,
+    /// Fewer frames than this is an error: the median needs most frames to show water at every pixel.
+    pub min_frames: usize,
+    /// A warning when the median frame has more than this fraction left out.
+    pub warn_excluded: f32,
+    /// An error when the median frame has more than this fraction left out.
+    pub max_excluded: f32,
+}
+
+impl Default for FootageSettings {
+    fn default() -> Self {
+        FootageSettings {
+            k: 3.0,
+            min_spread: 12.0,
+            margin: 0.25,
+            min_area: 0.002,
+            analysis_width: 160,
+            min_frames: 30,
+            warn_excluded: 0.2,
+            max_excluded: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FootageError {
+    #[error("{n} readable frames: too few to tell the swimmers from the pool (at least {min}; record more, e.g. poolwatch record --frames 300 --every 10)")]
+    TooFew { n: usize, min: usize },
+    #[error("frame {index} is {got:?}, the first {first:?}: footage must come from one camera at one size")]
+    Size { index: usize, got: (u32, u32), first: (u32, u32) },
+    #[error(
+        "half of the frames have more than {median:.0}% of the picture moving (at most {max:.0}%): too busy to learn the empty pool from; record a quieter session or a longer one (--every)"
+    )]
+    TooBusy { median: f32, max: f32 },
+}
+
+/// What was taken for swimmers in one frame: boxes in the frame's coordinates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exclusion {
+    pub boxes: Vec<BBox>,
+    /// The fraction of the frame the boxes cover.
+    pub fraction: f32,
+}
+
+/// A recording's background and, per frame, what was left out.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub background: RgbImage,
+    pub exclusions: Vec<Exclusion>,
+    /// The median over frames of the fraction left out.
+    pub median_fraction: f32,
+}
+
+/// The per-pixel, per-channel median of `frames` (all the same size, at least one).
+pub fn median_background(frames: &[RgbImage]) -> RgbImage {
+    let (w, h) = frames[0].dimensions();
+    let mut out = RgbImage::new(w, h);
+    let mut col = vec![0u8; frames.len()];
+    let raws: Vec<&[u8]> = frames.iter().map(|f| f.as_raw().as_slice()).collect();
+    let mid = frames.len() / 2;
+    for (i, o) in out.iter_mut().enumerate() {
+        for (c, r) in col.iter_mut().zip(&raws) {
+            *c = r[i];
+        }
+        *o = *col.select_nth_unstable(mid).1;
+    }
+    out
+}
+
+fn distance(a: &Rgb<u8>, b: &Rgb<u8>) -> f32 {
+    let d = |i: usize| a[i] as f32 - b[i] as f32;
+    (d(0) * d(0) + d(1) * d(1) + d(2) * d(2)).sqrt()
+}
+
+/// Finds, in every frame of a recording from one fixed camera, the regions that depart from the
+/// recording's background.
+pub fn analyse(frames: &[RgbImage], s: &FootageSettings) -> Result<Analysis, FootageError> {
+    if frames.len() < s.min_frames.max(3) {
+        return Err(FootageError::TooFew { n: frames.len(), min: s.min_frames.max(3) });
+    }
+    let first = frames[0].dimensions();
+    if let Some((index, f)) = frames.iter().enumerate().find(|(_, f)| f.dimensions() != first) {
+        return Err(FootageError::Size { index, got: f.dimensions(), first });
+    }
+    let background = median_background(frames);
+    let (w, h) = first;
+    let aw = s.analysis_width.clamp(8, w.max(8)).min(w);
+    let ah = ((h as f32 * aw as f32 / w as f32).round() as u32).max(1);
+    let small: Vec<RgbImage> = frames.iter().map(|f| image::imageops::resize(f, aw, ah, FilterType::Triangle)).collect();
+    let small_bg = median_background(&small);
+    let plane = (aw * ah) as usize;
+    // Each frame's distance from the background, and each pixel's usual distance (the median over
+    // frames: a swimmer covers a pixel in fewer than half of them).
+    let dist: Vec<Vec<f32>> = small.iter().map(|f| f.pixels().zip(small_bg.pixels()).map(|(a, b)| distance(a, b)).collect()).collect();
+    let mut col = vec![0.0f32; dist.len()];
+    let threshold: Vec<f32> = (0..plane)
+        .map(|i| {
+            for (c, d) in col.iter_mut().zip(&dist) {
+                *c = d[i];
+            }
+            let mid = col.len() / 2;
+            let usual = *col.select_nth_unstable_by(mid, f32::total_cmp).1;
+            s.k * usual.max(s.min_spread)
+        })
+        .collect();
+    let (sx, sy) = (w as f32 / aw as f32, h as f32 / ah as f32);
+    let min_px = (s.min_area * plane as f32).max(2.0) as usize;
+    let mut exclusions = Vec::with_capacity(frames.len());
+    for d in &dist {
+        let mut binary = GrayImage::from_fn(aw, ah, |x, y| {
+            let i = (y * aw + x) as usize;
+            Luma([if d[i] > threshold[i] { 255 } else { 0 }])
+        });
+        // A closing joins a swimmer's pieces (arms, legs, the body's gaps), an opening drops specks.
+        binary = imageproc::morphology::close(&binary, Norm::LInf, 1);
+        binary = imageproc::morphology::open(&binary, Norm::LInf, 1);
+        let labels = connected_components(&binary, Connectivity::Eight, Luma([0u8]));
+        let mut extents: Vec<Option<(u32, u32, u32, u32, usize)>> = Vec::new();
+        for (x, y, l) in labels.enumerate_pixels().map(|(x, y, l)| (x, y, l[0] as usize)).filter(|(_, _, l)| *l > 0) {
+            if extents.len() < l {
+                extents.resize(l, None);
+            }
+            let e = extents[l - 1].get_or_insert((x, y, x, y, 0));
+            *e = (e.0.min(x), e.1.min(y), e.2.max(x), e.3.max(y), e.4 + 1);
+        }
+        let boxes: Vec<BBox> = extents
+            .into_iter()
+            .flatten()
+            .filter(|e| e.4 >= min_px)
+            .map(|(x1, y1, x2, y2, _)| {
+                let b = BBox::new(x1 as f32 * sx, y1 as f32 * sy, (x2 + 1) as f32 * sx, (y2 + 1) as f32 * sy);
+                let (mx, my) = (b.width() * s.margin + sx, b.height() * s.margin + sy);
+                BBox::new((b.x1 - mx).max(0.0), (b.y1 - my).max(0.0), (b.x2 + mx).min(w as f32), (b.y2 + my).min(h as f32))
+            })
+            .collect();
+        let keep = keep_mask(w, h, &boxes);
+        let fraction = keep.pixels().filter(|p| p[0] == 0).count() as f32 / (w * h) as f32;
+        exclusions.push(Exclusion { boxes, fraction });
+    }
+    let mut fractions: Vec<f32> = exclusions.iter().map(|e| e.fraction).collect();
+    let median_fraction = crate::util::stats::median_f32(&mut fractions).unwrap_or(0.0);
+    if median_fraction > s.max_excluded {
+        return Err(FootageError::TooBusy { median: median_fraction * 100.0, max: s.max_excluded * 100.0 });
+    }
+    Ok(Analysis { background, exclusions, median_fraction })
+}
+
+/// A `w` x `h` mask: 255 where the pixel is kept, 0 inside any of `boxes`.
+pub fn keep_mask(w: u32, h: u32, boxes: &[BBox]) -> GrayImage {
+    let mut m = GrayImage::from_pixel(w, h, Luma([255]));
+    for b in boxes {
+        let (x1, y1) = (b.x1.floor().max(0.0) as u32, b.y1.floor().max(0.0) as u32);
+        let (x2, y2) = ((b.x2.ceil().max(0.0) as u32).min(w), (b.y2.ceil().max(0.0) as u32).min(h));
+        for y in y1..y2 {
+            for x in x1..x2 {
+                m.put_pixel(x, y, Luma([0]));
+            }
+        }
+    }
+    m
+}
+
+/// `boxes` given for a `from`-sized frame, in the coordinates of a `to`-sized one.
+pub fn scale_boxes(boxes: &[BBox], from: (u32, u32), to: (u32, u32)) -> Vec<BBox> {
+    let (sx, sy) = (to.0 as f32 / from.0 as f32, to.1 as f32 / from.1 as f32);
+    boxes.iter().map(|b| BBox::new(b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy)).collect()
+}
+
+/// The frame with its left-out pixels replaced by the background's (same size).
+pub fn fill(frame: &RgbImage, background: &RgbImage, keep: &GrayImage) -> RgbImage {
+    let mut out = frame.clone();
+    for ((o, b), k) in out.pixels_mut().zip(background.pixels()).zip(keep.pixels()) {
+        if k[0] == 0 {
+            *o = *b;
+        }
+    }
+    out
+}
+
+/// The frame as the training report shows it: what was left out tinted red and outlined.
+pub fn preview(frame: &RgbImage, boxes: &[BBox]) -> RgbImage {
+    let keep = keep_mask(frame.width(), frame.height(), boxes);
+    let mut out = frame.clone();
+    for (o, k) in out.pixels_mut().zip(keep.pixels()) {
+        if k[0] == 0 {
+            *o = Rgb([((o[0] as u16 + 255) / 2) as u8, o[1] / 2, o[2] / 2]);
+        }
+    }
+    for b in boxes {
+        let (x1, y1) = (b.x1.max(0.0) as i32, b.y1.max(0.0) as i32);
+        let (bw, bh) = ((b.width().round() as u32).max(1), (b.height().round() as u32).max(1));
+        imageproc::drawing::draw_hollow_rect_mut(&mut out, imageproc::rect::Rect::at(x1, y1).of_size(bw, bh), Rgb([255, 40, 40]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::rng::Rng;
+
+    /// Water with noise and a band of stronger ripple at the top; a dark 12x8 swimmer crossing.
+    fn recording(n: usize, swimmer: bool) -> Vec<RgbImage> {
+        let mut rng = Rng::new(3);
+        (0..n)
+            .map(|t| {
+                let mut f = RgbImage::from_fn(160, 120, |_, y| {
+                    let ripple = if y < 20 { 30.0 } else { 4.0 };
+                    let n = (rng.f32() - 0.5) * ripple;
+                    Rgb([40, (150.0 + n) as u8, (200.0 + n) as u8])
+                });
+                if swimmer {
+                    let x0 = 5 + (t as u32 * 4) % 140;
+                    for y in 60..68 {
+                        for x in x0..x0 + 12 {
+                            f.put_pixel(x, y, Rgb([120, 90, 70]));
+                        }
+                    }
+                }
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_the_swimmer_and_not_the_ripple() {
+        let frames = recording(40, true);
+        let a = analyse(&frames, &FootageSettings::default()).unwrap();
+        assert_eq!(a.background.get_pixel(50, 64)[0], 40, "the background is water where the swimmer passed");
+        for (t, e) in a.exclusions.iter().enumerate() {
+            let x0 = 5 + (t as f32 * 4.0) % 140.0;
+            assert_eq!(e.boxes.len(), 1, "frame {t}: {:?}", e.boxes);
+            let b = &e.boxes[0];
+            assert!(b.x1 <= x0 && b.x2 >= x0 + 12.0 && b.y1 <= 60.0 && b.y2 >= 68.0, "frame {t}: {b:?} covers the swimmer");
+            assert!(b.y1 > 20.0, "frame {t}: the rippling band is not taken for a swimmer: {b:?}");
+            assert!(e.fraction < 0.05, "frame {t}: {}", e.fraction);
+        }
+        let keep = keep_mask(160, 120, &a.exclusions[0].boxes);
+        let filled = fill(&frames[0], &a.background, &keep);
+        assert_eq!(filled.get_pixel(10, 64)[0], 40, "the swimmer is replaced by water");
+        assert_eq!(filled.get_pixel(100, 100), frames[0].get_pixel(100, 100), "the rest is untouched");
+    }
+
+    #[test]
+    fn an_empty_recording_leaves_almost_nothing_out() {
+        let a = analyse(&recording(40, false), &FootageSettings::default()).unwrap();
+        let boxes: usize = a.exclusions.iter().map(|e| e.boxes.len()).sum();
+        assert!(boxes <= 2, "{boxes} boxes on an empty pool");
+        assert_eq!(a.median_fraction, 0.0);
+    }
+
+    #[test]
+    fn too_few_busy_or_mixed_footage_is_an_error() {
+        let s = FootageSettings::default();
+        assert_eq!(analyse(&recording(10, true), &s).unwrap_err(), FootageError::TooFew { n: 10, min: 30 });
+        let mut mixed = recording(40, false);
+        mixed[7] = RgbImage::new(80, 60);
+        assert!(matches!(analyse(&mixed, &s), Err(FootageError::Size { index: 7, .. })));
+        // Every frame a different flat colour: everything moves.
+        let busy: Vec<RgbImage> = (0..40).map(|t| RgbImage::from_pixel(64, 48, Rgb([(t * 6) as u8, 0, 255 - (t * 6) as u8]))).collect();
+        let e = analyse(&busy, &s).unwrap_err();
+        assert!(matches!(e, FootageError::TooBusy { .. }), "{e}");
+        assert!(e.to_string().contains("too busy"), "{e}");
+    }
+
+    #[test]
+    fn boxes_scale_between_sizes() {
+        let b = scale_boxes(&[BBox::new(10.0, 10.0, 20.0, 30.0)], (160, 120), (640, 480));
+        assert_eq!(b[0], BBox::new(40.0, 40.0, 80.0, 120.0));
+        let m = keep_mask(640, 480, &b);
+        assert_eq!(m.get_pixel(40, 40)[0], 0);
+        assert_eq!(m.get_pixel(80, 120)[0], 255);
+    }
+}
