@@ -1,5 +1,5 @@
 //! Footage with swimmers in it and no annotations (`poolwatch-train train --footage`): a robust
-//! per-pixel background of the recording (its temporal median), what departs from it by more than that
+//! per-pixel background of the recording (its temporal mode), what departs from it by more than that
 //! pixel's own usual spread (waves, flicker) taken for a swimmer, and those regions filled with the
 //! background and left out of the loss and of the calibration's statistics.
 
@@ -12,11 +12,16 @@ use imageproc::region_labelling::{Connectivity, connected_components};
 /// How moving regions are found in a recording. Built by its caller, never from the app's config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FootageSettings {
+    /// The share of the frames the background must be seen in at a pixel ([`robust_background`]).
+    pub background_fraction: f32,
     /// A pixel moves in a frame when its colour distance from the background exceeds this many times
-    /// its usual distance over the recording.
+    /// its usual distance over the recording: the distance its quietest quarter of frames stays within
+    /// (a swimmer may cover a pixel in most of the others).
     pub k: f32,
     /// The smallest usual distance (0-255 RGB units): calm water still has sensor noise and JPEG.
     pub min_spread: f32,
+    /// An error when the median pixel's usual distance is above this: nothing in the picture is steady.
+    pub max_spread: f32,
     /// Each moving region's box grows by this fraction of its size on every side (arms and wake at the
     /// edges differ from the water too little to be caught pixel by pixel).
     pub margin: f32,
@@ -35,8 +40,10 @@ pub struct FootageSettings {
 impl Default for FootageSettings {
     fn default() -> Self {
         FootageSettings {
-            k: 3.0,
-            min_spread: 12.0,
+            background_fraction: 0.25,
+            k: 5.0,
+            min_spread: 6.0,
+            max_spread: 30.0,
             margin: 0.25,
             min_area: 0.002,
             analysis_width: 160,
@@ -57,6 +64,10 @@ pub enum FootageError {
         "half of the frames have more than {median:.0}% of the picture moving (at most {max:.0}%): too busy to learn the empty pool from; record a quieter session or a longer one (--every)"
     )]
     TooBusy { median: f32, max: f32 },
+    #[error(
+        "the picture never settles (a typical pixel strays {spread:.0} colour levels from its steadiest value even in its quietest frames, at most {max:.0}): not a fixed camera over a pool? record again with the camera fixed"
+    )]
+    Unsteady { spread: f32, max: f32 },
 }
 
 /// What was taken for swimmers in one frame: boxes in the frame's coordinates.
@@ -76,18 +87,31 @@ pub struct Analysis {
     pub median_fraction: f32,
 }
 
-/// The per-pixel, per-channel median of `frames` (all the same size, at least one).
-pub fn median_background(frames: &[RgbImage]) -> RgbImage {
+/// The per-pixel, per-channel mode of `frames` (all the same size, at least one): the middle of the
+/// narrowest range of values that `fraction` of the frames fall in (the "shorth"). Unlike the median it
+/// shows the water where a swimmer stayed over more than half of the recording, as long as the water
+/// there is seen in `fraction` of it and is steadier than the swimmer.
+pub fn robust_background(frames: &[RgbImage], fraction: f32) -> RgbImage {
     let (w, h) = frames[0].dimensions();
+    let n = frames.len();
+    let span = ((n as f32 * fraction).ceil() as usize).clamp(1, n);
     let mut out = RgbImage::new(w, h);
-    let mut col = vec![0u8; frames.len()];
+    let mut col = vec![0u8; n];
     let raws: Vec<&[u8]> = frames.iter().map(|f| f.as_raw().as_slice()).collect();
-    let mid = frames.len() / 2;
     for (i, o) in out.iter_mut().enumerate() {
         for (c, r) in col.iter_mut().zip(&raws) {
             *c = r[i];
         }
-        *o = *col.select_nth_unstable(mid).1;
+        col.sort_unstable();
+        let (mut best, mut at) = (u8::MAX, 0usize);
+        for (j, win) in col.windows(span).enumerate() {
+            let width = win[span - 1] - win[0];
+            // Among equally narrow ranges, the one nearest the middle of the values.
+            if width < best || (width == best && j.abs_diff((n - span) / 2) < at.abs_diff((n - span) / 2)) {
+                (best, at) = (width, j);
+            }
+        }
+        *o = ((col[at] as u16 + col[at + span - 1] as u16) / 2) as u8;
     }
     out
 }
@@ -107,15 +131,15 @@ pub fn analyse(frames: &[RgbImage], s: &FootageSettings) -> Result<Analysis, Foo
     if let Some((index, f)) = frames.iter().enumerate().find(|(_, f)| f.dimensions() != first) {
         return Err(FootageError::Size { index, got: f.dimensions(), first });
     }
-    let background = median_background(frames);
+    let background = robust_background(frames, s.background_fraction);
     let (w, h) = first;
     let aw = s.analysis_width.clamp(8, w.max(8)).min(w);
     let ah = ((h as f32 * aw as f32 / w as f32).round() as u32).max(1);
     let small: Vec<RgbImage> = frames.iter().map(|f| image::imageops::resize(f, aw, ah, FilterType::Triangle)).collect();
-    let small_bg = median_background(&small);
+    let small_bg = robust_background(&small, s.background_fraction);
     let plane = (aw * ah) as usize;
-    // Each frame's distance from the background, and each pixel's usual distance (the median over
-    // frames: a swimmer covers a pixel in fewer than half of them).
+    // Each frame's distance from the background, and each pixel's usual distance (its lower quartile
+    // over the frames).
     let dist: Vec<Vec<f32>> = small.iter().map(|f| f.pixels().zip(small_bg.pixels()).map(|(a, b)| distance(a, b)).collect()).collect();
     let mut col = vec![0.0f32; dist.len()];
     let threshold: Vec<f32> = (0..plane)
@@ -123,11 +147,16 @@ pub fn analyse(frames: &[RgbImage], s: &FootageSettings) -> Result<Analysis, Foo
             for (c, d) in col.iter_mut().zip(&dist) {
                 *c = d[i];
             }
-            let mid = col.len() / 2;
-            let usual = *col.select_nth_unstable_by(mid, f32::total_cmp).1;
+            let quarter = col.len() / 4;
+            let usual = *col.select_nth_unstable_by(quarter, f32::total_cmp).1;
             s.k * usual.max(s.min_spread)
         })
         .collect();
+    let mut usual: Vec<f32> = threshold.iter().map(|t| t / s.k).collect();
+    let typical = crate::util::stats::median_f32(&mut usual).unwrap_or(0.0);
+    if typical > s.max_spread {
+        return Err(FootageError::Unsteady { spread: typical, max: s.max_spread });
+    }
     let (sx, sy) = (w as f32 / aw as f32, h as f32 / ah as f32);
     let min_px = (s.min_area * plane as f32).max(2.0) as usize;
     let mut exclusions = Vec::with_capacity(frames.len());
@@ -253,7 +282,7 @@ mod tests {
         let a = analyse(&frames, &FootageSettings::default()).unwrap();
         assert_eq!(a.background.get_pixel(50, 64)[0], 40, "the background is water where the swimmer passed");
         for (t, e) in a.exclusions.iter().enumerate() {
-            let x0 = 5 + (t as f32 * 4.0) % 140.0;
+            let x0 = (5 + (t as u32 * 4) % 140) as f32;
             assert_eq!(e.boxes.len(), 1, "frame {t}: {:?}", e.boxes);
             let b = &e.boxes[0];
             assert!(b.x1 <= x0 && b.x2 >= x0 + 12.0 && b.y1 <= 60.0 && b.y2 >= 68.0, "frame {t}: {b:?} covers the swimmer");
@@ -264,6 +293,28 @@ mod tests {
         let filled = fill(&frames[0], &a.background, &keep);
         assert_eq!(filled.get_pixel(10, 64)[0], 40, "the swimmer is replaced by water");
         assert_eq!(filled.get_pixel(100, 100), frames[0].get_pixel(100, 100), "the rest is untouched");
+    }
+
+    #[test]
+    fn a_swimmer_who_stays_over_most_of_the_recording_is_not_the_background() {
+        // The swimmer rests at x 40..52 in 24 of 40 frames (60 %), and crosses elsewhere in the rest.
+        let mut frames = recording(40, false);
+        for (t, f) in frames.iter_mut().enumerate() {
+            let x0 = if t < 24 { 40 } else { 80 + (t as u32 - 24) * 4 };
+            let shade = 60 + (t as u32 * 37 % 90) as u8; // a moving body: its pixels change
+            for y in 60..68 {
+                for x in x0..x0 + 12 {
+                    f.put_pixel(x, y, Rgb([shade + 60, shade, shade / 2]));
+                }
+            }
+        }
+        let a = analyse(&frames, &FootageSettings::default()).unwrap();
+        let bg = a.background.get_pixel(45, 64);
+        assert_eq!(bg[0], 40, "water, not the resting swimmer: {bg:?}");
+        for t in [0, 10, 23] {
+            let b = a.exclusions[t].boxes.iter().find(|b| b.x1 <= 40.0 && b.x2 >= 52.0 && b.y1 <= 60.0 && b.y2 >= 68.0);
+            assert!(b.is_some(), "frame {t}: the resting swimmer is left out: {:?}", a.exclusions[t].boxes);
+        }
     }
 
     #[test]
@@ -281,11 +332,33 @@ mod tests {
         let mut mixed = recording(40, false);
         mixed[7] = RgbImage::new(80, 60);
         assert!(matches!(analyse(&mixed, &s), Err(FootageError::Size { index: 7, .. })));
-        // Every frame a different flat colour: everything moves.
-        let busy: Vec<RgbImage> = (0..40).map(|t| RgbImage::from_pixel(64, 48, Rgb([(t * 6) as u8, 0, 255 - (t * 6) as u8]))).collect();
-        let e = analyse(&busy, &s).unwrap_err();
+        // A crowded pool: calm water, and in every frame blocks of swimmers over about 60 % of it.
+        let mut rng = Rng::new(5);
+        let crowded: Vec<RgbImage> = (0..40)
+            .map(|_| {
+                let mut f = RgbImage::from_pixel(64, 48, Rgb([40, 150, 200]));
+                for by in 0..6 {
+                    for bx in 0..8 {
+                        if rng.f32() < 0.6 {
+                            let c = Rgb([rng.int(120, 250) as u8, rng.int(40, 120) as u8, rng.int(20, 90) as u8]);
+                            for y in by * 8..by * 8 + 8 {
+                                for x in bx * 8..bx * 8 + 8 {
+                                    f.put_pixel(x, y, c);
+                                }
+                            }
+                        }
+                    }
+                }
+                f
+            })
+            .collect();
+        let e = analyse(&crowded, &s).unwrap_err();
         assert!(matches!(e, FootageError::TooBusy { .. }), "{e}");
         assert!(e.to_string().contains("too busy"), "{e}");
+        // Noise everywhere, nothing steady to call the pool.
+        let noise: Vec<RgbImage> = (0..40).map(|_| RgbImage::from_fn(64, 48, |_, _| Rgb([rng.int(0, 255) as u8, rng.int(0, 255) as u8, rng.int(0, 255) as u8]))).collect();
+        let e = analyse(&noise, &s).unwrap_err();
+        assert!(matches!(e, FootageError::Unsteady { .. }), "{e}");
     }
 
     #[test]
