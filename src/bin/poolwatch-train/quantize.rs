@@ -1,10 +1,11 @@
 //! `poolwatch-train quantize`: the int8 twin of a float model, calibrated and compared with it.
 
 use crate::args::MaskArgs;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use poolwatch::pipeline::model::Autoencoder;
 use poolwatch::train::dataset::{Dataset, DatasetSpec};
 use poolwatch::train::int8::{int8_path, make_int8};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -29,6 +30,10 @@ pub fn main(a: Args) -> Result<()> {
     let train: Vec<_> = data.train.iter().map(|s| &s.image).collect();
     let val: Vec<_> = data.val.iter().map(|s| &s.image).collect();
     let report = make_int8(&a.model, &out, &train, &val, &pool)?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    // A reader gone (`| head`) ends the output quietly; println! would panic.
+    match writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&report)?) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.context("cannot write the report to stdout")?,
+    }
     Ok(())
 }
