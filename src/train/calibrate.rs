@@ -119,33 +119,6 @@ fn eroded_peak(m: &[f32], w: usize, h: usize) -> f32 {
     best
 }
 
-/// Per pixel, the first and second moments of the measured pixels around it (a normalised convolution
-/// weighted by each pixel's frame count, a twentieth of the width wide), or of every measured pixel
-/// where none is near.
-fn borrowed_moments(m1: &[f64], m2: &[f64], count: &[u32], w: usize, h: usize) -> (Vec<f64>, Vec<f64>) {
-    let plane = w * h;
-    let mut tmp = vec![0.0f32; plane];
-    let kernel = gaussian_kernel((w as f32 / 20.0).max(1.0));
-    let mut wsum: Vec<f32> = count.iter().map(|&c| c as f32).collect();
-    let mut s1: Vec<f32> = (0..plane).map(|i| (m1[i] * count[i] as f64) as f32).collect();
-    let mut s2: Vec<f32> = (0..plane).map(|i| (m2[i] * count[i] as f64) as f32).collect();
-    for v in [&mut wsum, &mut s1, &mut s2] {
-        blur(v, &mut tmp, w, h, &kernel);
-    }
-    let total: f64 = count.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
-    let g1 = (0..plane).map(|i| m1[i] * count[i] as f64).sum::<f64>() / total;
-    let g2 = (0..plane).map(|i| m2[i] * count[i] as f64).sum::<f64>() / total;
-    let peak = wsum.iter().copied().fold(0.0f32, f32::max).max(1e-6);
-    (0..plane)
-        .map(|i| {
-            // Near measured pixels their local moments; far from all of them, the frame's.
-            let near = (wsum[i] / (0.05 * peak)).min(1.0) as f64;
-            let (l1, l2) = if wsum[i] > 0.0 { (s1[i] as f64 / wsum[i] as f64, s2[i] as f64 / wsum[i] as f64) } else { (g1, g2) };
-            (near * l1 + (1.0 - near) * g1, near * l2 + (1.0 - near) * g2)
-        })
-        .unzip()
-}
-
 /// The box stage's opening and closing radii, in model pixels.
 #[derive(Clone, Copy, Debug)]
 pub struct BoxRadii {
@@ -225,11 +198,6 @@ impl Calibrator {
         self.errors.push((h.score, mask.to_vec()));
     }
 
-    /// Whether the frames came with different masks (footage), rather than one pool mask for all.
-    fn masks_differ(&self) -> bool {
-        self.errors.windows(2).any(|p| p[0].1 != p[1].1)
-    }
-
     pub fn frames(&self) -> usize {
         self.errors.len()
     }
@@ -290,19 +258,8 @@ impl Calibrator {
                 count[i] += u32::from(mask[i] > 0.0);
             }
         }
-        let mut m1: Vec<f64> = mean.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f64).collect();
-        let mut m2: Vec<f64> = sq.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f64).collect();
-        // A pixel that some frames left out (a swimmer lingering over it through the held-out
-        // footage) has few or no measurements of its own: its moments borrow from the measured pixels
-        // around it, in proportion to the frames it missed.
-        if self.masks_differ() {
-            let (b1, b2) = borrowed_moments(&m1, &m2, &count, w, h);
-            for i in 0..plane {
-                let own = count[i] as f64 / n as f64;
-                m1[i] = own * m1[i] + (1.0 - own) * b1[i];
-                m2[i] = own * m2[i] + (1.0 - own) * b2[i];
-            }
-        }
+        let m1: Vec<f64> = mean.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f64).collect();
+        let m2: Vec<f64> = sq.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f64).collect();
         let mean: Vec<f32> = m1.iter().map(|&m| m as f32).collect();
         let std: Vec<f32> = m2.iter().zip(&m1).map(|(s, m)| (s - m * m).max(0.0).sqrt() as f32).collect();
         // With few frames the per-pixel spread is noisy: blend it with a local average of itself.

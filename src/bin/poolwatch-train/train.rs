@@ -16,9 +16,10 @@ use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("frames").required(true).multiple(true).args(["normal", "footage"])))]
 pub struct Args {
     /// Directories of empty-pool frames.
-    #[arg(long, required_unless_present = "footage", num_args = 1..)]
+    #[arg(long, num_args = 1..)]
     pub normal: Vec<PathBuf>,
     /// Directories of recorded sessions, swimmers and all, no annotations (`poolwatch record`): what
     /// moves against each recording's background is filled with it and left out of training and
