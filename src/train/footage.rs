@@ -1,5 +1,5 @@
 //! Footage with swimmers in it and no annotations (`poolwatch-train train --footage`): a robust
-//! per-pixel background of the recording (its temporal mode), what departs from it by more than that
+//! per-pixel background of the recording (its temporal median, or a mode), what departs from it by more than that
 //! pixel's own usual spread (waves, flicker) taken for a swimmer, and those regions filled with the
 //! background and left out of the loss and of the calibration's statistics.
 
