@@ -10,10 +10,13 @@
 # toolchains; scripts/setup.sh installs what is missing first (POOLWATCH_NO_CROSS=1 skips the cross ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each stage is headed with the minutes since the start, so a slow stage shows in the log.
+SECONDS=0
+stage() { printf '== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 scripts/setup.sh
-echo "== layers: every import points down the wings, no circle (ARCHITECTURE.md)"
+stage "layers: every import points down the wings, no circle (ARCHITECTURE.md)"
 python3 scripts/check-layers.py
-echo "== device side: cargo test --features camera"
+stage "device side: cargo test --features camera"
 cargo test --features camera
 # The library as `cargo build ... --bin poolwatch` compiles it for a board: rustc's own command line
 # (forced by touching lib.rs) must not carry feature "export", the switch of the trainer's side.
@@ -28,13 +31,13 @@ board_build() {
     fi
     echo "board build: the library compiled without the trainer's side ($*)"
 }
-echo "== a board's build: poolwatch without the trainer's side (feature export off)"
+stage "a board's build: poolwatch without the trainer's side (feature export off)"
 board_build cargo build --features camera --bin poolwatch
-echo "== systemd unit and example config"
+stage "systemd unit and example config"
 scripts/verify-systemd.sh target/debug/poolwatch
 # The board's binary just built, installed as README says in a Debian VM with systemd and the vivid
 # camera (qemu, software emulation; the image is built once with debootstrap and cached in target/vm).
-echo "== the device on a real Linux system: VM with systemd, vivid camera, broker, serial (scripts/vm-test.sh)"
+stage "the device on a real Linux system: VM with systemd, vivid camera, broker, serial (scripts/vm-test.sh)"
 if [[ $(id -u) -eq 0 ]]; then
     POOLWATCH_BIN=target/debug/poolwatch scripts/vm-test.sh x86_64
 else
@@ -53,7 +56,7 @@ has_std() {
     return 1
 }
 if [[ -x /usr/bin/qemu-aarch64-static ]] && has_std aarch64-unknown-linux-gnu; then
-    echo "== aarch64: cross build of every test, the device tests under qemu-user"
+    stage "aarch64: cross build of every test, the device tests under qemu-user"
     # The test binaries run under qemu through cargo's runner, and the tests start the aarch64
     # poolwatch through POOLWATCH_TEST_RUNNER (both set by cross/build.sh; no binfmt_misc needed).
     x=(cross/build.sh aarch64-unknown-linux-gnu test --profile cross-test --features camera)
@@ -72,23 +75,26 @@ if [[ -x /usr/bin/qemu-aarch64-static ]] && has_std aarch64-unknown-linux-gnu; t
     aarch64-linux-gnu-strip target/cross/poolwatch-aarch64
     echo "stripped aarch64 poolwatch: $(du -h target/cross/poolwatch-aarch64 | cut -f1)"
 else
-    echo "== aarch64: skipped (no cross toolchain; cross/install-deps.sh installs it)"
+    stage "aarch64: skipped (no cross toolchain; cross/install-deps.sh installs it)"
 fi
 if has_std armv7-unknown-linux-gnueabihf; then
-    echo "== armv7: cross build, and the binary run under qemu-user"
+    stage "armv7: cross build, and the binary run under qemu-user"
     # `cargo run` goes through qemu-arm (cross/build.sh sets the runner): the default job, two frames.
     frames=$(cross/build.sh armv7-unknown-linux-gnueabihf run --profile cross-test --features camera --bin poolwatch -- \
         run --frames 2 | grep -c '"frame"')
     [[ $frames == 2 ]] || { echo "the armv7 poolwatch printed $frames frames, not 2" >&2; exit 1; }
     echo "armv7 poolwatch: built, and its default job ran under qemu-arm (2 frames)"
 else
-    echo "== armv7: skipped (no armhf std; cross/install-deps.sh armv7-unknown-linux-gnueabihf)"
+    stage "armv7: skipped (no armhf std; cross/install-deps.sh armv7-unknown-linux-gnueabihf)"
 fi
-echo "== trainer: cargo test --features train"
+stage "trainer: cargo test --features train (the library's and binaries' unit tests, tests/train.rs, tests/onnxruntime.rs)"
 # shellcheck source=scripts/torch-env.sh
 . scripts/torch-env.sh
-cargo test --features train
-echo "== fuzzing: every target for ${POOLWATCH_FUZZ_SECONDS:=10} s (scripts/fuzz.sh; README has a long run)"
+# The device's integration tests (daemon, cli, model) ran above on the camera build; with `train` the
+# library gains the trainer's side, which its unit tests and the trainer's own tests cover.
+cargo test --features train --lib --bins --test train --test onnxruntime
+stage "fuzzing: every target for ${POOLWATCH_FUZZ_SECONDS:=10} s (scripts/fuzz.sh; README has a long run)"
 scripts/fuzz.sh "$POOLWATCH_FUZZ_SECONDS"
-echo "== soak: the daemon for a minute while its broker, serial port and frames fail (scripts/soak.sh; README has 30 minutes)"
+stage "soak: the daemon for a minute while its broker, serial port and frames fail (scripts/soak.sh; README has 30 minutes)"
 POOLWATCH_BIN=target/debug/poolwatch scripts/soak.sh 1
+stage "all tests passed"
