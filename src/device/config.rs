@@ -5,6 +5,7 @@ use crate::pipeline::detect::DetectorSettings;
 use crate::pipeline::heatmap::HeatmapOverrides;
 use crate::device::sink::http::HttpSettings;
 use crate::pipeline::lanes::LaneSettings;
+use crate::pipeline::alarm::AlarmSettings;
 use crate::pipeline::timing::TimingSettings;
 use crate::pipeline::pool::{MaskSpec, PoolSettings};
 use crate::device::sink::mqtt::MqttSettings;
@@ -71,6 +72,8 @@ pub struct Config {
     pub lanes: Option<LaneSettings>,
     /// Lap timing in the lanes.
     pub timing: TimingSettings,
+    /// The motionless-swimmer alarm.
+    pub alarm: AlarmSettings,
     pub stdout: StdoutSettings,
     pub serial: Option<SerialSettings>,
     pub mqtt: Option<MqttSettings>,
@@ -93,6 +96,7 @@ impl Default for Config {
             tracking: TrackSettings::default(),
             lanes: None,
             timing: TimingSettings::default(),
+            alarm: AlarmSettings::default(),
             stdout: StdoutSettings::default(),
             serial: None,
             mqtt: None,
@@ -220,6 +224,7 @@ impl Config {
         section("tracking", Some(&self.tracking), TrackSettings::validate)?;
         section("lanes", self.lanes.as_ref(), LaneSettings::validate)?;
         section("timing", Some(&self.timing), TimingSettings::validate)?;
+        section("alarm", Some(&self.alarm), AlarmSettings::validate)?;
         section("serial", self.serial.as_ref(), SerialSettings::validate)?;
         section("mqtt", self.mqtt.as_ref(), MqttSettings::validate)?;
         section("snapshots", self.snapshots.as_ref(), SnapshotSettings::validate)?;

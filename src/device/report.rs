@@ -2,6 +2,7 @@
 //! lanes, events), the records printed for it (rounded here, in one place), and the running counters
 //! every output can report.
 
+use crate::pipeline::alarm::{AlarmEvent, Level};
 use crate::pipeline::boxes::BBox;
 use crate::pipeline::heatmap::Heatmap;
 use crate::pipeline::lanes::PoolPosition;
@@ -24,6 +25,11 @@ pub fn round_f64(v: f64, per_unit: f64) -> f64 {
 /// to the tenth.
 fn round_lap(l: Lap) -> Lap {
     Lap { ts: round_f64(l.ts, 1000.0), lap_s: round_f64(l.lap_s, 100.0), total_s: round_f64(l.total_s, 100.0), pace_s_100m: round_f64(l.pace_s_100m, 10.0), ..l }
+}
+
+fn round_alarm(a: AlarmEvent) -> AlarmEvent {
+    let bbox = a.bbox.map(|v| round_f32(v, 10.0));
+    AlarmEvent { ts: round_f64(a.ts, 1000.0), still_s: round_f64(a.still_s, 10.0), distance_m: a.distance_m.map(|d| round_f64(d, 100.0)), bbox, ..a }
 }
 
 /// [`round_f64`] in f32, for boxes and scores.
@@ -115,6 +121,10 @@ pub struct FrameReport {
     pub lanes: Vec<u32>,
     /// Lengths completed in this frame (lap timing), with their touch times.
     pub laps: Vec<Lap>,
+    /// Motionless-swimmer warnings and alarms raised or cleared in this frame.
+    pub alarms: Vec<AlarmEvent>,
+    /// Those raised now (after this frame).
+    pub alarm_active: Vec<AlarmEvent>,
     /// Pipeline time of this frame, milliseconds.
     pub ms: f64,
     pub threshold: f32,
@@ -131,13 +141,16 @@ pub struct Tracked {
     pub lanes: Vec<u32>,
     /// Lengths completed in this frame (lap timing).
     pub laps: Vec<Lap>,
+    /// Alarm levels changed in this frame, and the alarms raised now.
+    pub alarms: Vec<AlarmEvent>,
+    pub alarm_active: Vec<AlarmEvent>,
 }
 
 impl FrameReport {
     /// The report of a frame: its detection, its tracking, the time both took (`ms`) and its picture
     /// when an output draws it.
     pub fn new(seq: u64, ts: f64, origin: String, d: crate::pipeline::detect::Detection, tracked: Tracked, ms: f64, picture: Option<Arc<Picture>>) -> FrameReport {
-        let Tracked { swimmers, events, lanes, laps } = tracked;
+        let Tracked { swimmers, events, lanes, laps, alarms, alarm_active } = tracked;
         FrameReport {
             seq,
             ts,
@@ -149,6 +162,8 @@ impl FrameReport {
             events,
             lanes,
             laps: laps.into_iter().map(round_lap).collect(),
+            alarms: alarms.into_iter().map(round_alarm).collect(),
+            alarm_active: alarm_active.into_iter().map(round_alarm).collect(),
             ms: round_f64(ms, 100.0),
             threshold: d.threshold,
             picture,
@@ -186,6 +201,14 @@ impl FrameReport {
             };
             crate::pipeline::overlay::label(&mut img, b[0] as i32, b[3] as i32 + 2, &text, [255, 255, 80]);
         }
+        // Swimmers not moving: their box in orange (warning) or red (alarm), and how long.
+        for a in &self.alarm_active {
+            let color = if a.state == Level::Alarm { [255, 30, 30] } else { [255, 160, 0] };
+            let [x1, y1, x2, y2] = a.bbox;
+            crate::pipeline::overlay::draw_boxes(&mut img, &[BBox::new(x1 - 2.0, y1 - 2.0, x2 + 2.0, y2 + 2.0)], color);
+            let text = format!("{} {:.0}s", a.state.as_str().to_uppercase(), a.still_s);
+            crate::pipeline::overlay::label(&mut img, x1 as i32, y1 as i32 - 10, &text, color);
+        }
         Some(img)
     }
 
@@ -214,6 +237,8 @@ pub struct FrameRecord<'a> {
     pub lanes: &'a [u32],
     #[serde(skip_serializing_if = "<[Lap]>::is_empty")]
     pub laps: &'a [Lap],
+    #[serde(skip_serializing_if = "<[AlarmEvent]>::is_empty")]
+    pub alarms: &'a [AlarmEvent],
 }
 
 impl FrameReport {
@@ -229,6 +254,7 @@ impl FrameReport {
             swimmers: &self.swimmers,
             lanes: &self.lanes,
             laps: &self.laps,
+            alarms: &self.alarms,
         }
     }
 
@@ -345,6 +371,8 @@ pub struct Metrics {
     last_failure_ms: AtomicU64,
     /// Why the last frame failed.
     last_error: Mutex<Option<String>>,
+    /// The motionless-swimmer warnings and alarms raised after the last frame.
+    alarms: Mutex<Vec<AlarmEvent>>,
 }
 
 /// A snapshot of [`Metrics`] with rates.
@@ -367,6 +395,10 @@ pub struct Stats {
     /// Why frames fail, while `state` is `failing`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The highest motionless-swimmer level raised now, and each warning or alarm.
+    pub alarm: Level,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<AlarmEvent>,
 }
 
 impl Default for Metrics {
@@ -389,6 +421,7 @@ impl Default for Metrics {
             failing_since_ms: AtomicU64::new(u64::MAX),
             last_failure_ms: AtomicU64::new(u64::MAX),
             last_error: Mutex::new(None),
+            alarms: Mutex::new(Vec::new()),
         }
     }
 }
@@ -408,6 +441,14 @@ impl Metrics {
         self.last_latency_us.store((latency_s * 1e6) as u64, Ordering::Relaxed);
         self.last_processed_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.swimmers.store(swimmers as u64, Ordering::Relaxed);
+    }
+
+    /// The warnings and alarms raised now (kept for `/health`, `/metrics` and the status line).
+    pub fn set_alarms(&self, active: &[AlarmEvent]) {
+        let mut a = crate::util::sync::lock(&self.alarms);
+        if a.as_slice() != active {
+            *a = active.to_vec();
+        }
     }
 
     /// Counts a frame that failed (unreadable, or an error in a stage) and keeps why.
@@ -456,6 +497,7 @@ impl Metrics {
 
     pub fn snapshot(&self) -> Stats {
         let state = self.health();
+        let alarms = crate::util::sync::lock(&self.alarms).clone();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
             uptime_s: round_f64(self.uptime().as_secs_f64(), 10.0),
@@ -473,6 +515,8 @@ impl Metrics {
             source_ok: self.source_ok.load(Ordering::Relaxed),
             state,
             error: (state == Health::Failing).then(|| crate::util::sync::lock(&self.last_error).clone()).flatten(),
+            alarm: alarms.iter().map(|a| a.state).max().unwrap_or(Level::Clear),
+            alarms,
         }
     }
 }
@@ -512,6 +556,14 @@ impl Stats {
     /// failing and why), then the rates.
     pub fn status_line(&self) -> String {
         let counts = format!("{:.1} fps, {} swimmers, {} dropped", self.fps, self.swimmers, self.dropped);
+        // A swimmer not moving comes before anything else.
+        if let Some(a) = self.alarms.iter().max_by_key(|a| a.state) {
+            let place = match (a.lane, a.distance_m) {
+                (Some(l), Some(d)) => format!("lane {l} at {d:.0} m"),
+                _ => format!("at x {:.0} y {:.0}", (a.bbox[0] + a.bbox[2]) / 2.0, (a.bbox[1] + a.bbox[3]) / 2.0),
+            };
+            return format!("{}: swimmer still {:.0} s, {place}; {counts}", a.state.as_str().to_uppercase(), a.still_s);
+        }
         match (&self.error, self.state) {
             (Some(e), _) => format!("failing: {e}"),
             (None, Health::Ok) => counts,

@@ -39,6 +39,10 @@ pub struct PoolPosition {
     pub distance_m: f64,
 }
 
+/// The width of a lane, for distances across the pool (the standard's 2.5 m; `[lanes]` gives only the
+/// pool's length).
+pub const LANE_WIDTH_M: f64 = 2.5;
+
 pub struct LaneMap {
     /// Image pixels to (across in [0, 1], along in [0, 1]).
     to_pool: Homography,
@@ -80,6 +84,17 @@ impl LaneMap {
     pub fn locate_box(&self, b: &[f32; 4]) -> Option<PoolPosition> {
         self.locate(((b[0] + b[2]) / 2.0) as f64, ((b[1] + b[3]) / 2.0) as f64)
     }
+
+    /// A box's centre in pool metres: across (from lane 1's side, lanes taken as [`LANE_WIDTH_M`] wide)
+    /// and along (from the start wall); `None` outside the pool.
+    pub fn metres_of_box(&self, b: &[f32; 4]) -> Option<[f64; 2]> {
+        let (u, v) = self.to_pool.apply(((b[0] + b[2]) / 2.0) as f64, ((b[1] + b[3]) / 2.0) as f64);
+        let eps = 1e-9;
+        if !(-eps..=1.0 + eps).contains(&u) || !(-eps..=1.0 + eps).contains(&v) {
+            return None;
+        }
+        Some([u.clamp(0.0, 1.0) * self.count as f64 * LANE_WIDTH_M, v.clamp(0.0, 1.0) * self.length_m])
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +120,12 @@ mod tests {
         assert_eq!(m.locate(321.0, 460.0).unwrap().lane, 5);
         assert!(m.locate(10.0, 10.0).is_none());
         assert!(m.locate(320.0, 470.0).is_none());
+        // In metres: the start wall's middle, and the far wall's right end.
+        let c = m.metres_of_box(&[318.0, 458.0, 322.0, 462.0]).unwrap();
+        assert!((c[0] - 10.0).abs() < 0.05 && c[1].abs() < 0.05, "{c:?}");
+        let c = m.metres_of_box(&[439.0, 60.0, 439.0, 61.0]).unwrap();
+        assert!((c[0] - 20.0).abs() < 0.2 && (c[1] - 50.0).abs() < 0.2, "{c:?}");
+        assert!(m.metres_of_box(&[0.0, 0.0, 20.0, 20.0]).is_none());
     }
 
     #[test]

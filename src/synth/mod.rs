@@ -141,6 +141,22 @@ struct Swimmer {
     skin: [f32; 3],
     stroke_hz: f32,
     phase: f32,
+    /// Stops and floats from this time (seconds) for this long, then swims on.
+    stop: Option<(f32, f32)>,
+}
+
+impl Swimmer {
+    /// The time the swimmer's position and strokes follow: the clock, less the time spent stopped.
+    fn swim_t(&self, t: f32) -> f32 {
+        match self.stop {
+            Some((from, len)) if t >= from => t - (t - from).min(len),
+            _ => t,
+        }
+    }
+
+    fn stopped_at(&self, t: f32) -> bool {
+        self.stop.is_some_and(|(from, len)| t >= from && t < from + len)
+    }
 }
 
 /// One synthetic venue: camera placement, pool, light, and its swimmers.
@@ -188,6 +204,7 @@ fn draw_swimmers(seed: u64, range: (u32, u32), lanes: u32, length: f32) -> Vec<S
                 skin: lerp3([235.0, 190.0, 160.0], [110.0, 70.0, 50.0], tone),
                 stroke_hz: srng.range(0.7, 1.0),
                 phase: srng.range(0.0, std::f32::consts::TAU),
+                stop: None,
             }
         })
         .collect()
@@ -353,11 +370,27 @@ impl Scene {
         self.swimmers.len()
     }
 
+    /// The swimmers' lanes, in the order they were drawn (the first is the one [`Scene::with_stop`] stops).
+    pub fn swimmer_lanes(&self) -> Vec<u32> {
+        self.swimmers.iter().map(|s| s.lane).collect()
+    }
+
+    /// The same scene with its first swimmer stopping `from` seconds in, floating still for `seconds`,
+    /// then swimming on (the motionless-swimmer scenario). Its lane and the stop, or `None` without
+    /// swimmers.
+    pub fn with_stop(mut self, from: f32, seconds: f32) -> (Scene, Option<(u32, f32, f32)>) {
+        let stop = self.swimmers.first_mut().map(|s| {
+            s.stop = Some((from, seconds));
+            (s.lane, from, seconds)
+        });
+        (self, stop)
+    }
+
     /// Where the swimmer of `lane` has its head at time `t`: metres from the start wall.
     pub fn head_position(&self, lane: u32, t: f32) -> Option<f64> {
         let s = self.swimmers.iter().find(|s| s.lane == lane)?;
         let span = self.length - 2.0;
-        let p = (s.start + s.speed * t).rem_euclid(2.0 * span);
+        let p = (s.start + s.speed * s.swim_t(t)).rem_euclid(2.0 * span);
         Some(if p < span { 1.0 + p } else { 1.0 + 2.0 * span - p } as f64)
     }
 
@@ -371,14 +404,21 @@ impl Scene {
             let (start, speed) = (s.start as f64, s.speed as f64);
             // Turns where the position along the bounce (start + speed t) is a multiple of the span: odd
             // multiples at the far wall, even ones at the start wall.
-            let first = ((start + speed * t0) / span).floor() as i64 + 1;
+            // In the swimmer's own time (the clock less any stop), mapped back to the clock.
+            let (s0, s1) = (s.swim_t(t0 as f32) as f64, s.swim_t(t1 as f32) as f64);
+            let to_clock = |ts: f64| match s.stop {
+                Some((from, len)) if ts > from as f64 => ts + len as f64,
+                _ => ts,
+            };
+            let first = ((start + speed * s0) / span).floor() as i64 + 1;
             let mut k = first.max(1);
             loop {
-                let t = (k as f64 * span - start) / speed;
-                if t > t1 {
+                let ts = (k as f64 * span - start) / speed;
+                if ts > s1 {
                     break;
                 }
-                if t >= t0 {
+                let t = to_clock(ts);
+                if ts >= s0 && (t0..=t1).contains(&t) {
                     out.push((s.lane, t, k % 2 == 1));
                 }
                 k += 1;
@@ -497,10 +537,13 @@ impl Scene {
     fn draw_swimmer(&self, s: &Swimmer, t: f32, img: &mut RgbImage) -> Option<Truth> {
         // Position along the pool bounces between the walls.
         let span = self.length - 2.0;
-        let p = (s.start + s.speed * t).rem_euclid(2.0 * span);
+        let st = s.swim_t(t);
+        let p = (s.start + s.speed * st).rem_euclid(2.0 * span);
         let (head_u, dir) = if p < span { (1.0 + p, 1.0) } else { (1.0 + 2.0 * span - p, -1.0) };
         let vc = (s.lane as f32 - 0.5) * LANE_W;
-        let phase = s.phase + t * s.stroke_hz * std::f32::consts::TAU;
+        // Stopped: floating face down, arms still and no splashes.
+        let moving = !s.stopped_at(t);
+        let phase = s.phase + st * s.stroke_hz * std::f32::consts::TAU;
         let reach = -0.25 + 0.65 * phase.cos().max((phase + std::f32::consts::PI).cos());
         // Ground truth: the swimmer's extent in pool coordinates (local a along the swim direction).
         let (a_min, a_max, b_max) = (-1.85f32, reach.max(0.2) + 0.08, 0.32f32);
@@ -554,7 +597,7 @@ impl Scene {
                     }
                     // Splash where a hand enters the water.
                     let entry = ((a - 0.4) / 0.3).powi(2) + ((b - 0.26 * side) / 0.2).powi(2);
-                    if entry < 1.0 && th.cos() > 0.6 {
+                    if moving && entry < 1.0 && th.cos() > 0.6 {
                         let f = self.foam.sample(u * 96.0 + foam_t * 40.0, v * 96.0);
                         if f > 0.1 {
                             c = lerp3(c, [245.0, 250.0, 255.0], 0.8);
@@ -563,7 +606,7 @@ impl Scene {
                 }
                 // Kick splash behind the feet.
                 let kick = ((a + 1.62) / 0.3).powi(2) + (b / 0.24).powi(2);
-                if kick < 1.0 {
+                if moving && kick < 1.0 {
                     let f = self.foam.sample(u * 80.0 - foam_t * 30.0, v * 80.0 + foam_t * 20.0);
                     if f > -0.1 {
                         c = lerp3(c, [240.0, 248.0, 255.0], 0.75);
@@ -692,6 +735,37 @@ pub fn frame_plan(settings: &SynthSettings, frames: u64, i: u64) -> (u64, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stopped_swimmer_stays_put_and_its_later_turns_come_later() {
+        let plain = Scene::new(1, 320, 240, (2, 2));
+        let (scene, stop) = plain.clone().with_stop(20.0, 30.0);
+        let (lane, from, len) = stop.unwrap();
+        assert_eq!((from, len), (20.0, 30.0));
+        let at = |t: f32| scene.head_position(lane, t).unwrap();
+        assert_eq!(at(20.0), at(35.0));
+        assert_eq!(at(20.0), at(49.9));
+        assert_eq!(at(60.0), plain.head_position(lane, 30.0).unwrap());
+        // Its turns: the plain scene's, those after the stop 30 s later; the other swimmer's unchanged.
+        let expect: Vec<(u32, f64, bool)> = plain
+            .touches(0.0, 170.0)
+            .into_iter()
+            .map(|(l, t, f)| (l, if l == lane && t > 20.0 { t + 30.0 } else { t }, f))
+            .filter(|t| t.1 <= 170.0)
+            .collect();
+        let mut expect = expect;
+        expect.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let got = scene.touches(0.0, 170.0);
+        assert_eq!(got.len(), expect.len());
+        for (g, e) in got.iter().zip(&expect) {
+            assert!(g.0 == e.0 && g.2 == e.2 && (g.1 - e.1).abs() < 1e-3, "{got:?} {expect:?}");
+        }
+        // Still: the same body box all through the stop (arms still).
+        let body = |t: f32| scene.render(t, 0).1.into_iter().find(|s| s.lane == lane).map(|s| (s.bbox.x1, s.bbox.y1, s.bbox.x2, s.bbox.y2, s.distance_m));
+        let a = body(21.0);
+        assert!(a.is_some(), "the stopped swimmer is in view");
+        assert_eq!(a, body(45.0));
+    }
 
     #[cfg(target_arch = "x86_64")]
     #[test]

@@ -103,6 +103,7 @@ fn pipeline(det: &mut Detector, encoded: &[Vec<u8>], range: (usize, usize, usize
             swimmers: &[],
             lanes: &[],
             laps: &[],
+            alarms: &[],
         };
         let _ = serde_json::to_writer(&mut sink, &rec);
         let t3 = Instant::now();

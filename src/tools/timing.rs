@@ -1,7 +1,9 @@
-//! Lap timing scored on a synthetic recording: frames rendered in memory at 25 fps, run through the
-//! daemon's own stages (detector, tracker, lane map, lap timer) and compared with the exact turns of
-//! the synthetic swimmers.
+//! Lap timing and the motionless-swimmer alarm scored on a synthetic recording: frames rendered in
+//! memory at 25 fps, run through the daemon's own stages (detector, tracker, lane map, lap timer,
+//! alarms) and compared with the exact turns of the synthetic swimmers and, with a stop, when one of
+//! them stopped.
 
+use crate::pipeline::alarm::{AlarmEvent, AlarmSettings, Alarms, Level, Sighting};
 use crate::pipeline::detect::{DetectError, Detector};
 use crate::pipeline::lanes::LaneMap;
 use crate::pipeline::timing::{LanePosition, Lap, LapTimer, TimingSettings, Wall};
@@ -21,11 +23,13 @@ pub struct TimingRun {
     pub swimmers: (u32, u32),
     pub width: u32,
     pub height: u32,
+    /// One swimmer stops and floats for this many seconds (a quarter of the way in, mid-pool).
+    pub stop_s: Option<f64>,
 }
 
 impl Default for TimingRun {
     fn default() -> Self {
-        TimingRun { seconds: 300.0, fps: 25.0, venue: 1, seed: 1, swimmers: (1, 6), width: 640, height: 480 }
+        TimingRun { seconds: 300.0, fps: 25.0, venue: 1, seed: 1, swimmers: (1, 6), width: 640, height: 480, stop_s: None }
     }
 }
 
@@ -48,18 +52,50 @@ pub struct TimingScore {
     pub lanes_count_exact: usize,
     /// The lanes with a swimmer.
     pub lanes_swum: usize,
+    /// With a stop: when it began and where (lane), seconds from the stop to its alarm (`None`
+    /// without a stop or when no alarm came), and whether it was missed.
+    pub stop: Option<StopScore>,
+    /// The longest delay from a stop to its alarm; `None` without a stop (or when every stop's alarm
+    /// was missed: see `alarms_missed`).
+    pub alarm_delay_s_max: Option<f64>,
+    /// Stops that raised no alarm.
+    pub alarms_missed: u32,
+    /// Alarms (and warnings) with nobody stopped there, per hour of video.
+    pub false_alarms_per_hour: f64,
+    pub false_warnings_per_hour: f64,
+}
+
+/// The stopped swimmer and what the alarm made of it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StopScore {
+    pub lane: u32,
+    pub from_s: f64,
+    pub seconds: f64,
+    pub warning_delay_s: Option<f64>,
+    pub alarm_delay_s: Option<f64>,
+    /// Seconds from the swimmer moving on to the alarm's clear.
+    pub clear_delay_s: Option<f64>,
 }
 
 /// Renders `run`, detects, tracks, maps and times it, and scores the lengths against the truth.
-pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &TimingSettings, run: &TimingRun) -> Result<TimingScore, DetectError> {
+pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &TimingSettings, alarm: &AlarmSettings, run: &TimingRun) -> Result<TimingScore, DetectError> {
     let scene = Scene::new(run.venue, run.width, run.height, run.swimmers).with_swimmers(run.seed, run.swimmers);
+    let (scene, stop) = match run.stop_s {
+        Some(len) => {
+            let from = stop_time(&scene, run.seconds / 4.0);
+            scene.with_stop(from as f32, len as f32)
+        }
+        None => (scene, None),
+    };
     let lanes = scene.lane_settings();
     let map = LaneMap::new(&lanes).map_err(|e| DetectError::Crashed(format!("the synthetic pool's lanes: {e}")))?;
     let mut tracker = Tracker::new(tracking.clone());
     let mut timer = LapTimer::new(timing.clone(), lanes.count, lanes.length_m);
+    let mut alarms = Alarms::new(alarm.clone());
     let frames = (run.seconds * run.fps).round() as u64;
     let mut img = image::RgbImage::new(run.width, run.height);
     let mut reported: Vec<Lap> = Vec::new();
+    let mut raised: Vec<AlarmEvent> = Vec::new();
     for i in 0..frames {
         let t = i as f64 / run.fps;
         scene.render_into(t as f32, i, &mut img);
@@ -70,6 +106,21 @@ pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &Ti
             .filter_map(|tr| map.locate_box(&tr.bbox).map(|p| LanePosition::at(p.lane, p.distance_m, tr.id)))
             .collect();
         reported.extend(timer.update(t, &at));
+        let seen: Vec<Sighting> = tracker
+            .tracks()
+            .map(|tr| Sighting {
+                track: tr.id,
+                seen: tr.missed == 0,
+                bbox: tr.bbox,
+                pool_m: map.metres_of_box(&tr.bbox),
+                lane: map.locate_box(&tr.bbox).map(|p| p.lane),
+                muted: false,
+            })
+            .collect();
+        for e in alarms.update(t, (run.width, run.height), &seen) {
+            log::debug!("t {t:.2}: {} lane {:?} at {:?} m, still {:.1} s ({:?})", e.state.as_str(), e.lane, e.distance_m, e.still_s, e.reason);
+            raised.push(e);
+        }
         if i % 250 == 0 {
             log::debug!("t {t:.1}: {} boxes, tracks at {:?}", d.boxes.len(), at.iter().map(|p| (p.lane, (p.distance_m * 10.0).round() / 10.0)).collect::<Vec<_>>());
         }
@@ -80,7 +131,50 @@ pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &Ti
     for t in scene.touches(0.0, run.seconds) {
         log::debug!("true turn {t:?}");
     }
-    Ok(score(&scene, run.seconds, &reported, frames, lanes.count))
+    let mut score = score(&scene, run.seconds, &reported, frames, lanes.count);
+    score_alarms(&mut score, stop.map(|(l, f, s)| (l, f as f64, s as f64)), &raised, run.seconds, alarm);
+    Ok(score)
+}
+
+/// When the first swimmer, from `after` seconds on, is next in the middle of its length (where every
+/// camera sees it): the stop's start.
+fn stop_time(scene: &Scene, after: f64) -> f64 {
+    let Some(&lane) = scene.swimmer_lanes().first() else {
+        return after;
+    };
+    let mid = scene.length_m() as f64 / 2.0;
+    let head = |t: f64| scene.head_position(lane, t as f32).unwrap_or(mid);
+    let mut t = after;
+    while t < after + 120.0 {
+        if (head(t) - mid) * (head(t + 0.04) - mid) <= 0.0 {
+            return t + 0.04;
+        }
+        t += 0.04;
+    }
+    after
+}
+
+/// Scores the alarm's events: the stop's (its lane, from its start to `gone_s` after its end) and the
+/// false ones.
+fn score_alarms(score: &mut TimingScore, stop: Option<(u32, f64, f64)>, raised: &[AlarmEvent], seconds: f64, settings: &AlarmSettings) {
+    let ours = |e: &AlarmEvent| stop.is_some_and(|(lane, from, len)| e.lane == Some(lane) && e.ts >= from && e.ts <= from + len + settings.gone_s + 1.0);
+    let hours = seconds / 3600.0;
+    let false_of = |level: Level| raised.iter().filter(|e| e.state == level && !ours(e)).count() as f64 / hours;
+    score.false_alarms_per_hour = false_of(Level::Alarm);
+    score.false_warnings_per_hour = false_of(Level::Warning);
+    score.stop = stop.map(|(lane, from, len)| {
+        let first = |level: Level| raised.iter().find(|e| e.state == level && ours(e)).map(|e| e.ts - from);
+        StopScore {
+            lane,
+            from_s: from,
+            seconds: len,
+            warning_delay_s: first(Level::Warning),
+            alarm_delay_s: first(Level::Alarm),
+            clear_delay_s: raised.iter().find(|e| e.state == Level::Clear && ours(e)).map(|e| e.ts - from - len),
+        }
+    });
+    score.alarm_delay_s_max = score.stop.as_ref().and_then(|s| s.alarm_delay_s);
+    score.alarms_missed = score.stop.as_ref().map_or(0, |s| s.alarm_delay_s.is_none() as u32);
 }
 
 /// Matches reported lengths to the scene's turns.
@@ -128,6 +222,7 @@ fn score(scene: &Scene, seconds: f64, reported: &[Lap], frames: u64, lanes: u32)
         touch_error_s_p95: quantile(0.95),
         lanes_count_exact,
         lanes_swum: lanes_swum.len(),
+        ..TimingScore::default()
     }
 }
 

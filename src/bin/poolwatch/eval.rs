@@ -1,4 +1,5 @@
-//! `poolwatch eval`: accuracy on annotated frames, or (`--timing`) lap timing on a synthetic recording.
+//! `poolwatch eval`: accuracy on annotated frames, or (`--timing`) lap timing and the motionless-swimmer
+//! alarm on a synthetic recording.
 
 use crate::common::{Usage, load_config, usage};
 use poolwatch::pipeline::detect::Detector;
@@ -47,6 +48,10 @@ pub struct Args {
     /// With --timing: swimmers, e.g. 1..6 (one per lane at most).
     #[arg(long, default_value = "1..6", requires = "timing")]
     swimmers: String,
+    /// With --timing: one swimmer stops and floats for this many seconds (30 when given alone), a
+    /// quarter of the way in, and the motionless-swimmer alarm is scored.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30", requires = "timing")]
+    stop: Option<f64>,
 }
 
 pub fn main(a: Args) -> Result<ExitCode, Usage> {
@@ -90,8 +95,13 @@ fn timing(a: &Args, cfg: &poolwatch::device::config::Config, det: &mut Detector)
         return Err(Usage::msg(format!("--seconds {} must be in (0, 86400]", a.seconds)));
     }
     let swimmers = poolwatch::synth::parse_range(&a.swimmers).map_err(|e| Usage::msg(format!("--swimmers: {e}")))?;
-    let run = TimingRun { seconds: a.seconds, seed: a.seed, venue: a.venue, swimmers, ..TimingRun::default() };
-    let s = evaluate_timing(det, &cfg.tracking, &cfg.timing, &run).map_err(usage)?;
+    if let Some(stop) = a.stop
+        && !(stop > 0.0 && stop < a.seconds)
+    {
+        return Err(Usage::msg(format!("--stop {stop} must be more than 0 and less than --seconds ({})", a.seconds)));
+    }
+    let run = TimingRun { seconds: a.seconds, seed: a.seed, venue: a.venue, swimmers, stop_s: a.stop, ..TimingRun::default() };
+    let s = evaluate_timing(det, &cfg.tracking, &cfg.timing, &cfg.alarm, &run).map_err(usage)?;
     if a.json {
         out!("{}", serde_json::to_string(&s).unwrap_or_default());
     } else {
@@ -100,6 +110,18 @@ fn timing(a: &Args, cfg: &poolwatch::device::config::Config, det: &mut Detector)
         out!("lengths: {} swum, {} reported; exact {:.3}", s.laps_true, s.laps_reported, s.laps_exact);
         out!("touch error: median {}, p95 {}", opt(s.touch_error_s_median), opt(s.touch_error_s_p95));
         out!("lanes with the exact count: {} of {}", s.lanes_count_exact, s.lanes_swum);
+        if let Some(st) = &s.stop {
+            out!(
+                "stop: lane {} from {:.1} s for {:.0} s: warning after {}, alarm after {}, cleared {} after it swam on",
+                st.lane,
+                st.from_s,
+                st.seconds,
+                opt(st.warning_delay_s),
+                opt(st.alarm_delay_s),
+                opt(st.clear_delay_s)
+            );
+        }
+        out!("false alarms: {:.1} an hour (warnings {:.1} an hour)", s.false_alarms_per_hour, s.false_warnings_per_hour);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -234,6 +234,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
         match finished {
             Ok(report) => {
                 metrics.frame_done(report.ms / 1000.0, report.swimmers.len());
+                metrics.set_alarms(&report.alarm_active);
                 stats.processed += 1;
                 if tx.send(OutMsg::Frame(Box::new(report))).is_err() {
                     break;

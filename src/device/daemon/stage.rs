@@ -1,9 +1,10 @@
-//! What the main thread keeps across frames, in frame order: the tracker, the lane map and the lap
-//! timer. It turns a detected frame into its report.
+//! What the main thread keeps across frames, in frame order: the tracker, the lane map, the lap
+//! timer and the motionless-swimmer alarms. It turns a detected frame into its report.
 
 use crate::device::config::Config;
 use crate::device::report::{Event, FrameReport, Picture, PictureDemand, Swimmer, Tracked, round_f64};
 use crate::device::workers::{Detected, Workers};
+use crate::pipeline::alarm::{Alarms, Sighting};
 use crate::pipeline::detect::DetectError;
 use crate::pipeline::lanes::LaneMap;
 use crate::pipeline::timing::{LanePosition, LapTimer};
@@ -16,6 +17,7 @@ pub struct Stage {
     lanes: Option<LaneMap>,
     lane_settings: Option<crate::pipeline::lanes::LaneSettings>,
     timer: Option<LapTimer>,
+    alarms: Alarms,
 }
 
 impl Stage {
@@ -23,22 +25,28 @@ impl Stage {
     /// across a reload when given.
     pub fn new(cfg: &Config, old: Option<Stage>) -> Stage {
         let lanes = cfg.lanes.as_ref().and_then(|l| LaneMap::new(l).ok());
-        let (tracker, timer) = match old {
-            Some(o) => (Some(o.tracker), o.timer.filter(|_| o.lane_settings == cfg.lanes)),
-            None => (None, None),
+        // Alarms raised stay raised across a reload that keeps the lanes (their places are the same).
+        let (tracker, timer, alarms) = match old {
+            Some(o) => {
+                let same = o.lane_settings == cfg.lanes;
+                (Some(o.tracker), o.timer.filter(|_| same), Some(o.alarms).filter(|_| same))
+            }
+            None => (None, None, None),
         };
+        let mut alarms = alarms.unwrap_or_else(|| Alarms::new(cfg.alarm.clone()));
+        alarms.set_settings(cfg.alarm.clone());
         let mut tracker = tracker.unwrap_or_else(|| Tracker::new(cfg.tracking.clone()));
         tracker.set_settings(cfg.tracking.clone());
         let mut timer = timer.or_else(|| cfg.lanes.as_ref().map(|l| LapTimer::new(cfg.timing.clone(), l.count, l.length_m)));
         if let Some(t) = &mut timer {
             t.set_settings(cfg.timing.clone());
         }
-        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer }
+        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer, alarms }
     }
 
     /// Feeds one frame's boxes to the tracker: its confirmed swimmers with their lanes, the events, and
     /// the swimmers per lane.
-    fn track(&mut self, seq: u64, ts: f64, boxes: &[crate::pipeline::boxes::BBox]) -> Tracked {
+    fn track(&mut self, seq: u64, ts: f64, size: (u32, u32), boxes: &[crate::pipeline::boxes::BBox]) -> Tracked {
         let events = self.tracker.update(seq, boxes);
         let locate = |b: &[f32; 4]| self.lanes.as_ref().and_then(|m| m.locate_box(b));
         let swimmers: Vec<Swimmer> = self.tracker.tracks().map(|t| Swimmer::new(t.clone(), locate(&t.bbox))).collect();
@@ -65,7 +73,26 @@ impl Stage {
             }
             None => Vec::new(),
         };
-        Tracked { swimmers, events, lanes, laps }
+        let sightings: Vec<Sighting> = swimmers
+            .iter()
+            .map(|s| Sighting {
+                track: s.track.id,
+                seen: s.track.missed == 0,
+                bbox: s.track.bbox,
+                pool_m: self.lanes.as_ref().and_then(|m| m.metres_of_box(&s.track.bbox)),
+                lane: s.lane,
+                muted: false,
+            })
+            .collect();
+        let alarms = self.alarms.update(ts, size, &sightings);
+        for a in &alarms {
+            match a.state {
+                crate::pipeline::alarm::Level::Clear => log::info!("alarm clear: swimmer {} ({:?})", a.track, a.reason),
+                level => log::warn!("{}: swimmer {} still for {:.0} s (lane {:?}, {:?} m)", level.as_str(), a.track, a.still_s, a.lane, a.distance_m),
+            }
+        }
+        let alarm_active = self.alarms.active().collect();
+        Tracked { swimmers, events, lanes, laps, alarms, alarm_active }
     }
 
     /// Tracks a detected frame's swimmers and makes its report; the heatmap goes into the report when
@@ -81,8 +108,8 @@ impl Stage {
         };
         let t0 = Instant::now();
         let ts = round_f64(frame.unix_ts(), 1000.0);
-        let tracked = self.track(frame.seq, ts, &d.boxes);
-        let picture = if pictures.wanted(!tracked.events.is_empty()) {
+        let tracked = self.track(frame.seq, ts, (d.width, d.height), &d.boxes);
+        let picture = if pictures.wanted(!tracked.events.is_empty() || !tracked.alarms.is_empty()) {
             let lanes = self.lane_settings.as_ref().map(|l| (l.corners, l.count));
             Some(Arc::new(Picture { heatmap, mask, lanes, image: frame.image }))
         } else {

@@ -166,10 +166,15 @@ impl Topics {
     pub fn lane_laps(&self, lane: u32) -> String {
         format!("{}/laps/{lane}", self.base)
     }
+    /// The motionless-swimmer state (retained): the highest level raised and each warning or alarm.
+    pub fn alarm(&self) -> String {
+        format!("{}/alarm", self.base)
+    }
 }
 
-/// Home Assistant discovery messages (topic, retained JSON payload): a swimmer-count sensor, and per
-/// lane a binary occupancy sensor and a sensor of the lengths swum.
+/// Home Assistant discovery messages (topic, retained JSON payload): a swimmer-count sensor, per lane a
+/// binary occupancy sensor and a sensor of the lengths swum, and the motionless-swimmer alarm (a safety
+/// binary sensor, on while an alarm is raised; the warnings and places as its attributes).
 pub fn discovery_messages(s: &MqttSettings, camera: &str, lanes: u32) -> Vec<(String, String)> {
     let t = Topics::new(&s.topic_prefix, camera);
     let node = format!("poolwatch_{}", camera.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
@@ -229,7 +234,29 @@ pub fn discovery_messages(s: &MqttSettings, camera: &str, lanes: u32) -> Vec<(St
             .to_string(),
         ));
     }
+    out.push((
+        format!("{}/binary_sensor/{node}/alarm/config", s.discovery_prefix),
+        json!({
+            "name": "Motionless swimmer",
+            "unique_id": format!("{node}_alarm"),
+            "state_topic": t.alarm(),
+            "value_template": "{{ 'ON' if value_json.state == 'alarm' else 'OFF' }}",
+            "json_attributes_topic": t.alarm(),
+            "device_class": "safety",
+            "availability_topic": t.status(),
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "device": device,
+        })
+        .to_string(),
+    ));
     out
+}
+
+/// The `alarm` topic's message: the highest level raised now, and each warning or alarm.
+pub fn alarm_message(active: &[crate::pipeline::alarm::AlarmEvent], ts: f64) -> String {
+    let level = active.iter().map(|a| a.state).max().unwrap_or(crate::pipeline::alarm::Level::Clear);
+    json!({"state": level, "alarms": active, "ts": ts}).to_string()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +289,9 @@ pub struct MqttSink {
     offline_events: usize,
     /// The latest `lanes` message, announced again after a reconnect.
     lanes_msg: Option<String>,
+    /// The latest `alarm` message (clear at start, replacing a stale one a previous run retained),
+    /// announced again after a reconnect.
+    alarm_msg: String,
 }
 
 /// The connection's state, kept by the connection thread and read by the sink.
@@ -295,8 +325,8 @@ impl MqttSink {
         if settings.discovery {
             announce.extend(discovery_messages(&settings, camera, lanes));
         }
-        // Room for the announcement (and the lanes, and the goodbye) beyond what data may fill.
-        let (client, mut connection) = Client::new(opts, settings.buffer + announce.len() + 2);
+        // Room for the announcement (and the lanes, the alarm state and the goodbye) beyond what data may fill.
+        let (client, mut connection) = Client::new(opts, settings.buffer + announce.len() + 3);
         let link = Arc::new(Link::default());
         let thread_link = Arc::clone(&link);
         let thread_metrics = Arc::clone(&metrics);
@@ -383,11 +413,12 @@ impl MqttSink {
             link,
             offline_events: 0,
             lanes_msg: None,
+            alarm_msg: alarm_message(&[], 0.0),
         })
     }
 
-    /// Sends what a (re)connection needs first: `online`, discovery and the latest lanes (all
-    /// retained), resuming where a full queue stopped it. True once all of it is queued.
+    /// Sends what a (re)connection needs first: `online`, discovery, the latest lanes and alarm state
+    /// (all retained), resuming where a full queue stopped it. True once all of it is queued.
     fn announced(&mut self) -> bool {
         if self.link.reconnected.swap(false, Ordering::Relaxed) {
             self.announced = Some(0);
@@ -395,11 +426,12 @@ impl MqttSink {
         }
         // Done for this connection: nothing to build or copy (this runs for every message).
         let Some(mut next) = self.announced else { return true };
-        let all = self.announce.len() + usize::from(self.lanes_msg.is_some());
+        let all = self.announce.len() + usize::from(self.lanes_msg.is_some()) + 1;
         while next < all {
-            let (topic, payload) = match self.announce.get(next) {
-                Some((t, p)) => (t.clone(), p.clone()),
-                None => (self.topics.lanes(), self.lanes_msg.clone().unwrap_or_default()),
+            let (topic, payload) = match (self.announce.get(next), &self.lanes_msg) {
+                (Some((t, p)), _) => (t.clone(), p.clone()),
+                (None, Some(lanes)) if next == self.announce.len() => (self.topics.lanes(), lanes.clone()),
+                (None, _) => (self.topics.alarm(), self.alarm_msg.clone()),
             };
             if self.client.try_publish(topic, QoS::AtLeastOnce, true, payload.into_bytes()).is_err() {
                 self.announced = Some(next);
@@ -505,6 +537,10 @@ impl Sink for MqttSink {
             self.publish(self.topics.laps(), QoS::AtLeastOnce, false, payload.clone());
             self.publish(self.topics.lane_laps(l.lane), QoS::AtLeastOnce, true, payload);
         }
+        if !r.alarms.is_empty() {
+            self.alarm_msg = alarm_message(&r.alarm_active, r.ts);
+            self.publish(self.topics.alarm(), QoS::AtLeastOnce, true, self.alarm_msg.clone());
+        }
         let occupancy = (r.swimmers.len(), r.lanes.clone());
         if self.last_lanes.as_ref() != Some(&occupancy) {
             let payload = json!({"swimmers": occupancy.0, "lanes": occupancy.1, "frame": r.seq, "ts": r.ts}).to_string();
@@ -554,7 +590,7 @@ mod tests {
     fn discovery_has_a_count_sensor_and_per_lane_occupancy_and_laps() {
         let s = MqttSettings::default();
         let msgs = discovery_messages(&s, "main pool", 2);
-        assert_eq!(msgs.len(), 5);
+        assert_eq!(msgs.len(), 6);
         assert_eq!(msgs[0].0, "homeassistant/sensor/poolwatch_main_pool/swimmers/config");
         let v: serde_json::Value = serde_json::from_str(&msgs[0].1).unwrap();
         assert_eq!(v["state_topic"], "poolwatch/main pool/lanes");
@@ -566,6 +602,20 @@ mod tests {
         assert_eq!(msgs[4].0, "homeassistant/sensor/poolwatch_main_pool/lane2_laps/config");
         let v: serde_json::Value = serde_json::from_str(&msgs[4].1).unwrap();
         assert_eq!((v["state_topic"].as_str(), v["value_template"].as_str()), (Some("poolwatch/main pool/laps/2"), Some("{{ value_json.lap }}")));
+        assert_eq!(msgs[5].0, "homeassistant/binary_sensor/poolwatch_main_pool/alarm/config");
+        let v: serde_json::Value = serde_json::from_str(&msgs[5].1).unwrap();
+        assert_eq!((v["state_topic"].as_str(), v["device_class"].as_str()), (Some("poolwatch/main pool/alarm"), Some("safety")));
+    }
+
+    #[test]
+    fn the_alarm_message_has_the_highest_level_and_each_alarm() {
+        use crate::pipeline::alarm::{AlarmEvent, Level};
+        let v: serde_json::Value = serde_json::from_str(&alarm_message(&[], 5.0)).unwrap();
+        assert_eq!((v["state"].as_str(), v["alarms"].as_array().map(|a| a.len())), (Some("clear"), Some(0)));
+        let a = |state| AlarmEvent { state, track: 3, ts: 9.0, still_s: 6.0, bbox: [0.0; 4], lane: Some(2), distance_m: Some(12.5), reason: None };
+        let v: serde_json::Value = serde_json::from_str(&alarm_message(&[a(Level::Warning), a(Level::Alarm)], 9.0)).unwrap();
+        assert_eq!(v["state"], "alarm");
+        assert_eq!((v["alarms"][0]["lane"].as_u64(), v["alarms"][0]["distance_m"].as_f64()), (Some(2), Some(12.5)));
     }
 
     #[test]

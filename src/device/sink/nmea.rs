@@ -71,6 +71,28 @@ pub fn lap(l: &crate::pipeline::timing::Lap) -> String {
     sentence(&format!("PWLAP,{},{},{:.2},{:.2},{:.3}", l.lane, l.lap, l.lap_s, l.total_s, l.ts))
 }
 
+/// `$PWALM,<warning|alarm|clear>,<track>,<lane>,<distance m>,<still s>,<unix ts>,<moved|gone|off>`: a
+/// motionless-swimmer level raised or cleared (lane and distance empty without `[lanes]`, the reason
+/// only on `clear`).
+pub fn alarm(a: &crate::pipeline::alarm::AlarmEvent) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let reason = a.reason.map(|r| match r {
+        crate::pipeline::alarm::ClearReason::Moved => "moved",
+        crate::pipeline::alarm::ClearReason::Gone => "gone",
+        crate::pipeline::alarm::ClearReason::Off => "off",
+    });
+    sentence(&format!(
+        "PWALM,{},{},{},{},{:.1},{:.3},{}",
+        a.state.as_str(),
+        a.track,
+        opt(a.lane.map(|l| l.to_string())),
+        opt(a.distance_m.map(|d| format!("{d:.1}"))),
+        a.still_s,
+        a.ts,
+        reason.unwrap_or("")
+    ))
+}
+
 /// `$PWHBT,<unix ts>,<uptime s>,<fps>,<OK|START|NOSRC|STALL|ERR>,<dropped>`: the pipeline's
 /// [`Health`] (ERR: every frame fails).
 pub fn heartbeat(now_unix: f64, s: &Stats) -> String {
@@ -84,7 +106,8 @@ pub fn heartbeat(now_unix: f64, s: &Stats) -> String {
     sentence(&format!("PWHBT,{:.3},{:.0},{:.1},{},{}", now_unix, s.uptime_s, s.fps, state, s.dropped))
 }
 
-/// Every sentence of one frame: summary, one per swimmer, lanes (when mapped), events other than updates.
+/// Every sentence of one frame: summary, one per swimmer, lanes (when mapped), events other than updates,
+/// lengths completed, alarm levels changed.
 pub fn frame_sentences(r: &FrameReport) -> String {
     let mut out = frame_summary(r);
     for s in &r.swimmers {
@@ -98,6 +121,9 @@ pub fn frame_sentences(r: &FrameReport) -> String {
     }
     for l in &r.laps {
         out.push_str(&lap(l));
+    }
+    for a in &r.alarms {
+        out.push_str(&alarm(a));
     }
     out
 }
@@ -181,6 +207,7 @@ mod tests {
     mod properties {
         use super::*;
         use crate::pipeline::boxes::BBox;
+        use crate::pipeline::alarm::{AlarmEvent, ClearReason, Level};
         use crate::pipeline::timing::{Lap, Wall};
         use proptest::prelude::*;
 
@@ -208,8 +235,22 @@ mod tests {
                 }),
                 0..3,
             );
-            (0u64..10_000_000_000, 1.5e9f64..2.5e9, proptest::collection::vec(a_swimmer(), 0..8), events, proptest::collection::vec(0u32..20, 0..12), 0f64..10_000.0, 0usize..20, laps)
-                .prop_map(|(seq, ts, swimmers, events, lanes, ms, nboxes, laps)| FrameReport {
+            let alarms = proptest::collection::vec(
+                (prop_oneof![Just(Level::Warning), Just(Level::Alarm), Just(Level::Clear)], 1u64..1_000_000, proptest::option::of(1u32..=16), proptest::option::of(0f64..100.0), 0f64..3600.0, 1.5e9f64..2.5e9)
+                    .prop_map(|(state, track, lane, distance_m, still_s, ts)| AlarmEvent {
+                        state,
+                        track,
+                        ts,
+                        still_s,
+                        bbox: [1.0, 2.0, 3.0, 4.0],
+                        lane,
+                        distance_m,
+                        reason: (state == Level::Clear).then_some(ClearReason::Gone),
+                    }),
+                0..3,
+            );
+            ((0u64..10_000_000_000, 1.5e9f64..2.5e9, proptest::collection::vec(a_swimmer(), 0..8), events, proptest::collection::vec(0u32..20, 0..12), 0f64..10_000.0, 0usize..20, laps), alarms)
+                .prop_map(|((seq, ts, swimmers, events, lanes, ms, nboxes, laps), alarms)| FrameReport {
                     seq,
                     ts,
                     origin: "camera".into(),
@@ -220,6 +261,8 @@ mod tests {
                     events: events.into_iter().map(|(event, swimmer)| Event { event, frame: seq, ts, swimmer }).collect(),
                     lanes,
                     laps,
+                    alarm_active: alarms.iter().filter(|a| a.state != Level::Clear).cloned().collect(),
+                    alarms,
                     ms,
                     threshold: 1.0,
                     picture: None,
@@ -273,7 +316,7 @@ mod tests {
                 }
                 let shown: Vec<&Event> = r.events.iter().filter(|e| e.event != EventKind::Update).collect();
                 let evts: Vec<&Vec<&str>> = rest.collect();
-                prop_assert_eq!(evts.len(), shown.len() + r.laps.len());
+                prop_assert_eq!(evts.len(), shown.len() + r.laps.len() + r.alarms.len());
                 for (e, f) in shown.iter().zip(&evts) {
                     prop_assert_eq!(f[0], "PWEVT");
                     prop_assert_eq!(f[1], e.event.as_str());
@@ -285,6 +328,19 @@ mod tests {
                     prop_assert_eq!(f[1].parse::<u32>().unwrap(), l.lane);
                     prop_assert_eq!(f[2].parse::<u32>().unwrap(), l.lap);
                     prop_assert!(close(f[3], l.lap_s, 0.01) && close(f[4], l.total_s, 0.01) && close(f[5], l.ts, 0.001));
+                }
+                for (a, f) in r.alarms.iter().zip(&evts[shown.len() + r.laps.len()..]) {
+                    prop_assert_eq!(f.len(), 8);
+                    prop_assert_eq!(f[0], "PWALM");
+                    prop_assert_eq!(f[1], a.state.as_str());
+                    prop_assert_eq!(f[2].parse::<u64>().unwrap(), a.track);
+                    prop_assert_eq!(f[3], a.lane.map(|l| l.to_string()).unwrap_or_default());
+                    match a.distance_m {
+                        Some(d) => prop_assert!(close(f[4], d, 0.1)),
+                        None => prop_assert_eq!(f[4], ""),
+                    }
+                    prop_assert!(close(f[5], a.still_s, 0.1) && close(f[6], a.ts, 0.001));
+                    prop_assert_eq!(f[7], if a.state == Level::Clear { "gone" } else { "" });
                 }
             }
 

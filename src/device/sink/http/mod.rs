@@ -120,6 +120,12 @@ pub fn health(m: &Metrics) -> (bool, serde_json::Value) {
     if let Some(e) = &s.error {
         body["error"] = e.clone().into();
     }
+    // The motionless-swimmer state: not the pipeline's health (the status code does not change), but
+    // what a lifeguard's screen shows first.
+    body["alarm"] = s.alarm.as_str().into();
+    if !s.alarms.is_empty() {
+        body["alarms"] = serde_json::to_value(&s.alarms).unwrap_or_default();
+    }
     let ok = s.state == Health::Ok;
     body["stats"] = serde_json::to_value(&s).unwrap_or_default();
     (ok, body)
@@ -146,20 +152,27 @@ pub fn prometheus(m: &Metrics) -> String {
     metric("swimmers", "gauge", "Swimmers in the last frame.", s.swimmers as f64);
     metric("source_up", "gauge", "1 when the source delivers frames.", if s.source_ok { 1.0 } else { 0.0 });
     metric("uptime_seconds", "gauge", "Seconds since start.", s.uptime_s);
+    metric("alarm", "gauge", "Motionless swimmer: 0 none, 1 warning, 2 alarm.", s.alarm as u8 as f64);
     out
 }
 
 const PAGE: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>poolwatch</title>
 <style>body{font-family:sans-serif;background:#111;color:#ddd;margin:1em}img{max-width:100%;border:1px solid #444}
-pre{background:#222;padding:.5em}a{color:#8cf}</style></head>
+pre{background:#222;padding:.5em}a{color:#8cf}
+#alarm{display:none;padding:.6em;font-size:1.4em;font-weight:bold;color:#fff}
+#alarm.warning{display:block;background:#c70}#alarm.alarm{display:block;background:#c00}</style></head>
 <body><h1>poolwatch</h1>
+<div id="alarm" role="alert"></div>
 <p>Live view: heatmap, pool mask (dimmed outside), lanes, boxes and swimmer IDs.
 <a href="/snapshot.jpg">snapshot</a> · <a href="/metrics">metrics</a> · <a href="/health">health</a></p>
 <img src="/stream.mjpeg" alt="live stream">
 <pre id="h"></pre>
 <script>
-async function tick(){try{const r=await fetch('/health');document.getElementById('h').textContent=JSON.stringify(await r.json(),null,1)}catch(e){}}
+function where(a){return a.lane!=null&&a.distance_m!=null?'lane '+a.lane+' at '+Math.round(a.distance_m)+' m':'at x '+Math.round((a.box[0]+a.box[2])/2)+', y '+Math.round((a.box[1]+a.box[3])/2)}
+async function tick(){try{const r=await fetch('/health');const h=await r.json();document.getElementById('h').textContent=JSON.stringify(h,null,1);
+const el=document.getElementById('alarm');el.className=h.alarm||'';
+el.textContent=(h.alarms||[]).map(a=>a.state.toUpperCase()+': swimmer not moving for '+Math.round(a.still_s)+' s, '+where(a)).join(' · ')}catch(e){}}
 setInterval(tick,1000);tick();
 </script></body></html>
 "#;
