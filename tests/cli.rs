@@ -209,6 +209,32 @@ fn the_underwater_camera_is_deterministic_and_boxes_bodies_without_a_pool_outlin
     assert!(String::from_utf8_lossy(&o.stderr).contains("--camera"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+#[test]
+fn synth_stop_holds_the_first_swimmer_still_and_bad_stops_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("still");
+    let o = run(&["synth", "--out", out.to_str().unwrap(), "--frames", "3", "--swimmers", "2", "--interval", "5", "--stop", "0+100", "--size", "320x240"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let boxes = |i: u32| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(format!("{i:06}.json"))).unwrap()).unwrap();
+        v["boxes"].as_array().unwrap().clone()
+    };
+    // Ten seconds apart: one swimmer where it was (box, lane, metres), the other one metres away.
+    let (a, b) = (boxes(0), boxes(2));
+    assert_eq!((a.len(), b.len()), (2, 2));
+    let still = a.iter().filter(|x| b.contains(x)).count();
+    assert_eq!(still, 1, "{a:?} {b:?}");
+    assert!(a.iter().chain(&b).all(|x| x["lane"].is_u64() && x["distance_m"].is_f64()));
+    let x = dir.path().join("x");
+    for bad in [&["--stop", "20"][..], &["--stop", "5+30", "--camera", "underwater"][..]] {
+        let mut args = vec!["synth", "--out", x.to_str().unwrap()];
+        args.extend_from_slice(bad);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--stop"), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
 /// `poolwatch info M | head -1` and the like: the reader gone before the output is written ends
 /// the command with exit 0 and no panic (`println!` panicked: found in the VM test).
 #[test]
@@ -462,21 +488,32 @@ fn bench_runs_the_int8_model() {
 }
 
 #[test]
-fn eval_timing_counts_the_demo_venues_lengths() {
-    // A minute of the demo venue at 25 frames/s through detector, tracker, lanes and lap timer. Under
-    // qemu (a frame a second) that is half an hour: skipped there.
+fn eval_timing_counts_the_demo_venues_lengths_and_alarms_for_the_swimmer_who_stops() {
+    // A minute of the demo venue at 25 frames/s through detector, tracker, lanes, lap timer and alarms;
+    // one swimmer stops for 20 s. Under qemu (a frame a second) that is half an hour: skipped there.
     if common::slowdown() > 1.0 {
         return;
     }
-    let o = run(&["eval", "--timing", "--seconds", "60", "--seed", "1", "--json"]);
+    let o = run(&["eval", "--timing", "--seconds", "60", "--seed", "1", "--stop", "20", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["frames"].as_u64(), v["lanes"].as_u64()), (Some(1500), Some(6)), "{v}");
-    // Its swimmers turn four times after their first turn in that minute; every length is reported at
+    // Its swimmers turn three times after their first turn in that minute; every length is reported at
     // its turn (same lane and wall, within 1 s).
-    assert_eq!((v["laps_true"].as_u64(), v["laps_reported"].as_u64(), v["laps_exact"].as_f64()), (Some(4), Some(4), Some(1.0)), "{v}");
+    assert_eq!((v["laps_true"].as_u64(), v["laps_reported"].as_u64(), v["laps_exact"].as_f64()), (Some(3), Some(3), Some(1.0)), "{v}");
     assert!(v["touch_error_s_p95"].as_f64().unwrap() <= 1.0, "{v}");
+    // The stop (mid-pool, from a quarter of the way in or the next crossing) is warned about within a
+    // second of warn_s (5 s), alarmed within a second of alarm_s (10 s), cleared within a second of
+    // swimming on; nobody else raises anything.
+    let stop = &v["stop"];
+    let within = |key: &str, lo: f64, hi: f64| stop[key].as_f64().is_some_and(|d| (lo..=hi).contains(&d));
+    assert!(within("warning_delay_s", 4.0, 6.0) && within("alarm_delay_s", 9.0, 11.0) && within("clear_delay_s", 0.0, 1.0), "{v}");
+    assert_eq!((v["alarms_missed"].as_u64(), v["false_alarms_per_hour"].as_f64(), v["false_warnings_per_hour"].as_f64()), (Some(0), Some(0.0), Some(0.0)), "{v}");
+    assert_eq!(v["alarm_delay_s_max"], stop["alarm_delay_s"]);
     let bad = run(&["eval", "--timing", "--seconds", "0"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--seconds"));
+    let bad = run(&["eval", "--timing", "--seconds", "10", "--stop", "10"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--stop"));
 }

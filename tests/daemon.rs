@@ -1119,3 +1119,54 @@ fn hostile_http_clients_cannot_stop_or_blind_the_daemon() {
     assert_eq!(daemon.stop(), 0);
 }
 
+
+/// A swimmer who stops (the synthetic camera's first, still from the start): a warning, then an alarm,
+/// on stdout, on the retained MQTT `alarm` topic (`clear` before it), on `/health` and `/metrics`.
+#[test]
+fn a_swimmer_who_stops_raises_a_warning_then_an_alarm_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mqtt_port, http_port) = (free_port(), free_port());
+    let mut broker = Broker::start(mqtt_port);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "name = \"still\"\n[source]\nkind = \"synth\"\nfps = 15.0\nswimmers = \"2\"\nstop = \"0+600\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt_port}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n[alarm]\nwarn_s = 1.0\nalarm_s = 2.0\n[snapshots]\ndir = \"snaps\"\nmin_interval_s = 600.0\n{QUICK_TRACKS}"
+        ),
+    );
+    let rx = subscribe(mqtt_port, "alarm-watch");
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    // At start the retained state is clear (a stale alarm of an earlier run never stays).
+    let (i, (_, first, _)) = wait_msg_from(&rx, 0, 30, |t, _, _| t == "poolwatch/still/alarm");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert!(first["state"] == "clear" && first["alarms"].as_array().is_some_and(|a| a.is_empty()), "{first}");
+    let raised = |level: &'static str| move |v: &serde_json::Value| v["alarms"].as_array().is_some_and(|a| a.iter().any(|e| e["state"] == level));
+    let w = daemon.wait_line("a warning", 60, raised("warning"));
+    let a = daemon.wait_line("an alarm", 30, raised("alarm"));
+    let (w, a) = (&w["alarms"][0], &a["alarms"][0]);
+    assert_eq!(w["track"], a["track"], "{w} {a}");
+    assert!(w["still_s"].as_f64().is_some_and(|s| (1.0..1.5).contains(&s)), "{w}");
+    assert!(a["still_s"].as_f64().is_some_and(|s| (2.0..2.5).contains(&s)), "{a}");
+    // The demo venue knows its lanes: the alarm says where, in lane and metres.
+    assert!(a["lane"].as_u64().is_some() && a["distance_m"].as_f64().is_some() && a["box"].as_array().is_some_and(|b| b.len() == 4), "{a}");
+    wait_msg_from(&rx, i + 1, 30, |t, p, _| t == "poolwatch/still/alarm" && p.contains("\"state\":\"alarm\""));
+    // Retained: a subscriber that comes later gets it.
+    let late = subscribe(mqtt_port, "alarm-late");
+    let (_, msg, retained) = wait_msg(&late, 10, |t, _, _| t == "poolwatch/still/alarm");
+    let msg: serde_json::Value = serde_json::from_str(&msg).unwrap();
+    assert!(retained && msg["state"] == "alarm" && msg["alarms"][0]["track"] == a["track"], "{msg}");
+    let (code, body) = http_get(http_port, "/health", 1 << 16);
+    let start = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let health: serde_json::Value = serde_json::from_slice(&body[start..]).unwrap();
+    assert!(code == 200 && health["alarm"] == "alarm" && health["alarms"][0]["lane"] == a["lane"], "{health}");
+    let (_, body) = http_get(http_port, "/metrics", 1 << 16);
+    assert!(String::from_utf8_lossy(&body).contains("\npoolwatch_alarm 2\n"));
+    daemon.wait_log("alarm: swimmer", 5);
+    // Pictured, though the swimmers' first snapshot was less than min_interval_s before.
+    let snaps: Vec<String> = std::fs::read_dir(dir.path().join("snaps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let track = a["track"].as_u64().unwrap();
+    for kind in ["warning", "alarm"] {
+        assert!(snaps.iter().any(|n| n.ends_with(&format!("-{kind}-{track}.jpg"))), "{snaps:?}");
+    }
+    assert_eq!(daemon.stop(), 0);
+    drop(broker);
+}

@@ -187,7 +187,10 @@ impl FrameReport {
     pub fn annotated(&self) -> Option<RgbImage> {
         let p = self.picture.as_ref()?;
         let raw: Vec<BBox> = self.boxes.clone();
-        let status = format!("frame {}  {} swimmers  {:.1} ms", self.seq, self.swimmers.len(), self.ms);
+        let mut status = format!("frame {}  {} swimmers  {:.1} ms", self.seq, self.swimmers.len(), self.ms);
+        for a in &self.alarm_active {
+            status.push_str(&format!("  {}: #{} still {:.0} s", a.state.as_str().to_uppercase(), a.track, a.still_s));
+        }
         let mut img = crate::pipeline::overlay::annotate(&p.image, &p.heatmap, self.threshold, &raw, &status);
         crate::pipeline::overlay::dim_outside_mask(&mut img, &p.mask, p.heatmap.width, p.heatmap.height);
         if let Some((corners, n)) = &p.lanes {

@@ -650,11 +650,13 @@ pub struct SynthSettings {
     /// Seconds between consecutive frames of a scene.
     pub interval: f32,
     pub camera: Camera,
+    /// The overhead camera's first swimmer stops and floats: from (seconds), for how long.
+    pub stop: Option<(f32, f32)>,
 }
 
 impl Default for SynthSettings {
     fn default() -> Self {
-        SynthSettings { width: 640, height: 480, swimmers: (1, 4), seed: 1, scenes: 1, interval: 0.04, camera: Camera::Overhead }
+        SynthSettings { width: 640, height: 480, swimmers: (1, 4), seed: 1, scenes: 1, interval: 0.04, camera: Camera::Overhead, stop: None }
     }
 }
 
@@ -709,6 +711,18 @@ impl Venue {
     }
 }
 
+/// Parses a stop, `FROM+SECONDS` (e.g. `20+30`: from 20 s for 30 s).
+pub fn parse_stop(s: &str) -> Result<(f32, f32), String> {
+    let bad = || format!("'{s}' is not a stop like 20+30 (from 20 s, for 30 s)");
+    let (a, b) = s.split_once('+').ok_or_else(bad)?;
+    let from: f32 = a.trim().parse().map_err(|_| bad())?;
+    let len: f32 = b.trim().parse().map_err(|_| bad())?;
+    if !(from.is_finite() && len.is_finite() && from >= 0.0 && len > 0.0 && from + len <= 86_400.0) {
+        return Err(format!("stop '{s}': the start must be 0 or more and the length more than 0, within a day"));
+    }
+    Ok((from, len))
+}
+
 /// Parses `A..B` (or `N`) into an inclusive range.
 pub fn parse_range(s: &str) -> Result<(u32, u32), String> {
     let (a, b) = match s.split_once("..") {
@@ -735,6 +749,16 @@ pub fn frame_plan(settings: &SynthSettings, frames: u64, i: u64) -> (u64, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stops_parse_and_bad_ones_say_what_is_expected() {
+        assert_eq!(parse_stop("20+30"), Ok((20.0, 30.0)));
+        assert_eq!(parse_stop(" 0.5 + 2 "), Ok((0.5, 2.0)));
+        for bad in ["20", "a+3", "-1+3", "3+0", "1+inf"] {
+            assert!(parse_stop(bad).is_err(), "{bad}");
+        }
+        assert!(parse_stop("x").unwrap_err().contains("20+30"));
+    }
 
     #[test]
     fn a_stopped_swimmer_stays_put_and_its_later_turns_come_later() {

@@ -25,7 +25,11 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
     for i in 0..frames {
         let (scene_seed, t) = frame_plan(settings, frames, i);
         if scene.as_ref().is_none_or(|(s, _)| *s != scene_seed) {
-            scene = Some((scene_seed, Venue::new(settings.camera, scene_seed, width, height, settings.swimmers)));
+            let mut venue = Venue::new(settings.camera, scene_seed, width, height, settings.swimmers);
+            if let (Some((from, len)), Venue::Overhead(s)) = (settings.stop, &venue) {
+                venue = Venue::Overhead(s.clone().with_stop(from, len).0);
+            }
+            scene = Some((scene_seed, venue));
         }
         let Some((_, sc)) = &scene else { unreachable!("set just above") };
         let noise_seed = settings.seed.wrapping_mul(31).wrapping_add(i).wrapping_add((start * 1000.0) as u64);

@@ -33,6 +33,9 @@ pub struct Args {
     /// looking along the lanes; the truth boxes the body, not its bubbles).
     #[arg(long, default_value = "overhead")]
     camera: String,
+    /// The overhead camera's first swimmer stops and floats: FROM+SECONDS, e.g. 20+30 (scene time).
+    #[arg(long, value_name = "FROM+SECONDS")]
+    stop: Option<String>,
     /// Image format: jpg or png.
     #[arg(long, default_value = "jpg")]
     format: String,
@@ -50,7 +53,11 @@ pub fn main(a: Args) -> Result<ExitCode> {
     let Some(camera) = Camera::parse(&a.camera) else {
         bail!("--camera: '{}' is not overhead or underwater", a.camera);
     };
-    let settings = SynthSettings { width, height, swimmers, seed: a.seed, scenes: a.scenes, interval: a.interval, camera };
+    let stop = a.stop.as_deref().map(poolwatch::synth::parse_stop).transpose().map_err(|e| anyhow::anyhow!("--stop: {e}"))?;
+    if stop.is_some() && camera != Camera::Overhead {
+        bail!("--stop: only the overhead camera has swimmers who stop");
+    }
+    let settings = SynthSettings { width, height, swimmers, seed: a.seed, scenes: a.scenes, interval: a.interval, camera, stop };
     poolwatch::tools::dataset::write_synthetic(&a.out, &settings, a.frames, a.start, format)?;
     log::info!("wrote {} frames to {}", a.frames, a.out.display());
     Ok(ExitCode::SUCCESS)

@@ -88,7 +88,13 @@ impl Stage {
         for a in &alarms {
             match a.state {
                 crate::pipeline::alarm::Level::Clear => log::info!("alarm clear: swimmer {} ({:?})", a.track, a.reason),
-                level => log::warn!("{}: swimmer {} still for {:.0} s (lane {:?}, {:?} m)", level.as_str(), a.track, a.still_s, a.lane, a.distance_m),
+                level => {
+                    let place = match (a.lane, a.distance_m) {
+                        (Some(l), Some(d)) => format!("lane {l}, {d:.1} m from the start wall"),
+                        _ => format!("box {:?}", a.bbox.map(|v| v.round())),
+                    };
+                    log::warn!("{}: swimmer {} still for {:.0} s ({place})", level.as_str(), a.track, a.still_s)
+                }
             }
         }
         let alarm_active = self.alarms.active().collect();

@@ -1,5 +1,5 @@
-//! Snapshots: an annotated JPEG of the frame whenever a swimmer appears or leaves, into a directory
-//! that keeps only the newest files.
+//! Snapshots: an annotated JPEG of the frame whenever a swimmer appears or leaves, or a motionless-swimmer
+//! warning or alarm is raised, into a directory that keeps only the newest files.
 
 use crate::util::setting::{SettingError, in_range};
 use super::Sink;
@@ -88,15 +88,24 @@ impl Sink for SnapshotSink {
     }
 
     fn frame(&mut self, r: &FrameReport) {
-        let trigger = r.events.iter().find(|e| e.event == EventKind::New || (self.settings.on_end && e.event == EventKind::End));
-        let Some(event) = trigger else { return };
-        if self.last.is_some_and(|t| t.elapsed().as_secs_f64() < self.settings.min_interval_s) {
+        // A warning or alarm raised is always pictured (never held back by `min_interval_s`).
+        let raised = r.alarms.iter().filter(|a| a.state != crate::pipeline::alarm::Level::Clear).max_by_key(|a| a.state);
+        let trigger = match raised {
+            Some(a) => Some((a.state.as_str(), a.track)),
+            None => r
+                .events
+                .iter()
+                .find(|e| e.event == EventKind::New || (self.settings.on_end && e.event == EventKind::End))
+                .map(|e| (e.event.as_str(), e.swimmer.track.id)),
+        };
+        let Some((kind, track)) = trigger else { return };
+        if raised.is_none() && self.last.is_some_and(|t| t.elapsed().as_secs_f64() < self.settings.min_interval_s) {
             return;
         }
         let Some(jpeg) = r.annotated_jpeg(self.settings.quality) else { return };
         let secs = r.ts.floor() as u64;
         let ms = ((r.ts - r.ts.floor()) * 1000.0) as u64;
-        let name = format!("snap-{secs:011}-{ms:03}-{:08}-{}-{}.jpg", r.seq, event.event.as_str(), event.swimmer.track.id);
+        let name = format!("snap-{secs:011}-{ms:03}-{:08}-{kind}-{track}.jpg", r.seq);
         let path = self.settings.dir.join(name);
         // Written under a temporary name and renamed, so a reader never sees half a JPEG.
         let tmp = path.with_extension("jpg.part");

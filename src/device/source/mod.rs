@@ -126,6 +126,9 @@ pub enum SourceSettings {
         /// Swimmers in the scene, "A..B".
         #[serde(default = "d_swimmers")]
         swimmers: String,
+        /// The first swimmer stops and floats, "FROM+SECONDS" (seconds since the source opened).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop: Option<String>,
     },
     /// A V4L2 camera (builds with the `camera` feature).
     Camera {
@@ -167,7 +170,7 @@ pub enum SourceSettings {
 
 impl Default for SourceSettings {
     fn default() -> Self {
-        SourceSettings::Synth { seed: d_seed(), width: d_width(), height: d_height(), fps: d_fps(), swimmers: d_swimmers() }
+        SourceSettings::Synth { seed: d_seed(), width: d_width(), height: d_height(), fps: d_fps(), swimmers: d_swimmers(), stop: None }
     }
 }
 
@@ -187,9 +190,12 @@ impl SourceSettings {
             Ok(())
         };
         match self {
-            SourceSettings::Synth { width, height, fps, swimmers, .. } => {
+            SourceSettings::Synth { width, height, fps, swimmers, stop, .. } => {
                 camera_like(*width, *height, *fps)?;
                 crate::synth::parse_range(swimmers).map_err(|e| SettingError::new("swimmers", e))?;
+                if let Some(stop) = stop {
+                    crate::synth::parse_stop(stop).map_err(|e| SettingError::new("stop", e))?;
+                }
             }
             SourceSettings::Camera { device, width, height, fps, timeout_ms, .. } => {
                 if !cfg!(feature = "camera") {
@@ -254,9 +260,13 @@ impl SourceSettings {
     /// Opens the source. `first_seq` continues the numbering after a reopen.
     pub fn open(&self, first_seq: u64) -> Result<Box<dyn FrameSource>, SourceError> {
         Ok(match self {
-            SourceSettings::Synth { seed, width, height, fps, swimmers } => {
+            SourceSettings::Synth { seed, width, height, fps, swimmers, stop } => {
                 let range = crate::synth::parse_range(swimmers).map_err(SourceError::Unavailable)?;
-                let scene = crate::synth::Scene::new(*seed, *width, *height, range);
+                let mut scene = crate::synth::Scene::new(*seed, *width, *height, range);
+                if let Some(stop) = stop {
+                    let (from, len) = crate::synth::parse_stop(stop).map_err(SourceError::Unavailable)?;
+                    scene = scene.with_stop(from, len).0;
+                }
                 Box::new(synth::SynthSource::new(scene, *fps as f32, None).realtime().starting_at(first_seq))
             }
             #[cfg(feature = "camera")]
