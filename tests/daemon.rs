@@ -1170,3 +1170,75 @@ fn a_swimmer_who_stops_raises_a_warning_then_an_alarm_everywhere() {
     assert_eq!(daemon.stop(), 0);
     drop(broker);
 }
+
+/// Publishes one message (QoS 1) and waits until the broker has it.
+fn mqtt_publish(port: u16, topic: &str, payload: &str) {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    let (client, mut conn) = Client::new(MqttOptions::new(format!("pub-{}", free_port()), "127.0.0.1", port), 10);
+    client.publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec()).unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    for ev in conn.iter() {
+        if matches!(ev, Ok(Event::Incoming(Packet::PubAck(_)))) {
+            return;
+        }
+        assert!(Instant::now() < end, "the broker never acknowledged {topic}");
+    }
+}
+
+/// An alarm zone switched off over MQTT clears the alarm in it (reason `off`) and keeps it quiet;
+/// switched back on over HTTP (from this machine), the alarm comes back. Bad switch requests are refused
+/// with the reason.
+#[test]
+fn an_alarm_zone_switched_off_over_mqtt_is_quiet_until_http_switches_it_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mqtt_port, http_port) = (free_port(), free_port());
+    let broker = Broker::start(mqtt_port);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "name = \"z\"\n[source]\nkind = \"synth\"\nfps = 15.0\nswimmers = \"2\"\nstop = \"0+600\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt_port}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n[alarm]\nwarn_s = 1.0\nalarm_s = 2.0\n[zones.pool]\npolygon = [[0, 0], [640, 0], [640, 480], [0, 480]]\nmax_off_min = 30.0\n{QUICK_TRACKS}"
+        ),
+    );
+    let rx = subscribe(mqtt_port, "zone-watch");
+    let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
+    let has = |level: &'static str| move |v: &serde_json::Value| v["alarms"].as_array().is_some_and(|a| a.iter().any(|e| e["state"] == level));
+    daemon.wait_line("an alarm", 60, has("alarm"));
+    let (i, (_, on, _)) = wait_msg_from(&rx, 0, 10, |t, _, _| t == "poolwatch/z/zones/pool");
+    assert!(on.contains("\"state\":\"on\""), "{on}");
+
+    // Off for 5 minutes over MQTT: the alarm clears (reason off), the zone's state says so (retained).
+    mqtt_publish(mqtt_port, "poolwatch/z/zones/pool/set", "off 5");
+    let clear = daemon.wait_line("the alarm cleared", 20, has("clear"));
+    assert_eq!(clear["alarms"][0]["reason"], "off", "{clear}");
+    let (_, (_, off, _)) = wait_msg_from(&rx, i + 1, 10, |t, p, _| t == "poolwatch/z/zones/pool" && p.contains("\"state\":\"off\""));
+    let off: serde_json::Value = serde_json::from_str(&off).unwrap();
+    assert!(off["remaining_s"].as_f64().is_some_and(|r| (290.0..=300.0).contains(&r)), "{off}");
+    daemon.wait_log("zone pool: switched off over MQTT", 5);
+    // Quiet for longer than alarm_s, though the swimmer still does not move.
+    let end = Instant::now() + Duration::from_secs(4);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if let Ok(l) = daemon.lines.recv_timeout(left) {
+            assert!(!l.contains("\"alarms\""), "an alarm level changed in a zone switched off: {l}");
+        }
+    }
+    let (_, body) = http_get(http_port, "/health", 1 << 16);
+    let health = String::from_utf8_lossy(&body);
+    assert!(health.contains("\"zone\":\"pool\"") && health.contains("\"state\":\"off\"") && health.contains("\"alarm\":\"clear\""), "{health}");
+
+    // Bad requests: an unknown zone, too long, not a switch, another site, another method.
+    let post = |path: &str, extra: &str| http_raw(http_port, format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\n{extra}\r\n").as_bytes(), 1 << 16);
+    assert!(post("/zones/deep?set=on", "").starts_with("HTTP/1.1 404"));
+    assert!(post("/zones/pool?set=45", "").contains("at most 30 minutes"));
+    assert!(post("/zones/pool?set=maybe", "").starts_with("HTTP/1.1 400"));
+    assert!(post("/zones/pool?set=on", "Origin: http://evil.example\r\n").starts_with("HTTP/1.1 403"));
+    assert!(post("/health", "").starts_with("HTTP/1.1 405"));
+    mqtt_publish(mqtt_port, "poolwatch/z/zones/pool/set", "whenever");
+    daemon.wait_log("refused", 5);
+
+    // On again over HTTP, from this machine (the page's own origin): the alarm comes back.
+    let r = post("/zones/pool?set=on", &format!("Origin: http://127.0.0.1:{http_port}\r\n"));
+    assert!(r.starts_with("HTTP/1.1 200") && r.contains("\"state\":\"on\""), "{r}");
+    daemon.wait_line("the alarm again", 20, has("alarm"));
+    assert_eq!(daemon.stop(), 0);
+    drop(broker);
+}

@@ -74,6 +74,8 @@ pub struct Config {
     pub timing: TimingSettings,
     /// The motionless-swimmer alarm.
     pub alarm: AlarmSettings,
+    /// Zones in which staff may switch the alarm off for a while (`[zones.NAME]`).
+    pub zones: std::collections::BTreeMap<String, crate::device::zones::ZoneSettings>,
     pub stdout: StdoutSettings,
     pub serial: Option<SerialSettings>,
     pub mqtt: Option<MqttSettings>,
@@ -97,6 +99,7 @@ impl Default for Config {
             lanes: None,
             timing: TimingSettings::default(),
             alarm: AlarmSettings::default(),
+            zones: Default::default(),
             stdout: StdoutSettings::default(),
             serial: None,
             mqtt: None,
@@ -225,6 +228,12 @@ impl Config {
         section("lanes", self.lanes.as_ref(), LaneSettings::validate)?;
         section("timing", Some(&self.timing), TimingSettings::validate)?;
         section("alarm", Some(&self.alarm), AlarmSettings::validate)?;
+        for (name, zone) in &self.zones {
+            if !crate::device::zones::valid_name(name) {
+                return Err(SettingError::new(format!("zones.{}", cut(name, 32)), "a zone's name is 1-32 letters, digits, '-' or '_' (it goes into MQTT topics and URLs)"));
+            }
+            section(&format!("zones.{name}"), Some(zone), crate::device::zones::ZoneSettings::validate)?;
+        }
         section("serial", self.serial.as_ref(), SerialSettings::validate)?;
         section("mqtt", self.mqtt.as_ref(), MqttSettings::validate)?;
         section("snapshots", self.snapshots.as_ref(), SnapshotSettings::validate)?;

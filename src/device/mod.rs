@@ -16,3 +16,4 @@ pub mod sink;
 pub mod source;
 pub mod throttle;
 pub mod workers;
+pub mod zones;

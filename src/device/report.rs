@@ -180,6 +180,8 @@ pub struct Picture {
     pub mask: std::sync::Arc<[f32]>,
     /// The lane map's corners and lane count, to draw the pool outline.
     pub lanes: Option<([[f64; 2]; 4], u32)>,
+    /// The alarm zones: name, outline, whether switched off.
+    pub zones: Vec<(String, Vec<[f64; 2]>, bool)>,
 }
 
 impl FrameReport {
@@ -203,6 +205,14 @@ impl FrameReport {
                 None => format!("#{}", s.track.id),
             };
             crate::pipeline::overlay::label(&mut img, b[0] as i32, b[3] as i32 + 2, &text, [255, 255, 80]);
+        }
+        // Alarm zones: their outline and name, and OFF (grey) while switched off.
+        for (name, polygon, off) in &p.zones {
+            let color = if *off { [150, 150, 150] } else { [80, 220, 255] };
+            crate::pipeline::overlay::draw_polygon(&mut img, polygon, color);
+            let (x, y) = polygon.iter().fold((f64::MAX, f64::MAX), |(x, y), p| (x.min(p[0]), y.min(p[1])));
+            let text = if *off { format!("{name} OFF") } else { name.clone() };
+            crate::pipeline::overlay::label(&mut img, x.max(0.0) as i32 + 2, y.max(0.0) as i32 + 2, &text, color);
         }
         // Swimmers not moving: their box in orange (warning) or red (alarm), and how long.
         for a in &self.alarm_active {

@@ -132,20 +132,59 @@ pub fn dim_outside_mask(img: &mut RgbImage, mask: &[f32], mw: u32, mh: u32) {
     }
 }
 
+/// Draws the part of the segment `a`-`b` inside the image (Liang-Barsky clipping to the frame plus a
+/// few pixels): far-away corners (a pool or zone mostly out of the picture) draw what is in view, and
+/// embedded-graphics' integer line arithmetic, which multiplies coordinate differences, cannot overflow.
+fn segment(canvas: &mut Canvas, a: [f64; 2], b: [f64; 2], style: PrimitiveStyle<Rgb888>) {
+    use embedded_graphics::primitives::Line;
+    let (w, h) = (canvas.0.width() as f64, canvas.0.height() as f64);
+    let (d, m) = ([b[0] - a[0], b[1] - a[1]], 4.0);
+    if !(a.iter().chain(&b).all(|v| v.is_finite())) {
+        return;
+    }
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [(-d[0], a[0] + m), (d[0], w + m - a[0]), (-d[1], a[1] + m), (d[1], h + m - a[1])] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return;
+            }
+        } else {
+            let r = q / p;
+            if p < 0.0 {
+                t0 = t0.max(r);
+            } else {
+                t1 = t1.min(r);
+            }
+        }
+    }
+    if t0 > t1 {
+        return;
+    }
+    let at = |t: f64| Point::new((a[0] + d[0] * t).round() as i32, (a[1] + d[1] * t).round() as i32);
+    let _ = Line::new(at(t0), at(t1)).into_styled(style).draw(canvas);
+}
+
 /// The pool outline and its lane lines, from the lane map's four corners.
 pub fn draw_lanes(img: &mut RgbImage, corners: &[[f64; 2]; 4], lanes: u32) {
-    use embedded_graphics::primitives::Line;
     let mut canvas = Canvas(img);
-    let pt = |p: [f64; 2]| Point::new(p[0].round() as i32, p[1].round() as i32);
     let edge = PrimitiveStyle::with_stroke(Rgb888::new(80, 200, 255), 2);
     for i in 0..4 {
-        let _ = Line::new(pt(corners[i]), pt(corners[(i + 1) % 4])).into_styled(edge).draw(&mut canvas);
+        segment(&mut canvas, corners[i], corners[(i + 1) % 4], edge);
     }
     let lerp = |a: [f64; 2], b: [f64; 2], t: f64| [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t];
     let thin = PrimitiveStyle::with_stroke(Rgb888::new(80, 200, 255), 1);
     for k in 1..lanes {
         let t = k as f64 / lanes as f64;
-        let _ = Line::new(pt(lerp(corners[0], corners[1], t)), pt(lerp(corners[3], corners[2], t))).into_styled(thin).draw(&mut canvas);
+        segment(&mut canvas, lerp(corners[0], corners[1], t), lerp(corners[3], corners[2], t), thin);
+    }
+}
+
+/// A closed polygon's outline (alarm zones), 2 px wide.
+pub fn draw_polygon(img: &mut RgbImage, polygon: &[[f64; 2]], color: [u8; 3]) {
+    let mut canvas = Canvas(img);
+    let edge = PrimitiveStyle::with_stroke(Rgb888::new(color[0], color[1], color[2]), 2);
+    for i in 0..polygon.len() {
+        segment(&mut canvas, polygon[i], polygon[(i + 1) % polygon.len()], edge);
     }
 }
 
@@ -159,6 +198,19 @@ pub fn label(img: &mut RgbImage, x: i32, y: i32, text: &str, color: [u8; 3]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_polygon_is_outlined_and_its_inside_untouched() {
+        let mut img = RgbImage::from_pixel(60, 40, image::Rgb([10, 20, 30]));
+        draw_polygon(&mut img, &[[10.0, 10.0], [50.0, 10.0], [50.0, 30.0], [10.0, 30.0]], [200, 0, 0]);
+        assert_eq!(img.get_pixel(30, 10).0, [200, 0, 0]);
+        assert_eq!(img.get_pixel(10, 20).0, [200, 0, 0]);
+        assert_eq!(img.get_pixel(30, 20).0, [10, 20, 30]);
+        // Corners far outside the frame are drawn clipped, not a panic; so are a pool's.
+        draw_polygon(&mut img, &[[-1e9, 0.0], [1e9, 0.0], [0.0, f64::NAN]], [1, 2, 3]);
+        draw_polygon(&mut img, &[[-1e6, -1e6], [1e6, -1e6], [1e6, 1e6], [-1e6, 1e6]], [1, 2, 3]);
+        draw_lanes(&mut img, &[[-1e12, 1e12], [1e12, 1e12], [1e12, -1e12], [-1e12, -1e12]], 8);
+    }
 
     #[test]
     fn boxes_are_outlined_inside_and_untouched_elsewhere() {

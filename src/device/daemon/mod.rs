@@ -137,6 +137,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
     crate::device::preflight::preflight(&cfg, &model, false).map_err(DaemonError::Preflight)?;
     crate::media::images::set_max_pixels(cfg.pipeline.max_pixels);
     let shared = Shared::default();
+    shared.zones.set_zones(&cfg.zones);
     let metrics = Arc::clone(&shared.metrics);
     let capture_stop = Arc::new(AtomicBool::new(false));
     let on_state = {
@@ -157,7 +158,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
     let threads = cfg.pipeline.threads;
     let model_path = model.path().display().to_string();
     let dets = detectors(&cfg, model, threads)?;
-    let mut stage = Stage::new(&cfg, None);
+    let mut stage = Stage::new(&cfg, None, Arc::clone(&shared.zones));
 
     // Capture thread.
     let queue = Arc::new(LatestQueue::<Frame>::new(cfg.pipeline.queue));
@@ -207,8 +208,9 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                     every_nth.store(new_cfg.pipeline.every_nth, Ordering::Relaxed);
                     crate::media::images::set_max_pixels(new_cfg.pipeline.max_pixels);
                     workers.replace(dets);
-                    let old = std::mem::replace(&mut stage, Stage::new(&new_cfg, None));
-                    stage = Stage::new(&new_cfg, Some(old));
+                    shared.zones.set_zones(&new_cfg.zones);
+                    let old = std::mem::replace(&mut stage, Stage::new(&new_cfg, None, Arc::clone(&shared.zones)));
+                    stage = Stage::new(&new_cfg, Some(old), Arc::clone(&shared.zones));
                     running = new_cfg;
                     stats.reloads += 1;
                     log::info!("reloaded: model {path}");

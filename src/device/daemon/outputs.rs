@@ -23,6 +23,8 @@ pub struct Shared {
     pub pictures: Arc<PictureDemand>,
     /// Set when stdout's reader went away: the daemon stops.
     pub stdout_closed: Arc<AtomicBool>,
+    /// The alarm zones and which are off (switched over MQTT and HTTP, read by the stage).
+    pub zones: Arc<crate::device::zones::ZoneControl>,
 }
 
 /// The outputs of one config; rebuilt piecewise when a reload changes a section.
@@ -39,7 +41,7 @@ impl Outputs {
     /// The outputs of `cfg`, keeping those of `prev` whose settings did not change. Outputs that
     /// cannot start are left out and their errors returned.
     pub fn build(cfg: &Config, prev: Option<Outputs>, shared: &Shared) -> (Outputs, Vec<DaemonError>) {
-        let Shared { metrics, pictures, stdout_closed } = shared;
+        let Shared { metrics, pictures, stdout_closed, zones } = shared;
         let mut prev = prev;
         let mut errors = Vec::new();
         let old = prev.as_ref().map(|p| p.cfg.clone());
@@ -62,7 +64,7 @@ impl Outputs {
             old_sink => {
                 drop(old_sink); // says goodbye before the new client connects
                 match &cfg.mqtt {
-                    Some(m) => MqttSink::start(m.clone(), &cfg.name, lanes_count, Arc::clone(metrics)).map_err(|e| errors.push(e.into())).ok(),
+                    Some(m) => MqttSink::start(m.clone(), &cfg.name, lanes_count, Arc::clone(metrics), Arc::clone(zones)).map_err(|e| errors.push(e.into())).ok(),
                     None => None,
                 }
             }
@@ -77,7 +79,7 @@ impl Outputs {
             old_server => {
                 drop(old_server); // frees the port
                 match &cfg.http {
-                    Some(h) => PreviewServer::start(h, Arc::clone(metrics), Arc::clone(pictures)).map_err(|e| errors.push(e.into())).ok(),
+                    Some(h) => PreviewServer::start(h, Arc::clone(metrics), Arc::clone(pictures), Arc::clone(zones)).map_err(|e| errors.push(e.into())).ok(),
                     None => None,
                 }
             }

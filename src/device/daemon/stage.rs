@@ -4,6 +4,7 @@
 use crate::device::config::Config;
 use crate::device::report::{Event, FrameReport, Picture, PictureDemand, Swimmer, Tracked, round_f64};
 use crate::device::workers::{Detected, Workers};
+use crate::device::zones::ZoneControl;
 use crate::pipeline::alarm::{Alarms, Sighting};
 use crate::pipeline::detect::DetectError;
 use crate::pipeline::lanes::LaneMap;
@@ -18,12 +19,13 @@ pub struct Stage {
     lane_settings: Option<crate::pipeline::lanes::LaneSettings>,
     timer: Option<LapTimer>,
     alarms: Alarms,
+    zones: Arc<ZoneControl>,
 }
 
 impl Stage {
     /// The stage of `cfg`, keeping the old stage's swimmers (and, with the same lanes, its lap counts)
     /// across a reload when given.
-    pub fn new(cfg: &Config, old: Option<Stage>) -> Stage {
+    pub fn new(cfg: &Config, old: Option<Stage>, zones: Arc<ZoneControl>) -> Stage {
         let lanes = cfg.lanes.as_ref().and_then(|l| LaneMap::new(l).ok());
         // Alarms raised stay raised across a reload that keeps the lanes (their places are the same).
         let (tracker, timer, alarms) = match old {
@@ -41,7 +43,7 @@ impl Stage {
         if let Some(t) = &mut timer {
             t.set_settings(cfg.timing.clone());
         }
-        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer, alarms }
+        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer, alarms, zones }
     }
 
     /// Feeds one frame's boxes to the tracker: its confirmed swimmers with their lanes, the events, and
@@ -73,15 +75,23 @@ impl Stage {
             }
             None => Vec::new(),
         };
+        // Zones switched off mute the alarm for the swimmers whose box centre is in them.
+        let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(ts.max(0.0));
+        for zone in self.zones.expire(now) {
+            log::info!("zone {zone}: its time is up, the alarm watches it again");
+        }
         let sightings: Vec<Sighting> = swimmers
             .iter()
-            .map(|s| Sighting {
-                track: s.track.id,
-                seen: s.track.missed == 0,
-                bbox: s.track.bbox,
-                pool_m: self.lanes.as_ref().and_then(|m| m.metres_of_box(&s.track.bbox)),
-                lane: s.lane,
-                muted: false,
+            .map(|s| {
+                let b = s.track.bbox;
+                Sighting {
+                    track: s.track.id,
+                    seen: s.track.missed == 0,
+                    bbox: b,
+                    pool_m: self.lanes.as_ref().and_then(|m| m.metres_of_box(&b)),
+                    lane: s.lane,
+                    muted: self.zones.muted(((b[0] + b[2]) / 2.0) as f64, ((b[1] + b[3]) / 2.0) as f64, now),
+                }
             })
             .collect();
         let alarms = self.alarms.update(ts, size, &sightings);
@@ -117,7 +127,8 @@ impl Stage {
         let tracked = self.track(frame.seq, ts, (d.width, d.height), &d.boxes);
         let picture = if pictures.wanted(!tracked.events.is_empty() || !tracked.alarms.is_empty()) {
             let lanes = self.lane_settings.as_ref().map(|l| (l.corners, l.count));
-            Some(Arc::new(Picture { heatmap, mask, lanes, image: frame.image }))
+            let zones = self.zones.outlines(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(ts.max(0.0)));
+            Some(Arc::new(Picture { heatmap, mask, lanes, zones, image: frame.image }))
         } else {
             workers.recycle(heatmap);
             None

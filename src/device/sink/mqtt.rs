@@ -8,6 +8,7 @@ use super::Sink;
 use crate::device::backoff::Backoff;
 use crate::device::report::{FrameReport, Health, Metrics, Stats};
 use crate::pipeline::track::EventKind;
+use crate::device::zones::{Switch, ZoneControl};
 use rumqttc::{Client, ClientError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -170,6 +171,18 @@ impl Topics {
     pub fn alarm(&self) -> String {
         format!("{}/alarm", self.base)
     }
+    /// An alarm zone's state (retained): on, or off until when.
+    pub fn zone(&self, zone: &str) -> String {
+        format!("{}/zones/{zone}", self.base)
+    }
+    /// Where staff switch zones: `<base>/zones/<zone>/set` with `on`, `off` or minutes.
+    pub fn zone_set_filter(&self) -> String {
+        format!("{}/zones/+/set", self.base)
+    }
+    /// The zone a `set` topic names.
+    pub fn zone_of_set<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic.strip_prefix(&self.base)?.strip_prefix("/zones/")?.strip_suffix("/set").filter(|z| !z.contains('/'))
+    }
 }
 
 /// Home Assistant discovery messages (topic, retained JSON payload): a swimmer-count sensor, per lane a
@@ -291,7 +304,9 @@ pub struct MqttSink {
     lanes_msg: Option<String>,
     /// The latest `alarm` message (clear at start, replacing a stale one a previous run retained),
     /// announced again after a reconnect.
-    alarm_msg: String,
+    alarm_msg: String,    zones: Arc<ZoneControl>,
+    /// The zones' version last published (`None`: publish them at the next tick).
+    zones_published: Option<u64>,
 }
 
 /// The connection's state, kept by the connection thread and read by the sink.
@@ -304,7 +319,7 @@ struct Link {
 
 impl MqttSink {
     /// Starts the client; connecting happens in the background and is retried with back-off.
-    pub fn start(settings: MqttSettings, camera: &str, lanes: u32, metrics: Arc<Metrics>) -> Result<MqttSink, MqttError> {
+    pub fn start(settings: MqttSettings, camera: &str, lanes: u32, metrics: Arc<Metrics>, zones: Arc<ZoneControl>) -> Result<MqttSink, MqttError> {
         let topics = Topics::new(&settings.topic_prefix, camera);
         let id = settings.client_id.clone().unwrap_or_else(|| format!("poolwatch-{camera}"));
         let mut opts = MqttOptions::new(id, settings.host.clone(), settings.port);
@@ -333,6 +348,7 @@ impl MqttSink {
         let max_unsent = settings.buffer.max(16);
         let (done_tx, done) = mpsc::channel();
         let addr = format!("{}:{}", settings.host, settings.port);
+        let (thread_zones, thread_topics) = (Arc::clone(&zones), Topics::new(&settings.topic_prefix, camera));
         let spawned = std::thread::Builder::new().name("mqtt".into()).spawn(move || {
             let mut backoff = Backoff::new(Duration::from_secs(30));
             let mut connected = false;
@@ -359,6 +375,21 @@ impl MqttSink {
                         // and cannot wait for room in it.
                         thread_link.reconnected.store(true, Ordering::Relaxed);
                         thread_link.connected.store(true, Ordering::Relaxed);
+                        // Staff switch alarm zones here (a clean session: subscribed again each time).
+                        if !thread_zones.is_empty() {
+                            let sub = rumqttc::Subscribe::new(thread_topics.zone_set_filter(), QoS::AtLeastOnce);
+                            connection.eventloop.pending.push_back(rumqttc::Request::Subscribe(sub));
+                        }
+                    }
+                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                        if let Some(zone) = thread_topics.zone_of_set(&p.topic) {
+                            let asked = String::from_utf8_lossy(&p.payload).chars().take(40).collect::<String>();
+                            let done = Switch::parse(&asked).map_err(|e| e.to_string()).and_then(|w| thread_zones.switch(zone, w, std::time::SystemTime::now()).map_err(|e| e.to_string()));
+                            match done {
+                                Ok(z) => log::warn!("zone {zone}: switched {} over MQTT ({asked:?}){}", z.state, z.remaining_s.map(|r| format!(" for {:.0} min", r / 60.0)).unwrap_or_default()),
+                                Err(e) => log::warn!("mqtt {}: refused: {e}", p.topic.chars().take(120).collect::<String>()),
+                            }
+                        }
                     }
                     Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => break,
                     Ok(Ok(_)) => {}
@@ -414,6 +445,8 @@ impl MqttSink {
             offline_events: 0,
             lanes_msg: None,
             alarm_msg: alarm_message(&[], 0.0),
+            zones,
+            zones_published: None,
         })
     }
 
@@ -423,6 +456,7 @@ impl MqttSink {
         if self.link.reconnected.swap(false, Ordering::Relaxed) {
             self.announced = Some(0);
             self.offline_events = 0;
+            self.zones_published = None;
         }
         // Done for this connection: nothing to build or copy (this runs for every message).
         let Some(mut next) = self.announced else { return true };
@@ -555,6 +589,14 @@ impl Sink for MqttSink {
         if self.link.connected.load(Ordering::Relaxed) {
             self.announced();
         }
+        // The zones' states (retained), whenever one is switched or comes back on by itself.
+        let version = self.zones.version();
+        if self.link.connected.load(Ordering::Relaxed) && self.zones_published != Some(version) {
+            self.zones_published = Some(version);
+            for z in self.zones.states(std::time::SystemTime::now()) {
+                self.publish(self.topics.zone(&z.zone), QoS::AtLeastOnce, true, serde_json::to_string(&z).unwrap_or_default());
+            }
+        }
         // A change of state (failing, stalled, back to ok) goes out at once, not at the next interval.
         let changed = self.last_state.replace(stats.state).is_some_and(|s| s != stats.state);
         if changed || self.last_stats.elapsed().as_secs_f64() >= self.settings.stats_interval_s {
@@ -616,6 +658,17 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&alarm_message(&[a(Level::Warning), a(Level::Alarm)], 9.0)).unwrap();
         assert_eq!(v["state"], "alarm");
         assert_eq!((v["alarms"][0]["lane"].as_u64(), v["alarms"][0]["distance_m"].as_f64()), (Some(2), Some(12.5)));
+    }
+
+    #[test]
+    fn zone_topics_and_the_zone_a_set_topic_names() {
+        let t = Topics::new("poolwatch", "main");
+        assert_eq!(t.zone("shallow"), "poolwatch/main/zones/shallow");
+        assert_eq!(t.zone_set_filter(), "poolwatch/main/zones/+/set");
+        assert_eq!(t.zone_of_set("poolwatch/main/zones/shallow/set"), Some("shallow"));
+        for other in ["poolwatch/main/zones/shallow", "poolwatch/other/zones/a/set", "poolwatch/main/zones/a/b/set", "poolwatch/mainzones/a/set"] {
+            assert_eq!(t.zone_of_set(other), None, "{other}");
+        }
     }
 
     #[test]

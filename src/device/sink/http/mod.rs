@@ -1,13 +1,16 @@
 //! The local preview server (127.0.0.1 by default) for installers and monitoring: `/` a page with the
 //! live view, `/health`, `/metrics` (Prometheus text), `/snapshot.jpg` and `/stream.mjpeg` (the
-//! annotated frames with heatmap, pool mask, lanes and swimmer IDs). Served by [`server`], which no
-//! client can make allocate, wait or spawn without bound; with `token` set, every request must carry it.
+//! annotated frames with heatmap, pool mask, lanes, zones and swimmer IDs), and `/zones` (the alarm
+//! zones; `POST /zones/NAME?set=off|on|MINUTES` switches one). Served by [`server`], which no client
+//! can make allocate, wait or spawn without bound; with `token` set, every request must carry it, and
+//! without one only this machine may switch zones.
 
 pub mod server;
 
 use crate::util::setting::{AboveUpTo, SettingError, in_range};
 use crate::device::report::{FrameReport, Health, Metrics, PictureDemand};
 use crate::device::sink::Sink;
+use crate::device::zones::{Switch, ZoneControl};
 use crate::util::sync::lock;
 use serde::{Deserialize, Serialize};
 use server::{Handler, Limits, Reply, Request, Server};
@@ -110,7 +113,7 @@ impl Sink for PreviewSink {
 
 /// Whether the pipeline is healthy, from the counters: `ok`, or `starting`, `no_source`, `stalled`,
 /// `failing` (with the reason, `error`).
-pub fn health(m: &Metrics) -> (bool, serde_json::Value) {
+pub fn health(m: &Metrics, zones: &ZoneControl) -> (bool, serde_json::Value) {
     let s = m.snapshot();
     let age = m.since_last_frame();
     let mut body = serde_json::json!({
@@ -125,6 +128,9 @@ pub fn health(m: &Metrics) -> (bool, serde_json::Value) {
     body["alarm"] = s.alarm.as_str().into();
     if !s.alarms.is_empty() {
         body["alarms"] = serde_json::to_value(&s.alarms).unwrap_or_default();
+    }
+    if !zones.is_empty() {
+        body["zones"] = serde_json::to_value(zones.states(std::time::SystemTime::now())).unwrap_or_default();
     }
     let ok = s.state == Health::Ok;
     body["stats"] = serde_json::to_value(&s).unwrap_or_default();
@@ -161,9 +167,11 @@ const PAGE: &str = r#"<!doctype html>
 <style>body{font-family:sans-serif;background:#111;color:#ddd;margin:1em}img{max-width:100%;border:1px solid #444}
 pre{background:#222;padding:.5em}a{color:#8cf}
 #alarm{display:none;padding:.6em;font-size:1.4em;font-weight:bold;color:#fff}
-#alarm.warning{display:block;background:#c70}#alarm.alarm{display:block;background:#c00}</style></head>
+#alarm.warning{display:block;background:#c70}#alarm.alarm{display:block;background:#c00}
+.zone.off{color:#aaa;font-weight:bold}button{margin-left:.5em}</style></head>
 <body><h1>poolwatch</h1>
 <div id="alarm" role="alert"></div>
+<div id="zones"></div>
 <p>Live view: heatmap, pool mask (dimmed outside), lanes, boxes and swimmer IDs.
 <a href="/snapshot.jpg">snapshot</a> · <a href="/metrics">metrics</a> · <a href="/health">health</a></p>
 <img src="/stream.mjpeg" alt="live stream">
@@ -172,7 +180,12 @@ pre{background:#222;padding:.5em}a{color:#8cf}
 function where(a){return a.lane!=null&&a.distance_m!=null?'lane '+a.lane+' at '+Math.round(a.distance_m)+' m':'at x '+Math.round((a.box[0]+a.box[2])/2)+', y '+Math.round((a.box[1]+a.box[3])/2)}
 async function tick(){try{const r=await fetch('/health');const h=await r.json();document.getElementById('h').textContent=JSON.stringify(h,null,1);
 const el=document.getElementById('alarm');el.className=h.alarm||'';
-el.textContent=(h.alarms||[]).map(a=>a.state.toUpperCase()+': swimmer not moving for '+Math.round(a.still_s)+' s, '+where(a)).join(' · ')}catch(e){}}
+el.textContent=(h.alarms||[]).map(a=>a.state.toUpperCase()+': swimmer not moving for '+Math.round(a.still_s)+' s, '+where(a)).join(' · ');
+zones(h.zones||[])}catch(e){}}
+function zones(zs){const d=document.getElementById('zones');d.textContent='';for(const z of zs){const p=document.createElement('p');
+p.className='zone '+z.state;p.textContent='Zone '+z.zone+': '+(z.state=='off'?'alarm OFF, back on in '+Math.ceil(z.remaining_s/60)+' min ':'watched ');
+const b=document.createElement('button');b.textContent=z.state=='off'?'switch on now':'switch off 10 min';
+b.onclick=async()=>{await fetch('/zones/'+encodeURIComponent(z.zone)+'?set='+(z.state=='off'?'on':'10'),{method:'POST'});tick()};p.appendChild(b);d.appendChild(p)}}
 setInterval(tick,1000);tick();
 </script></body></html>
 "#;
@@ -247,12 +260,13 @@ pub struct HttpError {
 
 impl PreviewServer {
     /// Binds and starts serving; returns the server and the sink that feeds it.
-    pub fn start(settings: &HttpSettings, metrics: Arc<Metrics>, pictures: Arc<PictureDemand>) -> Result<(PreviewServer, PreviewSink), HttpError> {
+    pub fn start(settings: &HttpSettings, metrics: Arc<Metrics>, pictures: Arc<PictureDemand>, zones: Arc<ZoneControl>) -> Result<(PreviewServer, PreviewSink), HttpError> {
         let latest = Arc::new(Latest::default());
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Handler = {
             let (latest, stop, s) = (Arc::clone(&latest), Arc::clone(&stop), settings.clone());
-            Arc::new(move |req: &Request| answer(req, &latest, &metrics, &pictures, &stop, &s))
+            let shared = Served { metrics, pictures, zones };
+            Arc::new(move |req: &Request| answer(req, &latest, &shared, &stop, &s))
         };
         // Streams hold a connection each; the page, health checks and scrapers need a few more.
         let limits = Limits { max_connections: settings.max_streams as usize + 8, ..Limits::default() };
@@ -285,17 +299,61 @@ fn authorised(req: &Request, token: &str) -> bool {
     bearer || basic || query || cookie
 }
 
-fn answer(req: &Request, latest: &Arc<Latest>, metrics: &Metrics, pictures: &Arc<PictureDemand>, stop: &Arc<AtomicBool>, s: &HttpSettings) -> Reply {
+/// What the handler reads and switches.
+struct Served {
+    metrics: Arc<Metrics>,
+    pictures: Arc<PictureDemand>,
+    zones: Arc<ZoneControl>,
+}
+
+/// `POST /zones/NAME?set=off|on|MINUTES`: with a token configured, any authorised client; without one,
+/// only this machine. A browser's cross-site request (an `Origin` other than this server) is refused.
+fn switch_zone(req: &Request, zones: &ZoneControl, s: &HttpSettings) -> Reply {
+    if s.token.is_none() && !req.loopback {
+        return Reply::text(403, "switching a zone needs http.token, or a request from this machine\n");
+    }
+    if let Some(origin) = req.header("origin")
+        && req.header("host").is_none_or(|h| origin != format!("http://{h}") && origin != format!("https://{h}"))
+    {
+        return Reply::text(403, "a request from another site may not switch zones\n");
+    }
+    let Some(zone) = req.path.strip_prefix("/zones/").filter(|z| crate::device::zones::valid_name(z)) else {
+        return Reply::text(404, "no such zone: POST /zones/NAME?set=off|on|MINUTES\n");
+    };
+    let what = match req.query_value("set").map(Switch::parse) {
+        Some(Ok(w)) => w,
+        Some(Err(e)) => return Reply::text(400, &format!("set: {e}\n")),
+        None => return Reply::text(400, "set=off, set=on or set=MINUTES is needed\n"),
+    };
+    match zones.switch(zone, what, std::time::SystemTime::now()) {
+        Ok(z) => {
+            log::warn!("zone {zone}: switched {} over HTTP{}", z.state, z.remaining_s.map(|r| format!(" for {:.0} min", r / 60.0)).unwrap_or_default());
+            Reply::new(200, "application/json", serde_json::to_string(&z).unwrap_or_default())
+        }
+        Err(e @ crate::device::zones::ZoneError::Unknown(_)) => Reply::text(404, &format!("{e}\n")),
+        Err(e) => Reply::text(400, &format!("{e}\n")),
+    }
+}
+
+fn answer(req: &Request, latest: &Arc<Latest>, served: &Served, stop: &Arc<AtomicBool>, s: &HttpSettings) -> Reply {
+    let Served { metrics, pictures, zones } = served;
     if let Some(token) = &s.token
         && !authorised(req, token)
     {
         return Reply::text(401, "a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN\n")
             .with_header("WWW-Authenticate", "Basic realm=\"poolwatch\"".to_string());
     }
+    if req.post {
+        return match req.path.starts_with("/zones/") {
+            true => switch_zone(req, zones, s),
+            false => Reply::text(405, "only POST /zones/NAME changes anything\n").with_header("Allow", "GET, HEAD".to_string()),
+        };
+    }
     let reply = match req.path.as_str() {
         "/" | "/index.html" => Reply::new(200, "text/html; charset=utf-8", PAGE),
+        "/zones" => Reply::new(200, "application/json", serde_json::to_string(&zones.states(std::time::SystemTime::now())).unwrap_or_default()),
         "/health" => {
-            let (ok, body) = health(metrics);
+            let (ok, body) = health(metrics, zones);
             Reply::new(if ok { 200 } else { 503 }, "application/json", body.to_string())
         }
         "/metrics" => Reply::new(200, "text/plain; version=0.0.4", prometheus(metrics)),
@@ -335,7 +393,7 @@ mod tests {
     use super::*;
 
     fn req(headers: &[(&str, &str)], query: &str) -> Request {
-        Request { head: false, path: "/".into(), query: query.into(), headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+        Request { head: false, post: false, loopback: true, path: "/".into(), query: query.into(), headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! A small HTTP/1.1 server for the preview, on `std::net`: GET and HEAD, one request per connection,
-//! and never a request body read. Bounded everywhere, so that no client can hurt the device: the
+//! A small HTTP/1.1 server for the preview, on `std::net`: GET, HEAD and POST (its parameters in the
+//! query), one request per connection, and never a request body read. Bounded everywhere, so that no client can hurt the device: the
 //! request head is at most [`Limits::max_head`] bytes and must arrive within
 //! [`Limits::header_timeout`], every write must progress within [`Limits::write_timeout`] (a stream
 //! client that stops reading is dropped), at most [`Limits::max_connections`] are served at once (one
@@ -41,6 +41,10 @@ impl Default for Limits {
 pub struct Request {
     /// `HEAD` (no body is sent back) rather than `GET`.
     pub head: bool,
+    /// `POST`: a request that changes something (its parameters in the query; no body is read).
+    pub post: bool,
+    /// From this machine (a loopback address).
+    pub loopback: bool,
     /// The path, without the query.
     pub path: String,
     /// The query, without the `?` (empty when none).
@@ -185,11 +189,11 @@ enum Refusal {
 
 fn serve(mut stream: TcpStream, limits: Limits, handler: &Handler) {
     let req = match read_head(&mut stream, limits) {
-        Ok(r) => r,
+        Ok(r) => Request { loopback: stream.peer_addr().is_ok_and(|a| a.ip().is_loopback()), ..r },
         Err(Refusal::Gone) => return,
         Err(Refusal::Status(status, why)) => {
             let body = format!("{why}\n");
-            let extra: &[(&str, String)] = if status == 405 { &[("Allow", "GET, HEAD".to_string())] } else { &[] };
+            let extra: &[(&str, String)] = if status == 405 { &[("Allow", "GET, HEAD, POST".to_string())] } else { &[] };
             let _ = write_head(&mut stream, status, "text/plain; charset=utf-8", extra, Some(body.len())).and_then(|_| stream.write_all(body.as_bytes()));
             close(stream);
             return;
@@ -318,10 +322,11 @@ fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
     if version != "HTTP/1.1" && version != "HTTP/1.0" {
         return Err(Refusal::Status(505, "only HTTP/1.0 and HTTP/1.1 are served"));
     }
-    let head = match method {
-        "GET" => false,
-        "HEAD" => true,
-        m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => return Err(Refusal::Status(405, "only GET and HEAD")),
+    let (head, post) = match method {
+        "GET" => (false, false),
+        "HEAD" => (true, false),
+        "POST" => (false, true),
+        m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => return Err(Refusal::Status(405, "only GET, HEAD and POST")),
         _ => return Err(bad),
     };
     if !target.starts_with('/') {
@@ -336,7 +341,7 @@ fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
         }
         headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
     }
-    Ok(Request { head, path: path.to_string(), query: query.to_string(), headers })
+    Ok(Request { head, post, loopback: false, path: path.to_string(), query: query.to_string(), headers })
 }
 
 #[cfg(test)]
@@ -353,7 +358,8 @@ mod tests {
         assert_eq!((r.head, r.path.as_str(), r.query_value("token")), (false, "/health", Some("ab")));
         assert_eq!(r.header("content-length"), Some("99999999999"));
         assert!(parse("HEAD / HTTP/1.0\n\n").unwrap().head);
-        assert_eq!(parse("POST / HTTP/1.1\r\n\r\n").unwrap_err(), Refusal::Status(405, "only GET and HEAD"));
+        assert!(parse("POST /z?a=1 HTTP/1.1\r\n\r\n").unwrap().post);
+        assert_eq!(parse("PUT / HTTP/1.1\r\n\r\n").unwrap_err(), Refusal::Status(405, "only GET, HEAD and POST"));
         assert!(matches!(parse("GET / HTTP/2.0\r\n\r\n").unwrap_err(), Refusal::Status(505, _)));
         for bad in ["GET /\r\n\r\n", "GET  / HTTP/1.1\r\n\r\n", "get / HTTP/1.1\r\n\r\n", "GET x HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nNo colon\r\n\r\n", "\u{1}\r\n\r\n"] {
             assert!(matches!(parse(bad).unwrap_err(), Refusal::Status(400, _)), "{bad:?}");
@@ -385,7 +391,7 @@ mod tests {
         assert!(get(addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").starts_with("HTTP/1.1 505"));
         assert!(get(addr, b"GET /lf HTTP/1.1\nHost: x\n\n").ends_with("hello /lf"));
         assert!(get(addr, &[b'a'; 9000]).starts_with("HTTP/1.1 431"));
-        assert!(get(addr, b"DELETE / HTTP/1.1\r\n\r\n").contains("Allow: GET, HEAD"));
+        assert!(get(addr, b"DELETE / HTTP/1.1\r\n\r\n").contains("Allow: GET, HEAD, POST"));
         // Half-sent heads time out (408) and free their slots; while they hold them, others hear 503.
         let idle: Vec<TcpStream> = (0..3)
             .map(|_| {
