@@ -41,6 +41,16 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     if let Some(l) = &cfg.lanes {
         out!("  lanes    {} over {} m", l.count, l.length_m);
     }
+    let a = &cfg.alarm;
+    match a.enabled {
+        true => {
+            let still = if cfg.lanes.is_some() { format!("{} m", a.still_m) } else { format!("{} % of the diagonal", a.still_frac * 100.0) };
+            let zones: Vec<&str> = cfg.zones.keys().map(String::as_str).collect();
+            let zones = if zones.is_empty() { String::new() } else { format!("; zones {}", zones.join(", ")) };
+            out!("  alarm    still within {still}: warning after {} s, alarm after {} s{zones}", a.warn_s, a.alarm_s);
+        }
+        false => out!("  alarm    off"),
+    }
     if let Some(h) = cfg.http.as_ref().filter(|h| h.open_beyond_loopback()) {
         eprintln!("warning: [http] listens on {} without a token: anyone who reaches it sees the pool; set http.token", h.listen);
     }
