@@ -208,7 +208,7 @@ impl FrameReport {
         }
         // Alarm zones: their outline and name, and OFF (grey) while switched off.
         for (name, polygon, off) in &p.zones {
-            let color = if *off { [150, 150, 150] } else { [80, 220, 255] };
+            let color = if *off { [150, 150, 150] } else { [235, 100, 235] };
             crate::pipeline::overlay::draw_polygon(&mut img, polygon, color);
             let (x, y) = polygon.iter().fold((f64::MAX, f64::MAX), |(x, y), p| (x.min(p[0]), y.min(p[1])));
             let text = if *off { format!("{name} OFF") } else { name.clone() };
