@@ -569,18 +569,23 @@ impl Stats {
     /// failing and why), then the rates.
     pub fn status_line(&self) -> String {
         let counts = format!("{:.1} fps, {} swimmers, {} dropped", self.fps, self.swimmers, self.dropped);
-        // A swimmer not moving comes before anything else.
-        if let Some(a) = self.alarms.iter().max_by_key(|a| a.state) {
+        // A swimmer not moving comes first while frames flow; when they do not, what is wrong with the
+        // pipeline comes first (the alarm, raised on the last frames seen, after it).
+        let alarm = self.alarms.iter().max_by_key(|a| a.state).map(|a| {
             let place = match (a.lane, a.distance_m) {
                 (Some(l), Some(d)) => format!("lane {l} at {d:.0} m"),
                 _ => format!("at x {:.0} y {:.0}", (a.bbox[0] + a.bbox[2]) / 2.0, (a.bbox[1] + a.bbox[3]) / 2.0),
             };
-            return format!("{}: swimmer still {:.0} s, {place}; {counts}", a.state.as_str().to_uppercase(), a.still_s);
-        }
-        match (&self.error, self.state) {
+            format!("{}: swimmer still {:.0} s, {place}", a.state.as_str().to_uppercase(), a.still_s)
+        });
+        let line = match (&self.error, self.state) {
             (Some(e), _) => format!("failing: {e}"),
-            (None, Health::Ok) => counts,
+            (None, Health::Ok) => return alarm.map_or(counts.clone(), |a| format!("{a}; {counts}")),
             (None, state) => format!("{}: {counts}", state.as_str()),
+        };
+        match alarm {
+            Some(a) => format!("{line}; {a}"),
+            None => line,
         }
     }
 }
@@ -600,6 +605,19 @@ mod tests {
         s.state = Health::Failing;
         s.error = Some("frame over max_pixels".into());
         assert_eq!(s.status_line(), "failing: frame over max_pixels");
+    }
+
+    #[test]
+    fn status_line_puts_an_alarm_first_while_frames_flow_and_after_the_state_when_not() {
+        let a = AlarmEvent { state: Level::Alarm, track: 4, ts: 1.0, still_s: 11.2, bbox: [0.0; 4], lane: Some(2), distance_m: Some(21.3), reason: None };
+        let w = AlarmEvent { state: Level::Warning, lane: None, distance_m: None, bbox: [10.0, 20.0, 30.0, 40.0], ..a.clone() };
+        let mut s = Stats { fps: 25.0, swimmers: 2, state: Health::Ok, alarm: Level::Alarm, alarms: vec![w, a], ..Stats::default() };
+        assert_eq!(s.status_line(), "ALARM: swimmer still 11 s, lane 2 at 21 m; 25.0 fps, 2 swimmers, 0 dropped");
+        s.state = Health::NoSource;
+        assert_eq!(s.status_line(), "no_source: 25.0 fps, 2 swimmers, 0 dropped; ALARM: swimmer still 11 s, lane 2 at 21 m");
+        s.alarms.remove(1);
+        s.state = Health::Ok;
+        assert_eq!(s.status_line(), "WARNING: swimmer still 11 s, at x 20 y 30; 25.0 fps, 2 swimmers, 0 dropped");
     }
 
     #[test]

@@ -211,9 +211,13 @@ impl Alarms {
             } else {
                 Level::Clear
             };
-            if level > spot.level {
-                spot.level = level;
-                out.push(event(spot, level, t, None));
+            // Every level on the way is said, so a warning always comes before its alarm (a frame
+            // rate under one every alarm_s - warn_s would jump).
+            for step in [Level::Warning, Level::Alarm] {
+                if level >= step && spot.level < step {
+                    spot.level = step;
+                    out.push(event(spot, step, t, None));
+                }
             }
         }
         // Spots nobody is at any more.
@@ -303,6 +307,23 @@ mod tests {
         assert!((30.0..=31.0).contains(&s[2].1) && e[2].reason == Some(ClearReason::Moved), "{e:?}");
         assert_eq!(e[1].distance_m.map(|d| d.round()), Some(15.0));
         assert_eq!(a.level(), Level::Clear);
+    }
+
+    #[test]
+    fn a_slow_frame_rate_still_warns_before_it_alarms() {
+        let mut a = Alarms::new(AlarmSettings::default());
+        // One frame every 6 s: still 0, 6 (warning), 12 (alarm)... and one every 11 s: both at once.
+        let mut e = Vec::new();
+        for t in [0.0, 6.0, 12.0] {
+            e.extend(a.update(t, (640, 480), &[at(1, 10.0)]));
+        }
+        assert_eq!(states(&e), [(Level::Warning, 6.0), (Level::Alarm, 12.0)]);
+        let mut a = Alarms::new(AlarmSettings::default());
+        let mut e = Vec::new();
+        for t in [0.0, 11.0] {
+            e.extend(a.update(t, (640, 480), &[at(1, 10.0)]));
+        }
+        assert_eq!(states(&e), [(Level::Warning, 11.0), (Level::Alarm, 11.0)]);
     }
 
     #[test]

@@ -97,7 +97,15 @@ impl Stage {
         let alarms = self.alarms.update(ts, size, &sightings);
         for a in &alarms {
             match a.state {
-                crate::pipeline::alarm::Level::Clear => log::info!("alarm clear: swimmer {} ({:?})", a.track, a.reason),
+                crate::pipeline::alarm::Level::Clear => {
+                    let why = match a.reason {
+                        Some(crate::pipeline::alarm::ClearReason::Moved) => "moved",
+                        Some(crate::pipeline::alarm::ClearReason::Gone) => "not seen any more",
+                        Some(crate::pipeline::alarm::ClearReason::Off) => "switched off",
+                        None => "",
+                    };
+                    log::info!("alarm clear: swimmer {} ({why})", a.track)
+                }
                 level => {
                     let place = match (a.lane, a.distance_m) {
                         (Some(l), Some(d)) => format!("lane {l}, {d:.1} m from the start wall"),
