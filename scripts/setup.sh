@@ -2,8 +2,8 @@
 # Installs what the tests need on a fresh Debian machine that has the Rust toolchain and a C compiler:
 # mosquitto (the MQTT tests' broker), socat (the serial tests' pty pair), libclang (bindgen, for the
 # camera feature), systemd (systemd-analyze, for the unit check), python3-venv (the trainer's PyTorch),
-# mosquitto-clients and curl (scripts/soak.sh),
-# then the ARM cross toolchains (cross/install-deps.sh). Does nothing for what is there already. Without
+# mosquitto-clients and curl (scripts/soak.sh), Debian's chromium, node and npm with playwright-core in
+# tests/browser (the set-up page's browser test), then the ARM cross toolchains (cross/install-deps.sh). Does nothing for what is there already. Without
 # root (or sudo) and apt-get, it stops with one line naming what is missing and how to install it.
 # `scripts/test.sh` runs it first; CI and a newcomer's first `scripts/test.sh` need nothing else.
 set -euo pipefail
@@ -17,6 +17,9 @@ command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 command -v curl >/dev/null || need+=(curl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 [[ -n $(ls /usr/lib/llvm-*/lib/libclang.so* 2>/dev/null) ]] || need+=(libclang-dev)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 sudo=()
 [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
 can_install() { command -v apt-get >/dev/null && { [[ $(id -u) -eq 0 ]] || sudo -n true 2>/dev/null; }; }
@@ -33,6 +36,15 @@ if [[ ${#need[@]} -gt 0 ]]; then
         [[ $i -lt 5 ]] || { echo "setup: apt-get could not install ${need[*]}" >&2; exit 1; }
         echo "apt failed (mirror sync?), retrying in $((i * 20)) s" >&2
         sleep $((i * 20))
+    done
+fi
+# playwright-core (drives Debian's chromium; it never downloads a browser of its own), as locked.
+if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+    echo "== setup: npm ci in tests/browser (playwright-core)"
+    for i in 1 2 3; do
+        npm ci --prefix tests/browser --no-audit --no-fund >/dev/null && break
+        [[ $i -lt 3 ]] || { echo "setup: npm could not install playwright-core (tests/browser)" >&2; exit 1; }
+        sleep $((i * 10))
     done
 fi
 # The ARM cross toolchain (Debian's Rust with aarch64 std, gcc, qemu-user): the aarch64 tests run

@@ -76,6 +76,9 @@ pub struct Config {
     pub alarm: AlarmSettings,
     /// Zones in which staff may switch the alarm off for a while (`[zones.NAME]`).
     pub zones: std::collections::BTreeMap<String, crate::device::zones::ZoneSettings>,
+    /// Where the preview's set-up page saves the lanes and zones drawn on it (relative to this file);
+    /// read after this file, its `[lanes]` and `[zones]` replace these. Without it the page only shows.
+    pub setup_file: Option<PathBuf>,
     pub stdout: StdoutSettings,
     pub serial: Option<SerialSettings>,
     pub mqtt: Option<MqttSettings>,
@@ -100,6 +103,7 @@ impl Default for Config {
             timing: TimingSettings::default(),
             alarm: AlarmSettings::default(),
             zones: Default::default(),
+            setup_file: None,
             stdout: StdoutSettings::default(),
             serial: None,
             mqtt: None,
@@ -189,6 +193,23 @@ impl Config {
             && p.is_relative()
         {
             pool.mask = MaskSpec::Image(base.join(p));
+        }
+        if let Some(f) = &cfg.setup_file
+            && f.is_relative()
+        {
+            cfg.setup_file = Some(base.join(f));
+        }
+        // The set-up page's lanes and zones replace the config's.
+        if let Some(f) = cfg.setup_file.clone() {
+            let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), key: "setup_file".into(), message: cut(&message, 300) };
+            if let Some(setup) = crate::device::setup::Setup::load(&f).map_err(|e| invalid(e.to_string()))? {
+                if setup.lanes.is_some() {
+                    cfg.lanes = setup.lanes;
+                }
+                if let Some(zones) = setup.zones {
+                    cfg.zones = zones;
+                }
+            }
         }
         Ok(cfg)
     }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod preflight;
 pub mod queue;
 pub mod record;
+pub mod setup;
 pub mod signals;
 pub mod report;
 pub mod sink;

@@ -41,6 +41,10 @@ pub fn main(a: Args) -> Result<ExitCode, Usage> {
     if let Some(l) = &cfg.lanes {
         out!("  lanes    {} over {} m", l.count, l.length_m);
     }
+    if let Some(f) = &cfg.setup_file {
+        let state = if f.exists() { "its lanes and zones apply" } else { "not written yet" };
+        out!("  setup    {} ({state}; the preview's /setup page saves there)", f.display());
+    }
     let a = &cfg.alarm;
     match a.enabled {
         true => {

@@ -136,8 +136,9 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
     let model = load_model(&cfg, opts)?;
     crate::device::preflight::preflight(&cfg, &model, false).map_err(DaemonError::Preflight)?;
     crate::media::images::set_max_pixels(cfg.pipeline.max_pixels);
-    let shared = Shared::default();
+    let shared = Shared { setup: Arc::new(crate::device::setup::SetupState::new(Arc::clone(&reload_flag))), ..Shared::default() };
     shared.zones.set_zones(&cfg.zones);
+    shared.setup.set(cfg.setup_file.as_deref(), cfg.lanes.as_ref(), &cfg.zones);
     let metrics = Arc::clone(&shared.metrics);
     let capture_stop = Arc::new(AtomicBool::new(false));
     let on_state = {
@@ -209,6 +210,7 @@ pub fn run(cfg: Config, opts: &RunOptions, stop: Arc<AtomicBool>, reload_flag: A
                     crate::media::images::set_max_pixels(new_cfg.pipeline.max_pixels);
                     workers.replace(dets);
                     shared.zones.set_zones(&new_cfg.zones);
+                    shared.setup.set(new_cfg.setup_file.as_deref(), new_cfg.lanes.as_ref(), &new_cfg.zones);
                     let old = std::mem::replace(&mut stage, Stage::new(&new_cfg, None, Arc::clone(&shared.zones)));
                     stage = Stage::new(&new_cfg, Some(old), Arc::clone(&shared.zones));
                     running = new_cfg;

@@ -25,6 +25,8 @@ pub struct Shared {
     pub stdout_closed: Arc<AtomicBool>,
     /// The alarm zones and which are off (switched over MQTT and HTTP, read by the stage).
     pub zones: Arc<crate::device::zones::ZoneControl>,
+    /// What the preview's set-up page edits and where it saves.
+    pub setup: Arc<crate::device::setup::SetupState>,
 }
 
 /// The outputs of one config; rebuilt piecewise when a reload changes a section.
@@ -41,7 +43,7 @@ impl Outputs {
     /// The outputs of `cfg`, keeping those of `prev` whose settings did not change. Outputs that
     /// cannot start are left out and their errors returned.
     pub fn build(cfg: &Config, prev: Option<Outputs>, shared: &Shared) -> (Outputs, Vec<DaemonError>) {
-        let Shared { metrics, pictures, stdout_closed, zones } = shared;
+        let Shared { metrics, pictures, stdout_closed, zones, setup } = shared;
         let mut prev = prev;
         let mut errors = Vec::new();
         let old = prev.as_ref().map(|p| p.cfg.clone());
@@ -79,7 +81,7 @@ impl Outputs {
             old_server => {
                 drop(old_server); // frees the port
                 match &cfg.http {
-                    Some(h) => PreviewServer::start(h, Arc::clone(metrics), Arc::clone(pictures), Arc::clone(zones)).map_err(|e| errors.push(e.into())).ok(),
+                    Some(h) => PreviewServer::start(h, Arc::clone(metrics), Arc::clone(pictures), Arc::clone(zones), Arc::clone(setup)).map_err(|e| errors.push(e.into())).ok(),
                     None => None,
                 }
             }

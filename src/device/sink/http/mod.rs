@@ -10,6 +10,7 @@ pub mod server;
 use crate::util::setting::{AboveUpTo, SettingError, in_range};
 use crate::device::report::{FrameReport, Health, Metrics, PictureDemand};
 use crate::device::sink::Sink;
+use crate::device::setup::SetupState;
 use crate::device::zones::{Switch, ZoneControl};
 use crate::util::sync::lock;
 use serde::{Deserialize, Serialize};
@@ -173,7 +174,7 @@ pre{background:#222;padding:.5em}a{color:#8cf}
 <div id="alarm" role="alert"></div>
 <div id="zones"></div>
 <p>Live view: heatmap, pool mask (dimmed outside), lanes, boxes and swimmer IDs.
-<a href="/snapshot.jpg">snapshot</a> · <a href="/metrics">metrics</a> · <a href="/health">health</a></p>
+<a href="/snapshot.jpg">snapshot</a> · <a href="/metrics">metrics</a> · <a href="/health">health</a> · <a href="/setup">set up lanes and zones</a></p>
 <img src="/stream.mjpeg" alt="live stream">
 <pre id="h"></pre>
 <script>
@@ -187,6 +188,67 @@ p.className='zone '+z.state;p.textContent='Zone '+z.zone+': '+(z.state=='off'?'a
 const b=document.createElement('button');b.textContent=z.state=='off'?'switch on now':'switch off 10 min';
 b.onclick=async()=>{await fetch('/zones/'+encodeURIComponent(z.zone)+'?set='+(z.state=='off'?'on':'10'),{method:'POST'});tick()};p.appendChild(b);d.appendChild(p)}}
 setInterval(tick,1000);tick();
+</script></body></html>
+"#;
+
+/// The set-up page: click the pool's corners on the live image, give the lanes and the length, draw
+/// zones; the lanes are drawn as you go, and Save writes them to the config's `setup_file` (the daemon
+/// reloads and draws them on its frames).
+const SETUP_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>poolwatch set-up</title>
+<style>body{font-family:sans-serif;background:#111;color:#ddd;margin:1em}a{color:#8cf}
+#view{position:relative;display:inline-block}#view img,#view canvas{position:absolute;left:0;top:0}
+#view canvas{cursor:crosshair}fieldset{border:1px solid #444;margin:.5em 0}input[type=number]{width:5em}
+#status{font-weight:bold;color:#fd6}</style></head>
+<body><h1>poolwatch set-up</h1>
+<p><a href="/">live view</a> · <span id="file"></span></p>
+<fieldset><legend>What a click sets</legend>
+<label><input type="radio" name="mode" id="mode-lanes" value="lanes" checked> pool corners: start wall left, start wall right, far wall right, far wall left</label><br>
+<label><input type="radio" name="mode" id="mode-zone" value="zone"> a zone's corners</label></fieldset>
+<fieldset><legend>Lanes</legend>
+<label>lanes <input type="number" id="count" min="1" max="32" value="8"></label>
+<label>length (m) <input type="number" id="length" min="1" max="1000" step="0.5" value="25"></label>
+<button id="clear">clear corners</button></fieldset>
+<fieldset><legend>Zones (the alarm can be switched off in them)</legend>
+<label>name <input type="text" id="zname" value="shallow" style="width:8em"></label>
+<button id="addzone">add the zone clicked</button> <button id="clearzone">clear its corners</button>
+<ul id="zlist"></ul></fieldset>
+<p><button id="save">save</button> <span id="status"></span></p>
+<div id="view"><img id="img" src="/snapshot.jpg" alt="the camera's picture"><canvas id="cv"></canvas></div>
+<script>
+let corners=[],zone=[],zones={},W=640,H=480;
+const $=id=>document.getElementById(id),img=$('img'),cv=$('cv'),ctx=cv.getContext('2d');
+const mode=()=>document.querySelector('input[name=mode]:checked').value;
+const say=t=>{$('status').textContent=t};
+const lerp=(a,b,t)=>[a[0]+(b[0]-a[0])*t,a[1]+(b[1]-a[1])*t];
+function size(){W=img.naturalWidth||640;H=img.naturalHeight||480;cv.width=W;cv.height=H;
+for(const e of [img,cv,$('view')]){e.style.width=W+'px';e.style.height=H+'px'}draw()}
+img.onload=size;
+async function load(){const s=await (await fetch('/setup.json')).json();
+if(s.lanes){corners=s.lanes.corners;$('count').value=s.lanes.count;$('length').value=s.lanes.length_m}
+zones={};for(const [n,z] of Object.entries(s.zones||{}))zones[n]=z.polygon;
+$('file').textContent=s.file?'saves to '+s.file:'no setup_file in the config: this page shows, it cannot save';list();draw()}
+cv.onclick=e=>{const r=cv.getBoundingClientRect(),p=[Math.round((e.clientX-r.left)*W/r.width),Math.round((e.clientY-r.top)*H/r.height)];
+if(mode()=='lanes'){if(corners.length>=4)corners=[];corners.push(p)}else zone.push(p);draw()};
+function poly(pts,name,open){if(!pts.length)return;ctx.beginPath();pts.forEach((p,i)=>i?ctx.lineTo(p[0],p[1]):ctx.moveTo(p[0],p[1]));
+if(!open)ctx.closePath();ctx.stroke();ctx.fillText(name,pts[0][0]+4,pts[0][1]+14)}
+function draw(){ctx.clearRect(0,0,W,H);ctx.font='12px sans-serif';ctx.lineWidth=2;ctx.strokeStyle=ctx.fillStyle='#ff0';
+corners.forEach((p,i)=>{ctx.beginPath();ctx.arc(p[0],p[1],4,0,7);ctx.fill();ctx.fillText(['start L','start R','far R','far L'][i],p[0]+6,p[1]-6)});
+if(corners.length==4){poly(corners,'');const n=Math.max(1,+$('count').value||1);ctx.lineWidth=1;
+for(let k=1;k<n;k++){const a=lerp(corners[0],corners[1],k/n),b=lerp(corners[3],corners[2],k/n);ctx.beginPath();ctx.moveTo(a[0],a[1]);ctx.lineTo(b[0],b[1]);ctx.stroke()}
+for(let k=0;k<n;k++){const m=lerp(lerp(corners[0],corners[1],(k+.5)/n),lerp(corners[3],corners[2],(k+.5)/n),.1);ctx.fillText('L'+(k+1),m[0]-6,m[1])}}
+ctx.lineWidth=2;ctx.strokeStyle=ctx.fillStyle='#f6f';for(const [n,p] of Object.entries(zones))poly(p,n);poly(zone,'new zone',true)}
+function list(){const ul=$('zlist');ul.textContent='';for(const n of Object.keys(zones)){const li=document.createElement('li');li.textContent=n+' ';
+const b=document.createElement('button');b.textContent='remove';b.onclick=()=>{delete zones[n];list();draw()};li.appendChild(b);ul.appendChild(li)}}
+$('count').oninput=draw;$('clear').onclick=()=>{corners=[];draw()};$('clearzone').onclick=()=>{zone=[];draw()};
+$('addzone').onclick=()=>{const n=$('zname').value.trim();if(!/^[A-Za-z0-9_-]{1,32}$/.test(n))return say('a zone name is 1-32 letters, digits, - or _');
+if(zone.length<3)return say('click at least 3 corners of the zone first');zones[n]=zone;zone=[];list();draw();say('zone '+n+' added; save to keep it')};
+$('save').onclick=async()=>{if(corners.length!=4)return say('click the pool\'s 4 corners first');
+const q='corners='+encodeURIComponent(corners.map(p=>p.join(',')).join(';'))+'&count='+encodeURIComponent($('count').value)+'&length_m='+encodeURIComponent($('length').value)
++'&zones='+encodeURIComponent(Object.entries(zones).map(([n,p])=>n+':'+p.map(c=>c.join(',')).join(';')).join('|'));
+const r=await fetch('/setup?'+q,{method:'POST'}),t=await r.text();
+if(!r.ok)return say('could not save: '+t);say('saved to '+JSON.parse(t).saved+'; the daemon reloads');setTimeout(()=>{img.src='/snapshot.jpg?'+Date.now()},1500)};
+load();
 </script></body></html>
 "#;
 
@@ -260,12 +322,18 @@ pub struct HttpError {
 
 impl PreviewServer {
     /// Binds and starts serving; returns the server and the sink that feeds it.
-    pub fn start(settings: &HttpSettings, metrics: Arc<Metrics>, pictures: Arc<PictureDemand>, zones: Arc<ZoneControl>) -> Result<(PreviewServer, PreviewSink), HttpError> {
+    pub fn start(
+        settings: &HttpSettings,
+        metrics: Arc<Metrics>,
+        pictures: Arc<PictureDemand>,
+        zones: Arc<ZoneControl>,
+        setup: Arc<SetupState>,
+    ) -> Result<(PreviewServer, PreviewSink), HttpError> {
         let latest = Arc::new(Latest::default());
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Handler = {
             let (latest, stop, s) = (Arc::clone(&latest), Arc::clone(&stop), settings.clone());
-            let shared = Served { metrics, pictures, zones };
+            let shared = Served { metrics, pictures, zones, setup };
             Arc::new(move |req: &Request| answer(req, &latest, &shared, &stop, &s))
         };
         // Streams hold a connection each; the page, health checks and scrapers need a few more.
@@ -304,18 +372,47 @@ struct Served {
     metrics: Arc<Metrics>,
     pictures: Arc<PictureDemand>,
     zones: Arc<ZoneControl>,
+    setup: Arc<SetupState>,
 }
 
-/// `POST /zones/NAME?set=off|on|MINUTES`: with a token configured, any authorised client; without one,
-/// only this machine. A browser's cross-site request (an `Origin` other than this server) is refused.
-fn switch_zone(req: &Request, zones: &ZoneControl, s: &HttpSettings) -> Reply {
+/// Whether a request may change something: with a token configured, any authorised client (checked
+/// before); without one, only this machine. A browser's cross-site request (an `Origin` other than this
+/// server) never.
+fn may_write(req: &Request, s: &HttpSettings) -> Result<(), Reply> {
     if s.token.is_none() && !req.loopback {
-        return Reply::text(403, "switching a zone needs http.token, or a request from this machine\n");
+        return Err(Reply::text(403, "changing anything needs http.token, or a request from this machine\n"));
     }
     if let Some(origin) = req.header("origin")
         && req.header("host").is_none_or(|h| origin != format!("http://{h}") && origin != format!("https://{h}"))
     {
-        return Reply::text(403, "a request from another site may not switch zones\n");
+        return Err(Reply::text(403, "a request from another site may not change anything\n"));
+    }
+    Ok(())
+}
+
+/// `POST /setup?corners=...&count=..&length_m=..&zones=...`: the set-up page's lanes and zones,
+/// saved to the config's `setup_file`; the daemon reloads and draws them.
+fn save_setup(req: &Request, setup: &SetupState, s: &HttpSettings) -> Reply {
+    if let Err(r) = may_write(req, s) {
+        return r;
+    }
+    let new = match crate::device::setup::from_query(&req.query) {
+        Ok(n) => n,
+        Err(e) => return Reply::text(400, &format!("{e}\n")),
+    };
+    match setup.save(&new) {
+        Ok(file) => {
+            log::warn!("set-up page: lanes and zones saved to {}; reloading", file.display());
+            Reply::new(200, "application/json", serde_json::json!({"saved": file.display().to_string()}).to_string())
+        }
+        Err(e) => Reply::text(409, &format!("{e}\n")),
+    }
+}
+
+/// `POST /zones/NAME?set=off|on|MINUTES`.
+fn switch_zone(req: &Request, zones: &ZoneControl, s: &HttpSettings) -> Reply {
+    if let Err(r) = may_write(req, s) {
+        return r;
     }
     let Some(zone) = req.path.strip_prefix("/zones/").filter(|z| crate::device::zones::valid_name(z)) else {
         return Reply::text(404, "no such zone: POST /zones/NAME?set=off|on|MINUTES\n");
@@ -336,7 +433,7 @@ fn switch_zone(req: &Request, zones: &ZoneControl, s: &HttpSettings) -> Reply {
 }
 
 fn answer(req: &Request, latest: &Arc<Latest>, served: &Served, stop: &Arc<AtomicBool>, s: &HttpSettings) -> Reply {
-    let Served { metrics, pictures, zones } = served;
+    let Served { metrics, pictures, zones, setup } = served;
     if let Some(token) = &s.token
         && !authorised(req, token)
     {
@@ -344,14 +441,23 @@ fn answer(req: &Request, latest: &Arc<Latest>, served: &Served, stop: &Arc<Atomi
             .with_header("WWW-Authenticate", "Basic realm=\"poolwatch\"".to_string());
     }
     if req.post {
-        return match req.path.starts_with("/zones/") {
-            true => switch_zone(req, zones, s),
-            false => Reply::text(405, "only POST /zones/NAME changes anything\n").with_header("Allow", "GET, HEAD".to_string()),
+        return match req.path.as_str() {
+            p if p.starts_with("/zones/") => switch_zone(req, zones, s),
+            "/setup" => save_setup(req, setup, s),
+            _ => Reply::text(405, "only POST /zones/NAME and /setup change anything\n").with_header("Allow", "GET, HEAD".to_string()),
         };
     }
     let reply = match req.path.as_str() {
         "/" | "/index.html" => Reply::new(200, "text/html; charset=utf-8", PAGE),
         "/zones" => Reply::new(200, "application/json", serde_json::to_string(&zones.states(std::time::SystemTime::now())).unwrap_or_default()),
+        "/setup" => Reply::new(200, "text/html; charset=utf-8", SETUP_PAGE),
+        // Browsers ask for it; a water drop rather than a 404 in their consoles.
+        "/favicon.ico" => Reply::new(200, "image/svg+xml", r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="9" r="6" fill="#3ad"/></svg>"##),
+        "/setup.json" => {
+            let (current, file) = setup.current();
+            let body = serde_json::json!({"file": file.map(|f| f.display().to_string()), "lanes": current.lanes, "zones": current.zones.unwrap_or_default()});
+            Reply::new(200, "application/json", body.to_string())
+        }
         "/health" => {
             let (ok, body) = health(metrics, zones);
             Reply::new(if ok { 200 } else { 503 }, "application/json", body.to_string())
