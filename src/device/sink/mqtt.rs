@@ -305,8 +305,10 @@ pub struct MqttSink {
     /// The latest `alarm` message (clear at start, replacing a stale one a previous run retained),
     /// announced again after a reconnect.
     alarm_msg: String,    zones: Arc<ZoneControl>,
-    /// The zones' version last published (`None`: publish them at the next tick).
+    /// The zones' version last published (`None`: publish them at the next tick), and their names (a
+    /// zone removed by a reload has its retained state deleted).
     zones_published: Option<u64>,
+    zone_names: Vec<String>,
 }
 
 /// The connection's state, kept by the connection thread and read by the sink.
@@ -375,11 +377,10 @@ impl MqttSink {
                         // and cannot wait for room in it.
                         thread_link.reconnected.store(true, Ordering::Relaxed);
                         thread_link.connected.store(true, Ordering::Relaxed);
-                        // Staff switch alarm zones here (a clean session: subscribed again each time).
-                        if !thread_zones.is_empty() {
-                            let sub = rumqttc::Subscribe::new(thread_topics.zone_set_filter(), QoS::AtLeastOnce);
-                            connection.eventloop.pending.push_back(rumqttc::Request::Subscribe(sub));
-                        }
+                        // Staff switch alarm zones here (a clean session: subscribed again each time;
+                        // always, as a reload or the set-up page may add zones while connected).
+                        let sub = rumqttc::Subscribe::new(thread_topics.zone_set_filter(), QoS::AtLeastOnce);
+                        connection.eventloop.pending.push_back(rumqttc::Request::Subscribe(sub));
                     }
                     Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                         if let Some(zone) = thread_topics.zone_of_set(&p.topic) {
@@ -447,6 +448,7 @@ impl MqttSink {
             alarm_msg: alarm_message(&[], 0.0),
             zones,
             zones_published: None,
+            zone_names: Vec::new(),
         })
     }
 
@@ -593,7 +595,13 @@ impl Sink for MqttSink {
         let version = self.zones.version();
         if self.link.connected.load(Ordering::Relaxed) && self.zones_published != Some(version) {
             self.zones_published = Some(version);
-            for z in self.zones.states(std::time::SystemTime::now()) {
+            let states = self.zones.states(std::time::SystemTime::now());
+            let names: Vec<String> = states.iter().map(|z| z.zone.clone()).collect();
+            for gone in std::mem::replace(&mut self.zone_names, names).into_iter().filter(|n| !states.iter().any(|z| &z.zone == n)) {
+                // An empty retained message deletes the broker's retained state of a zone no longer there.
+                self.publish(self.topics.zone(&gone), QoS::AtLeastOnce, true, String::new());
+            }
+            for z in states {
                 self.publish(self.topics.zone(&z.zone), QoS::AtLeastOnce, true, serde_json::to_string(&z).unwrap_or_default());
             }
         }
