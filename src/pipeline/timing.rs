@@ -110,6 +110,9 @@ enum Dir {
 /// Samples further apart than this are a gap (the swimmer out of sight, or its track broken).
 const GAP_S: f64 = 0.2;
 
+/// A run in one direction this long gives the swimming speed.
+const RUN_S: f64 = 2.0;
+
 #[derive(Clone, Debug)]
 struct Pending {
     /// The farthest point before the gap: time, distance, track.
@@ -127,10 +130,14 @@ struct LaneState {
     /// distance, track.
     extreme: (f64, f64, u64),
     last_seen: f64,
-    /// The last sample (time, distance, direction) and the swimming speed (m/s, smoothed), to place
-    /// a turn that happened out of sight.
+    /// The last sample (time, distance, direction) and the swimming speed (m/s), to place a turn that
+    /// happened out of sight.
     prev: (f64, f64, Dir),
     speed: f64,
+    /// Where and when the current direction's run began: the speed is its average once it is
+    /// `RUN_S` long (a frame-to-frame speed is mostly the box's jitter, and slows where the box is cut
+    /// at the picture's edge, just before a turn out of sight).
+    run: Option<(f64, f64)>,
     /// After a gap: what was known before it, until the direction is known again.
     pending: Option<Pending>,
     /// Session start (the first touch) and the last touch.
@@ -203,6 +210,7 @@ impl LapTimer {
                 last_seen: ts,
                 prev: (ts, p.distance_m, Dir::Unknown),
                 speed: 0.0,
+                run: None,
                 pending: None,
                 first_touch: None,
                 last_touch: None,
@@ -224,7 +232,21 @@ impl LapTimer {
         let dt = ts - pt;
         if state.dir != Dir::Unknown && pdir == state.dir && dt > 0.0 && dt < GAP_S {
             let v = ((d - pd).abs() / dt).min(4.0);
-            state.speed = if state.speed == 0.0 { v } else { 0.9 * state.speed + 0.1 * v };
+            state.speed = match state.run {
+                Some((t0, d0)) if state.extreme.0 - t0 >= RUN_S => ((state.extreme.1 - d0).abs() / (state.extreme.0 - t0)).min(4.0),
+                _ if state.speed == 0.0 => v,
+                _ => 0.9 * state.speed + 0.1 * v,
+            };
+        }
+        // Out of sight again before its direction was known (seen only briefly, near a wall): what is
+        // known after this gap replaces what was seen before it, so a turn hidden in either gap is
+        // placed from the last approach and this departure.
+        if state.dir == Dir::Unknown && dt >= GAP_S {
+            if let Some(pending) = &mut state.pending {
+                pending.seen = (ts, p);
+            }
+            state.extreme = (ts, p.distance_m, p.track);
+            return None;
         }
         // Seen again after a while out of sight (or after its track broke): which way it goes now is
         // found again before anything is decided.
@@ -242,6 +264,7 @@ impl LapTimer {
                 }
                 let dir = if p.distance_m > ext { Dir::Out } else { Dir::Back };
                 state.dir = dir;
+                state.run = Some((state.extreme.0, ext));
                 state.extreme = (ts, p.distance_m, p.track);
                 state.prev = (ts, p.distance_m, dir);
                 match state.pending.take() {
@@ -261,6 +284,7 @@ impl LapTimer {
                     let (t, at, track) = state.extreme;
                     let back = if dir == Dir::Out { Dir::Back } else { Dir::Out };
                     state.dir = back;
+                    state.run = Some((ts, p.distance_m));
                     state.extreme = (ts, p.distance_m, p.track);
                     state.prev = (ts, p.distance_m, back);
                     self.touch(idx, t, at, track)
@@ -369,6 +393,23 @@ mod tests {
             laps.extend(timer.update(t, &[LanePosition::at(lane, d, 1)]));
         }
         laps
+    }
+
+    #[test]
+    fn a_turn_hidden_around_a_brief_sighting_is_placed_from_the_approach_and_the_departure() {
+        // Towards the start wall at 1.5 m/s, turning at 10 s (1 m), seen only from 4.5 m out but for
+        // 0.5 s on the approach (4 m to 3.25 m), with no direction known then; the swimming before sets
+        // the speed (a slower one, as the box is cut at the picture's edge, used to miss this turn).
+        let d = |t: f64| 1.0 + 1.5 * (t - 10.0).abs();
+        let mut timer = LapTimer::new(TimingSettings::default(), 8, 25.0);
+        for i in 0..(20.0 * 25.0) as usize {
+            let t = i as f64 / 25.0;
+            let seen = d(t) >= 4.5 || (8.0..8.5).contains(&t);
+            let at: Vec<LanePosition> = if seen { vec![LanePosition::at(2, d(t), 1)] } else { vec![] };
+            timer.update(t, &at);
+        }
+        let first = timer.lanes[1].as_ref().and_then(|s| s.first_touch).expect("the turn was seen");
+        assert!((first - 10.0).abs() < 0.3, "placed at {first}");
     }
 
     #[test]
