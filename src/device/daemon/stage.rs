@@ -76,7 +76,7 @@ impl Stage {
             None => Vec::new(),
         };
         // Zones switched off mute the alarm for the swimmers whose box centre is in them.
-        let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(ts.max(0.0));
+        let now = at_clock(ts);
         for zone in self.zones.expire(now) {
             log::info!("zone {zone}: its time is up, the alarm watches it again");
         }
@@ -135,7 +135,7 @@ impl Stage {
         let tracked = self.track(frame.seq, ts, (d.width, d.height), &d.boxes);
         let picture = if pictures.wanted(!tracked.events.is_empty() || !tracked.alarms.is_empty()) {
             let lanes = self.lane_settings.as_ref().map(|l| (l.corners, l.count));
-            let zones = self.zones.outlines(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(ts.max(0.0)));
+            let zones = self.zones.outlines(at_clock(ts));
             Some(Arc::new(Picture { heatmap, mask, lanes, zones, image: frame.image }))
         } else {
             workers.recycle(heatmap);
@@ -145,4 +145,10 @@ impl Stage {
         let ms = d.timings.total + t0.elapsed().as_secs_f64() * 1000.0;
         Ok(FrameReport::new(frame.seq, ts, frame.origin, d, tracked, ms, picture))
     }
+}
+
+/// A frame's time (Unix seconds) as a clock time, for the zones' timers (a time that is not a clock's
+/// is the epoch, never a panic).
+fn at_clock(ts: f64) -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(ts).unwrap_or_default()
 }
