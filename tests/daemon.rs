@@ -1174,10 +1174,10 @@ fn a_swimmer_who_stops_raises_a_warning_then_an_alarm_everywhere() {
 }
 
 /// Publishes one message (QoS 1) and waits until the broker has it.
-fn mqtt_publish(port: u16, topic: &str, payload: &str) {
+fn mqtt_publish(port: u16, topic: &str, payload: &str, retain: bool) {
     use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
     let (client, mut conn) = Client::new(MqttOptions::new(format!("pub-{}", free_port()), "127.0.0.1", port), 10);
-    client.publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec()).unwrap();
+    client.publish(topic, QoS::AtLeastOnce, retain, payload.as_bytes().to_vec()).unwrap();
     let end = Instant::now() + Duration::from_secs(10);
     for ev in conn.iter() {
         if matches!(ev, Ok(Event::Incoming(Packet::PubAck(_)))) {
@@ -1202,15 +1202,19 @@ fn an_alarm_zone_switched_off_over_mqtt_is_quiet_until_http_switches_it_on() {
             "name = \"z\"\n[source]\nkind = \"synth\"\nfps = 15.0\nswimmers = \"2\"\nstop = \"0+600\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt_port}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n[alarm]\nwarn_s = {warn:.1}\nalarm_s = {alarm:.1}\n[zones.pool]\npolygon = [[0, 0], [640, 0], [640, 480], [0, 480]]\nmax_off_min = 30.0\n{QUICK_TRACKS}"
         ),
     );
+    // A switch left retained on the broker is not taken when the daemon subscribes (it would switch
+    // the zone again at every reconnect, long after it was meant): the alarm is raised all the same.
+    mqtt_publish(mqtt_port, "poolwatch/z/zones/pool/set", "off 30", true);
     let rx = subscribe(mqtt_port, "zone-watch");
     let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
     let has = |level: &'static str| move |v: &serde_json::Value| v["alarms"].as_array().is_some_and(|a| a.iter().any(|e| e["state"] == level));
     daemon.wait_line("an alarm", 60, has("alarm"));
+    daemon.wait_log("a retained request is not taken", 5);
     let (i, (_, on, _)) = wait_msg_from(&rx, 0, 10, |t, _, _| t == "poolwatch/z/zones/pool");
     assert!(on.contains("\"state\":\"on\""), "{on}");
 
     // Off for 5 minutes over MQTT: the alarm clears (reason off), the zone's state says so (retained).
-    mqtt_publish(mqtt_port, "poolwatch/z/zones/pool/set", "off 5");
+    mqtt_publish(mqtt_port, "poolwatch/z/zones/pool/set", "off 5", false);
     let clear = daemon.wait_line("the alarm cleared", 20, has("clear"));
     assert_eq!(clear["alarms"][0]["reason"], "off", "{clear}");
     let (_, (_, off, _)) = wait_msg_from(&rx, i + 1, 10, |t, p, _| t == "poolwatch/z/zones/pool" && p.contains("\"state\":\"off\""));
@@ -1235,13 +1239,18 @@ fn an_alarm_zone_switched_off_over_mqtt_is_quiet_until_http_switches_it_on() {
     assert!(post("/zones/pool?set=maybe", "").starts_with("HTTP/1.1 400"));
     assert!(post("/zones/pool?set=on", "Origin: http://evil.example\r\n").starts_with("HTTP/1.1 403"));
     assert!(post("/health", "").starts_with("HTTP/1.1 405"));
-    mqtt_publish(mqtt_port, "poolwatch/z/zones/pool/set", "whenever");
-    daemon.wait_log("refused", 5);
+    // Not a switch: refused (logged at a bounded rate), the zone stays off.
+    mqtt_publish(mqtt_port, "poolwatch/z/zones/pool/set", "whenever", false);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, zones) = http_get(http_port, "/zones", 1 << 16);
+    assert!(String::from_utf8_lossy(&zones).contains("\"state\":\"off\""), "{}", String::from_utf8_lossy(&zones));
 
     // On again over HTTP, from this machine (the page's own origin): the alarm comes back.
     let r = post("/zones/pool?set=on", &format!("Origin: http://127.0.0.1:{http_port}\r\n"));
     assert!(r.starts_with("HTTP/1.1 200") && r.contains("\"state\":\"on\""), "{r}");
     daemon.wait_line("the alarm again", 20, has("alarm"));
+    let (_, zones) = http_get(http_port, "/zones", 1 << 16);
+    assert!(String::from_utf8_lossy(&zones).contains("\"state\":\"on\""), "{}", String::from_utf8_lossy(&zones));
     assert_eq!(daemon.stop(), 0);
     drop(broker);
 }

@@ -359,6 +359,8 @@ impl MqttSink {
             // drops them at the next ConnAck unless the broker kept the session, so they are kept here
             // and handed back to it once connected (at least once: a duplicate is possible, a loss not).
             let mut unsent: Vec<rumqttc::Request> = Vec::new();
+            // Refused zone switches, logged at a bounded rate (anyone on the broker can send them).
+            let mut refusals = crate::device::throttle::Throttle::new(Duration::from_secs(10));
             loop {
                 match connection.recv() {
                     Err(_) => break, // every client handle is gone
@@ -385,10 +387,20 @@ impl MqttSink {
                     Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                         if let Some(zone) = thread_topics.zone_of_set(&p.topic) {
                             let asked = String::from_utf8_lossy(&p.payload).chars().take(40).collect::<String>();
-                            let done = Switch::parse(&asked).map_err(|e| e.to_string()).and_then(|w| thread_zones.switch(zone, w, std::time::SystemTime::now()).map_err(|e| e.to_string()));
+                            // A retained switch would switch the zone again at every reconnect, long
+                            // after whoever sent it meant it: only live requests count.
+                            let done = if p.retain {
+                                Err("a retained request is not taken (publish it without retain)".to_string())
+                            } else {
+                                Switch::parse(&asked).map_err(|e| e.to_string()).and_then(|w| thread_zones.switch(zone, w, std::time::SystemTime::now()).map_err(|e| e.to_string()))
+                            };
                             match done {
                                 Ok(z) => log::warn!("zone {zone}: switched {} over MQTT ({asked:?}){}", z.state, z.remaining_s.map(|r| format!(" for {:.0} min", r / 60.0)).unwrap_or_default()),
-                                Err(e) => log::warn!("mqtt {}: refused: {e}", p.topic.chars().take(120).collect::<String>()),
+                                Err(e) => {
+                                    if let Some(more) = refusals.allow() {
+                                        log::warn!("mqtt {}: refused: {e}{more}", p.topic.chars().take(120).collect::<String>());
+                                    }
+                                }
                             }
                         }
                     }
