@@ -38,7 +38,10 @@ if [[ ${#need[@]} -gt 0 ]]; then
         sleep $((i * 20))
     done
 fi
-# playwright-core (drives Debian's chromium; it never downloads a browser of its own), as locked.
+# playwright-core (drives Debian's chromium; it never downloads a browser of its own), as locked; it
+# needs Node.js 20 or later (Debian 12's own nodejs is 18: NodeSource's, as these machines carry).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[[ $node_major -ge 20 ]] || { echo "setup: Node.js $node_major is too old for playwright-core (tests/browser): install Node.js 20 or later" >&2; exit 1; }
 if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
     echo "== setup: npm ci in tests/browser (playwright-core)"
     for i in 1 2 3; do

@@ -1120,21 +1120,28 @@ fn hostile_http_clients_cannot_stop_or_blind_the_daemon() {
 }
 
 
+/// The config of a daemon named `name` whose synthetic camera's first swimmer is still from the start,
+/// with a broker and the preview on the given ports and `extra` sections; with the seconds still
+/// before a warning and an alarm (longer under emulation, a frame every second or so).
+fn still_swimmer(dir: &Path, name: &str, mqtt_port: u16, http_port: u16, extra: &str) -> (PathBuf, f64, f64) {
+    let (warn, alarm) = (common::slowdown(), 2.0 * common::slowdown());
+    let cfg = write_config(
+        dir,
+        &format!(
+            "name = \"{name}\"\n[source]\nkind = \"synth\"\nfps = 15.0\nswimmers = \"2\"\nstop = \"0+600\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt_port}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n[alarm]\nwarn_s = {warn:.1}\nalarm_s = {alarm:.1}\n{extra}{QUICK_TRACKS}"
+        ),
+    );
+    (cfg, warn, alarm)
+}
+
 /// A swimmer who stops (the synthetic camera's first, still from the start): a warning, then an alarm,
 /// on stdout, on the retained MQTT `alarm` topic (`clear` before it), on `/health` and `/metrics`.
 #[test]
 fn a_swimmer_who_stops_raises_a_warning_then_an_alarm_everywhere() {
     let dir = tempfile::tempdir().unwrap();
-    // Seconds still before a warning and an alarm: longer under emulation (a frame every second or so).
-    let (warn, alarm) = (common::slowdown(), 2.0 * common::slowdown());
     let (mqtt_port, http_port) = (free_port(), free_port());
     let broker = Broker::start(mqtt_port);
-    let cfg = write_config(
-        dir.path(),
-        &format!(
-            "name = \"still\"\n[source]\nkind = \"synth\"\nfps = 15.0\nswimmers = \"2\"\nstop = \"0+600\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt_port}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n[alarm]\nwarn_s = {warn:.1}\nalarm_s = {alarm:.1}\n[snapshots]\ndir = \"snaps\"\nmin_interval_s = 600.0\n{QUICK_TRACKS}"
-        ),
-    );
+    let (cfg, warn, alarm) = still_swimmer(dir.path(), "still", mqtt_port, http_port, "[snapshots]\ndir = \"snaps\"\nmin_interval_s = 600.0\n");
     let rx = subscribe(mqtt_port, "alarm-watch");
     let daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()], &[]);
     // At start the retained state is clear (a stale alarm of an earlier run never stays).
@@ -1193,15 +1200,9 @@ fn mqtt_publish(port: u16, topic: &str, payload: &str, retain: bool) {
 #[test]
 fn an_alarm_zone_switched_off_over_mqtt_is_quiet_until_http_switches_it_on() {
     let dir = tempfile::tempdir().unwrap();
-    let (warn, alarm) = (common::slowdown(), 2.0 * common::slowdown());
     let (mqtt_port, http_port) = (free_port(), free_port());
     let broker = Broker::start(mqtt_port);
-    let cfg = write_config(
-        dir.path(),
-        &format!(
-            "name = \"z\"\n[source]\nkind = \"synth\"\nfps = 15.0\nswimmers = \"2\"\nstop = \"0+600\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt_port}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n[alarm]\nwarn_s = {warn:.1}\nalarm_s = {alarm:.1}\n[zones.pool]\npolygon = [[0, 0], [640, 0], [640, 480], [0, 480]]\nmax_off_min = 30.0\n{QUICK_TRACKS}"
-        ),
-    );
+    let (cfg, _, alarm) = still_swimmer(dir.path(), "z", mqtt_port, http_port, "[zones.pool]\npolygon = [[0, 0], [640, 0], [640, 480], [0, 480]]\nmax_off_min = 30.0\n");
     // A switch left retained on the broker is not taken when the daemon subscribes (it would switch
     // the zone again at every reconnect, long after it was meant): the alarm is raised all the same.
     mqtt_publish(mqtt_port, "poolwatch/z/zones/pool/set", "off 30", true);

@@ -132,6 +132,8 @@ pub struct Alarms {
     settings: AlarmSettings,
     /// Where swimmers are or were lately, with how long they have been still there.
     spots: Vec<Spot>,
+    /// The tracks of the current frame (kept between frames, not allocated for each).
+    live: Vec<u64>,
 }
 
 /// A track ended without a warning, found again here within this long, keeps its stillness time.
@@ -139,7 +141,7 @@ const REJOIN_S: f64 = 3.0;
 
 impl Alarms {
     pub fn new(settings: AlarmSettings) -> Alarms {
-        Alarms { settings, spots: Vec::new() }
+        Alarms { settings, spots: Vec::new(), live: Vec::new() }
     }
 
     pub fn set_settings(&mut self, settings: AlarmSettings) {
@@ -167,7 +169,9 @@ impl Alarms {
             return out;
         }
         let diag = (frame.0 as f64).hypot(frame.1 as f64);
-        let live: Vec<u64> = at.iter().map(|s| s.track).collect();
+        let mut live = std::mem::take(&mut self.live);
+        live.clear();
+        live.extend(at.iter().map(|s| s.track));
         for s in at.iter().filter(|s| s.seen) {
             let (pos, radius) = position(s, &self.settings, diag);
             let found = self.spots.iter().position(|p| p.track == s.track).or_else(|| {
@@ -236,6 +240,7 @@ impl Alarms {
             }
             unseen <= REJOIN_S
         });
+        self.live = live;
         out
     }
 }

@@ -20,6 +20,8 @@ pub struct Stage {
     timer: Option<LapTimer>,
     alarms: Alarms,
     zones: Arc<ZoneControl>,
+    /// The alarm's view of this frame's swimmers (kept between frames, not allocated for each).
+    sightings: Vec<Sighting>,
 }
 
 impl Stage {
@@ -43,7 +45,7 @@ impl Stage {
         if let Some(t) = &mut timer {
             t.set_settings(cfg.timing.clone());
         }
-        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer, alarms, zones }
+        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer, alarms, zones, sightings: Vec::new() }
     }
 
     /// Feeds one frame's boxes to the tracker: its confirmed swimmers with their lanes, the events, and
@@ -80,9 +82,9 @@ impl Stage {
         for zone in self.zones.expire(now) {
             log::info!("zone {zone}: its time is up, the alarm watches it again");
         }
-        let sightings: Vec<Sighting> = swimmers
-            .iter()
-            .map(|s| {
+        let mut sightings = std::mem::take(&mut self.sightings);
+        sightings.clear();
+        sightings.extend(swimmers.iter().map(|s| {
                 let b = s.track.bbox;
                 Sighting {
                     track: s.track.id,
@@ -92,9 +94,9 @@ impl Stage {
                     lane: s.lane,
                     muted: self.zones.muted(((b[0] + b[2]) / 2.0) as f64, ((b[1] + b[3]) / 2.0) as f64, now),
                 }
-            })
-            .collect();
+            }));
         let alarms = self.alarms.update(ts, size, &sightings);
+        self.sightings = sightings;
         for a in &alarms {
             match a.state {
                 crate::pipeline::alarm::Level::Clear => {

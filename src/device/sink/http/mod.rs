@@ -194,63 +194,7 @@ setInterval(tick,1000);tick();
 /// The set-up page: click the pool's corners on the live image, give the lanes and the length, draw
 /// zones; the lanes are drawn as you go, and Save writes them to the config's `setup_file` (the daemon
 /// reloads and draws them on its frames).
-const SETUP_PAGE: &str = r#"<!doctype html>
-<html><head><meta charset="utf-8"><title>poolwatch set-up</title>
-<style>body{font-family:sans-serif;background:#111;color:#ddd;margin:1em}a{color:#8cf}
-#view{position:relative;display:inline-block}#view img,#view canvas{position:absolute;left:0;top:0}
-#view canvas{cursor:crosshair}fieldset{border:1px solid #444;margin:.5em 0}input[type=number]{width:5em}
-#status{font-weight:bold;color:#fd6}</style></head>
-<body><h1>poolwatch set-up</h1>
-<p><a href="/">live view</a> · <span id="file"></span></p>
-<fieldset><legend>What a click sets</legend>
-<label><input type="radio" name="mode" id="mode-lanes" value="lanes" checked> pool corners: start wall left, start wall right, far wall right, far wall left</label><br>
-<label><input type="radio" name="mode" id="mode-zone" value="zone"> a zone's corners</label></fieldset>
-<fieldset><legend>Lanes</legend>
-<label>lanes <input type="number" id="count" min="1" max="32" value="8"></label>
-<label>length (m) <input type="number" id="length" min="1" max="1000" step="0.5" value="25"></label>
-<button id="clear">clear corners</button></fieldset>
-<fieldset><legend>Zones (the alarm can be switched off in them)</legend>
-<label>name <input type="text" id="zname" value="shallow" style="width:8em"></label>
-<button id="addzone">add the zone clicked</button> <button id="clearzone">clear its corners</button>
-<ul id="zlist"></ul></fieldset>
-<p><button id="save">save</button> <span id="status"></span></p>
-<div id="view"><img id="img" src="/snapshot.jpg" alt="the camera's picture"><canvas id="cv"></canvas></div>
-<script>
-let corners=[],zone=[],zones={},W=640,H=480;
-const $=id=>document.getElementById(id),img=$('img'),cv=$('cv'),ctx=cv.getContext('2d');
-const mode=()=>document.querySelector('input[name=mode]:checked').value;
-const say=t=>{$('status').textContent=t};
-const lerp=(a,b,t)=>[a[0]+(b[0]-a[0])*t,a[1]+(b[1]-a[1])*t];
-function size(){W=img.naturalWidth||640;H=img.naturalHeight||480;cv.width=W;cv.height=H;
-for(const e of [img,cv,$('view')]){e.style.width=W+'px';e.style.height=H+'px'}draw()}
-img.onload=size;
-async function load(){const s=await (await fetch('/setup.json')).json();
-if(s.lanes){corners=s.lanes.corners;$('count').value=s.lanes.count;$('length').value=s.lanes.length_m}
-zones={};for(const [n,z] of Object.entries(s.zones||{}))zones[n]=z.polygon;
-$('file').textContent=s.file?'saves to '+s.file:'no setup_file in the config: this page shows, it cannot save';list();draw()}
-cv.onclick=e=>{const r=cv.getBoundingClientRect(),p=[Math.round((e.clientX-r.left)*W/r.width),Math.round((e.clientY-r.top)*H/r.height)];
-if(mode()=='lanes'){if(corners.length>=4)corners=[];corners.push(p)}else zone.push(p);draw()};
-function poly(pts,name,open){if(!pts.length)return;ctx.beginPath();pts.forEach((p,i)=>i?ctx.lineTo(p[0],p[1]):ctx.moveTo(p[0],p[1]));
-if(!open)ctx.closePath();ctx.stroke();ctx.fillText(name,pts[0][0]+4,pts[0][1]+14)}
-function draw(){ctx.clearRect(0,0,W,H);ctx.font='12px sans-serif';ctx.lineWidth=2;ctx.strokeStyle=ctx.fillStyle='#ff0';
-corners.forEach((p,i)=>{ctx.beginPath();ctx.arc(p[0],p[1],4,0,7);ctx.fill();ctx.fillText(['start L','start R','far R','far L'][i],p[0]+6,p[1]-6)});
-if(corners.length==4){poly(corners,'');const n=Math.max(1,+$('count').value||1);ctx.lineWidth=1;
-for(let k=1;k<n;k++){const a=lerp(corners[0],corners[1],k/n),b=lerp(corners[3],corners[2],k/n);ctx.beginPath();ctx.moveTo(a[0],a[1]);ctx.lineTo(b[0],b[1]);ctx.stroke()}
-for(let k=0;k<n;k++){const m=lerp(lerp(corners[0],corners[1],(k+.5)/n),lerp(corners[3],corners[2],(k+.5)/n),.1);ctx.fillText('L'+(k+1),m[0]-6,m[1])}}
-ctx.lineWidth=2;ctx.strokeStyle=ctx.fillStyle='#f6f';for(const [n,p] of Object.entries(zones))poly(p,n);poly(zone,'new zone',true)}
-function list(){const ul=$('zlist');ul.textContent='';for(const n of Object.keys(zones)){const li=document.createElement('li');li.textContent=n+' ';
-const b=document.createElement('button');b.textContent='remove';b.onclick=()=>{delete zones[n];list();draw()};li.appendChild(b);ul.appendChild(li)}}
-$('count').oninput=draw;$('clear').onclick=()=>{corners=[];draw()};$('clearzone').onclick=()=>{zone=[];draw()};
-$('addzone').onclick=()=>{const n=$('zname').value.trim();if(!/^[A-Za-z0-9_-]{1,32}$/.test(n))return say('a zone name is 1-32 letters, digits, - or _');
-if(zone.length<3)return say('click at least 3 corners of the zone first');zones[n]=zone;zone=[];list();draw();say('zone '+n+' added; save to keep it')};
-$('save').onclick=async()=>{if(corners.length!=4)return say('click the pool\'s 4 corners first');
-const q='corners='+encodeURIComponent(corners.map(p=>p.join(',')).join(';'))+'&count='+encodeURIComponent($('count').value)+'&length_m='+encodeURIComponent($('length').value)
-+'&zones='+encodeURIComponent(Object.entries(zones).map(([n,p])=>n+':'+p.map(c=>c.join(',')).join(';')).join('|'));
-const r=await fetch('/setup?'+q,{method:'POST'}),t=await r.text();
-if(!r.ok)return say('could not save: '+t);say('saved to '+JSON.parse(t).saved+'; the daemon reloads');setTimeout(()=>{img.src='/snapshot.jpg?'+Date.now()},1500)};
-load();
-</script></body></html>
-"#;
+const SETUP_PAGE: &str = include_str!("setup.html");
 
 /// A preview stream counted from the moment it is granted until it ends (or is never started: a HEAD
 /// request, a client gone before the headers), so two clients at once cannot both take the last slot.
