@@ -1170,11 +1170,17 @@ fn a_swimmer_who_stops_raises_a_warning_then_an_alarm_everywhere() {
     let (_, body) = http_get(http_port, "/metrics", 1 << 16);
     assert!(String::from_utf8_lossy(&body).contains("\npoolwatch_alarm 2\n"));
     daemon.wait_log("alarm: swimmer", 5);
-    // Pictured, though the swimmers' first snapshot was less than min_interval_s before.
-    let snaps: Vec<String> = std::fs::read_dir(dir.path().join("snaps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    // Pictured, though the swimmers' first snapshot was less than min_interval_s before. The snapshot
+    // sink writes on its own thread, after the log line (seconds later under emulation): wait for it.
     let track = a["track"].as_u64().unwrap();
-    for kind in ["warning", "alarm"] {
-        assert!(snaps.iter().any(|n| n.ends_with(&format!("-{kind}-{track}.jpg"))), "{snaps:?}");
+    let end = Instant::now() + common::deadline(20.0);
+    loop {
+        let snaps: Vec<String> = std::fs::read_dir(dir.path().join("snaps")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        if ["warning", "alarm"].iter().all(|kind| snaps.iter().any(|n| n.ends_with(&format!("-{kind}-{track}.jpg")))) {
+            break;
+        }
+        assert!(Instant::now() < end, "no warning and alarm snapshots of swimmer {track}: {snaps:?}");
+        std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(daemon.stop(), 0);
     drop(broker);
