@@ -85,6 +85,18 @@ impl LaneMap {
         self.locate(((b[0] + b[2]) / 2.0) as f64, ((b[1] + b[3]) / 2.0) as f64)
     }
 
+    /// How far a box reaches along the pool, in metres: the spread of the distances of its four edges'
+    /// midpoints (a swimmer lies along the lane, so this is about its length, head to feet; across the
+    /// lane a box is narrow and adds little).
+    pub fn extent_along(&self, b: &[f32; 4]) -> f64 {
+        let [x1, y1, x2, y2] = b.map(|v| v as f64);
+        let (cx, cy) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
+        let along = [(x1, cy), (x2, cy), (cx, y1), (cx, y2)].map(|(x, y)| self.to_pool.apply(x, y).1 * self.length_m);
+        let lo = along.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = along.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if hi >= lo { hi - lo } else { 0.0 }
+    }
+
     /// A box's centre in pool metres: across (from lane 1's side, lanes taken as [`LANE_WIDTH_M`] wide)
     /// and along (from the start wall); `None` outside the pool.
     pub fn metres_of_box(&self, b: &[f32; 4]) -> Option<[f64; 2]> {

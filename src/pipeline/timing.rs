@@ -8,6 +8,7 @@
 //! is that point's, not the moment it was recognised. A swimmer who stops at a wall (the end of a
 //! swim) touches when they have not gone further for `finish_s`.
 
+use crate::pipeline::lanes::LaneMap;
 use crate::util::setting::{AboveUpTo, SettingError, in_range};
 use serde::{Deserialize, Serialize};
 
@@ -90,13 +91,30 @@ pub struct LanePosition {
     /// Metres from the start wall (the box's centre).
     pub distance_m: f64,
     pub track: u64,
+    /// The box's length along the lane (metres), when the whole box is in the picture (a box cut at
+    /// the picture's edge is shorter than the swimmer).
+    pub length_m: Option<f64>,
 }
 
 impl LanePosition {
     pub fn at(lane: u32, distance_m: f64, track: u64) -> LanePosition {
-        LanePosition { lane, distance_m, track }
+        LanePosition { lane, distance_m, track, length_m: None }
+    }
+
+    /// A tracked box in a picture of `size` pixels: its lane and centre through `map`, and its length
+    /// unless it touches the picture's edge; `None` outside the pool.
+    pub fn of_box(map: &LaneMap, b: &[f32; 4], size: (u32, u32), track: u64) -> Option<LanePosition> {
+        let p = map.locate_box(b)?;
+        let (w, h) = (size.0 as f32, size.1 as f32);
+        let whole = b[0] > 1.0 && b[1] > 1.0 && b[2] < w - 1.0 && b[3] < h - 1.0;
+        Some(LanePosition { lane: p.lane, distance_m: p.distance_m, track, length_m: whole.then(|| map.extent_along(b)) })
     }
 }
+
+/// How far the head is ahead of the box's centre, as a fraction of the box's length: the box runs from
+/// the feet to the hands reaching forward, and the head is about a sixth of the box behind its leading
+/// end.
+const HEAD_AHEAD: f64 = 0.33;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dir {
@@ -119,6 +137,8 @@ struct Pending {
     before: (f64, f64, u64),
     dir: Dir,
     speed: f64,
+    /// The head's distance ahead of the box's centre (metres), 0 when the box's length is unknown.
+    head_m: f64,
     /// The first sample after it.
     seen: (f64, LanePosition),
 }
@@ -138,6 +158,8 @@ struct LaneState {
     /// `RUN_S` long (a frame-to-frame speed is mostly the box's jitter, and slows where the box is cut
     /// at the picture's edge, just before a turn out of sight).
     run: Option<(f64, f64)>,
+    /// The swimmer's box length along the lane (metres, smoothed over the frames it was whole).
+    body_m: Option<f64>,
     /// After a gap: what was known before it, until the direction is known again.
     pending: Option<Pending>,
     /// Session start (the first touch) and the last touch.
@@ -211,6 +233,7 @@ impl LapTimer {
                 prev: (ts, p.distance_m, Dir::Unknown),
                 speed: 0.0,
                 run: None,
+                body_m: p.length_m,
                 pending: None,
                 first_touch: None,
                 last_touch: None,
@@ -223,10 +246,14 @@ impl LapTimer {
                 self.lanes[idx] = None;
                 return None;
             }
-            // Gone from view at the wall ahead (climbed out, or hidden there): a finishing touch.
-            return self.finish(idx, ts);
+            // Gone from view at the wall ahead (climbed out, or hidden there): a finishing touch, once
+            // out of sight for longer than a turn hidden there would keep it (`finish`).
+            return self.finish(idx, ts, false);
         };
         state.last_seen = ts;
+        if let Some(len) = p.length_m.filter(|l| l.is_finite() && *l > 0.0) {
+            state.body_m = Some(state.body_m.map_or(len, |b| 0.95 * b + 0.05 * len));
+        }
         let d = p.distance_m;
         let (pt, pd, pdir) = std::mem::replace(&mut state.prev, (ts, d, state.dir));
         let dt = ts - pt;
@@ -251,7 +278,8 @@ impl LapTimer {
         // Seen again after a while out of sight (or after its track broke): which way it goes now is
         // found again before anything is decided.
         if state.dir != Dir::Unknown && dt >= GAP_S {
-            state.pending = Some(Pending { before: state.extreme, dir: state.dir, speed: state.speed, seen: (ts, p) });
+            let head_m = state.body_m.map_or(0.0, |b| HEAD_AHEAD * b);
+            state.pending = Some(Pending { before: state.extreme, dir: state.dir, speed: state.speed, head_m, seen: (ts, p) });
             state.dir = Dir::Unknown;
             state.extreme = (ts, p.distance_m, p.track);
             return None;
@@ -279,7 +307,7 @@ impl LapTimer {
                 let sign = if dir == Dir::Out { 1.0 } else { -1.0 };
                 if sign * (d - ext) >= 0.0 {
                     state.extreme = (ts, d, p.track);
-                    self.finish(idx, ts)
+                    self.finish(idx, ts, true)
                 } else if (d - ext).abs() > s.reverse_m {
                     let (t, at, track) = state.extreme;
                     let back = if dir == Dir::Out { Dir::Back } else { Dir::Out };
@@ -289,7 +317,7 @@ impl LapTimer {
                     state.prev = (ts, p.distance_m, back);
                     self.touch(idx, t, at, track)
                 } else {
-                    self.finish(idx, ts)
+                    self.finish(idx, ts, true)
                 }
             }
         }
@@ -298,34 +326,44 @@ impl LapTimer {
     /// A turn out of sight, between the farthest point seen before (`pending.before`) and the swimmer
     /// seen again going the other way (`pending.seen`): at the swimming speed it went on, turned and
     /// came back within the gap, so the turning point is where the two paths meet and its time
-    /// follows. (Measured at the box's centre, which sits behind the head both ways, the turn comes out
-    /// late by about half a body length's swim, 0.3-0.5 s. The box's leading end would cancel that,
-    /// but near the image's edge the box is cut there: tried, and worse.)
+    /// follows. The paths are the head's: the box's centre trails the head both ways, and its paths
+    /// meet later by the time the head takes to swim that distance twice over (0.3-0.5 s); the head
+    /// is placed ahead of the centre by the swimmer's length measured while its box was whole (the
+    /// box's leading end itself is cut at the picture's edge, where turns go out of sight).
     fn hidden_turn(&self, pending: &Pending) -> (f64, f64) {
         let (t1, d1, _) = pending.before;
         let (t2, p2) = pending.seen;
-        let d2 = p2.distance_m;
         let v = pending.speed;
         if v < 0.3 {
             return (t1, d1);
         }
+        // The head: ahead of the centre in the direction swum, before the turn and after it.
+        let ahead = if pending.dir == Dir::Out { pending.head_m } else { -pending.head_m };
+        let (d1, d2) = (d1 + ahead, p2.distance_m - ahead);
         let gap = t2 - t1;
         let peak = if pending.dir == Dir::Out { (d1 + d2 + v * gap) / 2.0 } else { (d1 + d2 - v * gap) / 2.0 };
         let peak = peak.clamp(0.0, self.length_m);
         ((t1 + (peak - d1).abs() / v).min(t2), peak)
     }
 
-    /// A swimmer that has gone no further for `finish_s` near the wall ahead has touched it.
-    fn finish(&mut self, idx: usize, ts: f64) -> Option<Lap> {
+    /// A swimmer that has gone no further for `finish_s` near the wall ahead has touched it. Out of
+    /// sight (not `seen` this frame), it may be turning there unseen: it has finished only once it has
+    /// been away for `finish_s` more than the swim to the wall and back from where it was last seen.
+    fn finish(&mut self, idx: usize, ts: f64, seen: bool) -> Option<Lap> {
         let state = self.lanes[idx].as_ref()?;
         let (t, at, track) = state.extreme;
-        if state.dir == Dir::Unknown || ts - t < self.settings.finish_s {
-            return None;
-        }
         let ahead = match state.dir {
             Dir::Out => Wall::Far,
             _ => Wall::Start,
         };
+        let hidden_turn_s = match ahead {
+            _ if seen || state.speed < 0.3 => 0.0,
+            Wall::Far => 2.0 * (self.length_m - at).max(0.0) / state.speed,
+            Wall::Start => 2.0 * at.max(0.0) / state.speed,
+        };
+        if state.dir == Dir::Unknown || ts - t < self.settings.finish_s || ts - state.last_seen < self.settings.finish_s + hidden_turn_s {
+            return None;
+        }
         if self.wall_at(at) != Some(ahead) {
             return None;
         }
@@ -410,6 +448,69 @@ mod tests {
         }
         let first = timer.lanes[1].as_ref().and_then(|s| s.first_touch).expect("the turn was seen");
         assert!((first - 10.0).abs() < 0.3, "placed at {first}");
+    }
+
+    #[test]
+    fn a_hidden_turn_is_placed_at_the_head_not_at_the_box_centre() {
+        // A swimmer 2.4 m long (box) whose box centre trails its head by 0.8 m, out to the far wall of
+        // a 25 m pool at 1.5 m/s, the head turning 1 m from it at 10 s; out of sight within 4 m of that
+        // wall. Placed from the centres alone the turn comes out 0.8 m / 1.5 m/s late; knowing the
+        // swimmer's length (measured while whole), at the head's turn.
+        let head = |t: f64| 24.0 - 1.5 * (t - 10.0).abs();
+        let centre = |t: f64| head(t) - if t < 10.0 { 0.8 } else { -0.8 };
+        let first_touch = |length_m: Option<f64>| {
+            let mut timer = LapTimer::new(TimingSettings::default(), 8, 25.0);
+            for i in 0..(20.0 * 25.0) as usize {
+                let t = i as f64 / 25.0;
+                let seen = centre(t) <= 21.0;
+                let at: Vec<LanePosition> = if seen { vec![LanePosition { length_m, ..LanePosition::at(4, centre(t), 1) }] } else { vec![] };
+                timer.update(t, &at);
+            }
+            timer.lanes[3].as_ref().and_then(|s| s.first_touch).expect("the turn was seen")
+        };
+        let late = first_touch(None) - 10.0;
+        assert!((late - 0.8 / 1.5).abs() < 0.1, "without the length: {late:+.2} s");
+        let at_head = first_touch(Some(2.4)) - 10.0;
+        assert!(at_head.abs() < 0.1, "with the length: {at_head:+.2} s");
+    }
+
+    #[test]
+    fn a_swimmer_out_of_sight_at_the_wall_for_longer_than_finish_s_is_turning_not_finishing() {
+        // At 0.8 m/s towards the start wall, out of sight within 2.5 m of it (3.75 s hidden: longer
+        // than `finish_s`), the head turning 1 m from the wall at 10 s; a swimmer who never comes back
+        // (climbed out) finishes there once away for longer than such a turn.
+        let d = |t: f64| 1.0 + 0.8 * (t - 10.0).abs();
+        let run = |back: bool| {
+            let mut timer = LapTimer::new(TimingSettings::default(), 8, 25.0);
+            let mut first = Vec::new();
+            for i in 0..(25.0 * 25.0) as usize {
+                let t = i as f64 / 25.0;
+                let seen = d(t) > 2.5 && (back || t < 10.0);
+                let at: Vec<LanePosition> = if seen { vec![LanePosition::at(1, d(t), 1)] } else { vec![] };
+                timer.update(t, &at);
+                if let Some(f) = timer.lanes[0].as_ref().and_then(|s| s.first_touch) {
+                    first.push((t, f));
+                }
+            }
+            first.first().copied()
+        };
+        let (_, turn) = run(true).expect("the turn was seen");
+        assert!((turn - 10.0).abs() < 0.2, "placed at {turn}");
+        // Gone at 2.5 m (8.125 s): the touch is put where it was last seen, after finish_s (3 s) and
+        // the swim to the wall and back (2 x 2.5 m / 0.8 m/s): from 17.4 s on.
+        let (when, touch) = run(false).expect("a finishing touch");
+        assert!((touch - 8.125).abs() < 0.1 && (when - 17.375).abs() < 0.2, "{touch} at {when}");
+    }
+
+    #[test]
+    fn a_box_cut_at_the_pictures_edge_has_no_length() {
+        let map = LaneMap::new(&crate::pipeline::lanes::LaneSettings { corners: [[0.0, 480.0], [0.0, 0.0], [640.0, 0.0], [640.0, 480.0]], count: 8, length_m: 25.0 }).unwrap();
+        // Lanes run across the picture: 25 m in 640 px, so a 64 px wide box is 2.5 m long.
+        let p = LanePosition::of_box(&map, &[300.0, 100.0, 364.0, 120.0], (640, 480), 3).unwrap();
+        assert_eq!((p.lane, p.track), (7, 3));
+        assert!((p.distance_m - 332.0 / 640.0 * 25.0).abs() < 0.01 && (p.length_m.unwrap() - 2.5).abs() < 0.01, "{p:?}");
+        let cut = LanePosition::of_box(&map, &[600.0, 100.0, 640.0, 120.0], (640, 480), 3).unwrap();
+        assert_eq!(cut.length_m, None);
     }
 
     #[test]

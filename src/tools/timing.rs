@@ -39,12 +39,15 @@ pub struct TimingScore {
     pub frames: u64,
     pub lanes: u32,
     pub swimmers: usize,
-    /// Lengths the swimmers completed (each turn after a lane's first ends one).
+    /// Lengths the swimmers completed (each turn after a lane's first ends one), but for those at the
+    /// recording's edges ([`EDGE_S`]).
     pub laps_true: usize,
+    /// Lengths that began in the first [`EDGE_S`] seconds or ended in the last: not scored.
+    pub laps_unscored: usize,
     /// Lengths reported.
     pub laps_reported: usize,
     /// True lengths reported at their turn (same lane, touch within 1 s), over true lengths plus
-    /// reported lengths that match none.
+    /// reported lengths that match none (both but for those at the edges).
     pub laps_exact: f64,
     pub touch_error_s_median: Option<f64>,
     pub touch_error_s_p95: Option<f64>,
@@ -103,7 +106,7 @@ pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &Ti
         tracker.update(i, &d.boxes);
         let at: Vec<LanePosition> = tracker
             .tracks()
-            .filter_map(|tr| map.locate_box(&tr.bbox).map(|p| LanePosition::at(p.lane, p.distance_m, tr.id)))
+            .filter_map(|tr| LanePosition::of_box(&map, &tr.bbox, (run.width, run.height), tr.id))
             .collect();
         reported.extend(timer.update(t, &at));
         let seen: Vec<Sighting> = tracker
@@ -131,7 +134,7 @@ pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &Ti
     for t in scene.touches(0.0, run.seconds) {
         log::debug!("true turn {t:?}");
     }
-    let mut score = score(&scene, run.seconds, &reported, frames, lanes.count);
+    let mut score = score_laps(&scene, run.seconds, &reported, frames, lanes.count);
     score_alarms(&mut score, stop.map(|(l, f, s)| (l, f as f64, s as f64)), &raised, run.seconds, alarm);
     Ok(score)
 }
@@ -177,20 +180,28 @@ fn score_alarms(score: &mut TimingScore, stop: Option<(u32, f64, f64)>, raised: 
     score.alarms_missed = score.stop.as_ref().map_or(0, |s| s.alarm_delay_s.is_none() as u32);
 }
 
-/// Matches reported lengths to the scene's turns.
-fn score(scene: &Scene, seconds: f64, reported: &[Lap], frames: u64, lanes: u32) -> TimingScore {
+/// Lengths that began in the recording's first seconds or end in its last ones are not scored: a turn
+/// is recognised only from the swimming before and after it (out of sight at the wall, for up to
+/// about 5 s), so no timer can know those.
+pub const EDGE_S: f64 = 5.0;
+
+/// Matches reported lengths to the scene's turns, within 1 s; scores those not at the recording's
+/// edges ([`EDGE_S`]).
+pub fn score_laps(scene: &Scene, seconds: f64, reported: &[Lap], frames: u64, lanes: u32) -> TimingScore {
     let touches = scene.touches(0.0, seconds);
-    let mut truth: Vec<(u32, f64, Wall)> = Vec::new();
-    let mut swum = std::collections::BTreeSet::new();
-    // A lane's first turn starts its session, as the timer's does; each later one ends a length.
+    let inside = |from: f64, to: f64| from >= EDGE_S && to <= seconds - EDGE_S;
+    // A lane's first turn starts its session, as the timer's does; each later one ends a length: lane,
+    // time, wall, and whether it is scored.
+    let mut truth: Vec<(u32, f64, Wall, bool)> = Vec::new();
+    let mut last = std::collections::BTreeMap::new();
     for &(lane, t, far) in &touches {
-        if !swum.insert(lane) {
-            truth.push((lane, t, if far { Wall::Far } else { Wall::Start }));
+        if let Some(from) = last.insert(lane, t) {
+            truth.push((lane, t, if far { Wall::Far } else { Wall::Start }, inside(from, t)));
         }
     }
     let mut used = vec![false; reported.len()];
     let mut errors = Vec::new();
-    for &(lane, t, wall) in &truth {
+    for &(lane, t, wall, scored) in &truth {
         let best = reported
             .iter()
             .enumerate()
@@ -198,12 +209,16 @@ fn score(scene: &Scene, seconds: f64, reported: &[Lap], frames: u64, lanes: u32)
             .min_by(|a, b| (a.1.ts - t).abs().total_cmp(&(b.1.ts - t).abs()));
         if let Some((i, l)) = best {
             used[i] = true;
-            errors.push((l.ts - t).abs());
-            log::debug!("lane {lane} {} turn at {t:.2} s reported at {:.2} s", wall.as_str(), l.ts);
+            if scored {
+                errors.push((l.ts - t).abs());
+            }
+            log::debug!("lane {lane} {} turn at {t:.2} s reported at {:.2} s{}", wall.as_str(), l.ts, if scored { "" } else { " (not scored)" });
         }
     }
     let matched = errors.len();
-    let unmatched = used.iter().filter(|u| !**u).count();
+    let laps_true = truth.iter().filter(|t| t.3).count();
+    // Reported lengths that match no turn, but for those at the edges.
+    let unmatched = reported.iter().zip(&used).filter(|(l, u)| !**u && inside(l.ts - l.lap_s, l.ts)).count();
     errors.sort_by(f64::total_cmp);
     let quantile = |q: f64| (!errors.is_empty()).then(|| errors[((errors.len() - 1) as f64 * q).round() as usize]);
     let lanes_swum: std::collections::BTreeSet<u32> = touches.iter().map(|t| t.0).collect();
@@ -215,9 +230,10 @@ fn score(scene: &Scene, seconds: f64, reported: &[Lap], frames: u64, lanes: u32)
         frames,
         lanes,
         swimmers: scene.swimmer_count(),
-        laps_true: truth.len(),
+        laps_true,
+        laps_unscored: truth.len() - laps_true,
         laps_reported: reported.len(),
-        laps_exact: if truth.len() + unmatched == 0 { 1.0 } else { matched as f64 / (truth.len() + unmatched) as f64 },
+        laps_exact: if laps_true + unmatched == 0 { 1.0 } else { matched as f64 / (laps_true + unmatched) as f64 },
         touch_error_s_median: quantile(0.5),
         touch_error_s_p95: quantile(0.95),
         lanes_count_exact,
@@ -249,22 +265,35 @@ mod tests {
     }
 
     #[test]
-    fn scoring_counts_matches_misses_and_extras() {
+    fn scoring_counts_matches_misses_and_extras_but_not_at_the_edges() {
         let scene = Scene::new(4, 320, 240, (2, 2));
         let touches = scene.touches(0.0, 200.0);
-        let lap = |lane: u32, ts: f64, far: bool| Lap { lane, lap: 1, ts, wall: if far { Wall::Far } else { Wall::Start }, lap_s: 1.0, total_s: 1.0, pace_s_100m: 1.0, track: 1 };
-        let mut seen = std::collections::BTreeSet::new();
-        let truth: Vec<_> = touches.iter().filter(|t| !seen.insert(t.0)).copied().collect();
-        // Every true length reported 0.1 s late: exact.
-        let perfect: Vec<Lap> = truth.iter().map(|&(l, t, f)| lap(l, t + 0.1, f)).collect();
-        let s = score(&scene, 200.0, &perfect, 5000, scene.lanes());
-        assert_eq!((s.laps_exact, s.laps_true, s.lanes_count_exact), (1.0, truth.len(), 2));
+        let lap = |lane: u32, ts: f64, far: bool, lap_s: f64| Lap { lane, lap: 1, ts, wall: if far { Wall::Far } else { Wall::Start }, lap_s, total_s: 1.0, pace_s_100m: 1.0, track: 1 };
+        // Every turn after a lane's first ends a length, which began at the lane's turn before.
+        let mut before = std::collections::BTreeMap::new();
+        let lengths: Vec<(u32, f64, bool, f64)> = touches.iter().filter_map(|&(l, t, f)| before.insert(l, t).map(|from| (l, t, f, from))).collect();
+        let scored = |&(_, t, _, from): &(u32, f64, bool, f64)| from >= EDGE_S && t <= 200.0 - EDGE_S;
+        let n = lengths.iter().filter(|l| scored(l)).count();
+        assert!(n >= 4, "{lengths:?}");
+        // Every length reported 0.1 s late: exact.
+        let perfect: Vec<Lap> = lengths.iter().map(|&(l, t, f, from)| lap(l, t + 0.1, f, t - from)).collect();
+        let s = score_laps(&scene, 200.0, &perfect, 5000, scene.lanes());
+        assert_eq!((s.laps_exact, s.laps_true, s.laps_unscored, s.lanes_count_exact), (1.0, n, lengths.len() - n, 2));
         assert!((s.touch_error_s_median.unwrap() - 0.1).abs() < 1e-9);
-        // One missed and one invented: (n - 1) / (n + 1).
-        let mut off = perfect[1..].to_vec();
-        off.push(lap(truth[0].0, truth[0].1 + 5.0, truth[0].2));
-        let s = score(&scene, 200.0, &off, 5000, scene.lanes());
-        let n = truth.len() as f64;
+        // One scored length missed and one invented in the middle of a length: (n - 1) / (n + 1).
+        let first = lengths.iter().position(|l| scored(l)).unwrap();
+        let (lane, mid, far) = (lengths[first].0, (lengths[first].1 + lengths[first].3) / 2.0, lengths[first].2);
+        let mut off: Vec<Lap> = perfect.iter().enumerate().filter(|(i, _)| *i != first).map(|(_, l)| l.clone()).collect();
+        off.push(lap(lane, mid, far, 1.0));
+        let s = score_laps(&scene, 200.0, &off, 5000, scene.lanes());
+        let n = n as f64;
         assert!((s.laps_exact - (n - 1.0) / (n + 1.0)).abs() < 1e-9, "{s:?}");
+        // A length invented that began in the first seconds, or ends in the last, is not held against
+        // it.
+        let mut edges = perfect.clone();
+        edges.push(lap(lane, mid, far, mid - 1.0));
+        edges.push(lap(lane, 200.0 - EDGE_S / 2.0, far, 1.0));
+        let s = score_laps(&scene, 200.0, &edges, 5000, scene.lanes());
+        assert_eq!((s.laps_exact, s.laps_true), (1.0, n as usize), "{s:?}");
     }
 }

@@ -70,12 +70,12 @@ impl Stage {
             }
             None => Vec::new(),
         };
-        let laps = match &mut self.timer {
-            Some(timer) => {
-                let at: Vec<LanePosition> = swimmers.iter().filter_map(|s| Some(LanePosition::at(s.lane?, s.distance_m?, s.track.id))).collect();
+        let laps = match (&mut self.timer, &self.lanes) {
+            (Some(timer), Some(map)) => {
+                let at: Vec<LanePosition> = swimmers.iter().filter_map(|s| LanePosition::of_box(map, &s.track.bbox, size, s.track.id)).collect();
                 timer.update(ts, &at)
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         // Zones switched off mute the alarm for the swimmers whose box centre is in them.
         let now = at_clock(ts);
