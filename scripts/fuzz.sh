@@ -24,7 +24,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 # A short run (under a minute a target, as in CI) is built without optimisation: from scratch it
 # builds in a third of the time (3.5 against 9.7 minutes on a two-core machine) and still runs each
-# target over a thousand times in 10 s (an optimised build: some ten times more); a longer run is built
+# target over a thousand times in 10 s (an optimised build: some twenty times more); a longer run is built
 # optimised, as fuzzing wants.
 mode=()
 [ "$SECONDS_EACH" -lt 60 ] && mode=(--dev)
