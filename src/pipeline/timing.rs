@@ -5,8 +5,9 @@
 //! A *lap* here is one length of the pool, wall to wall, as touch pads and lap counters count them. The
 //! first touch of a lane starts its session (lap 0); each touch at the other wall ends a lap. A turn is
 //! seen once the swimmer has moved `reverse_m` back from the farthest point reached, so its touch time
-//! is that point's, not the moment it was recognised. A swimmer who stops at a wall (the end of a
-//! swim) touches when they have not gone further for `finish_s`.
+//! is that point's, not the moment it was recognised. A turn out of sight is placed where the head's
+//! paths before and after it meet. A swimmer who stops at a wall (the end of a swim) touches when they
+//! have not gone further for `finish_s` (out of sight, for `finish_s` more than a hidden turn takes).
 
 use crate::pipeline::lanes::LaneMap;
 use crate::util::setting::{AboveUpTo, SettingError, in_range};
@@ -115,6 +116,10 @@ impl LanePosition {
 /// the feet to the hands reaching forward, and the head is about a sixth of the box behind its leading
 /// end.
 const HEAD_AHEAD: f64 = 0.33;
+
+/// A box longer than this along the lane (metres) is not one swimmer's body (two merged, or a wake):
+/// its length is not taken for the swimmer's. A swimmer reaching forward is about 2.5 m.
+const MAX_BODY_M: f64 = 3.5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dir {
@@ -251,7 +256,7 @@ impl LapTimer {
             return self.finish(idx, ts, false);
         };
         state.last_seen = ts;
-        if let Some(len) = p.length_m.filter(|l| l.is_finite() && *l > 0.0) {
+        if let Some(len) = p.length_m.filter(|l| *l > 0.0 && *l <= MAX_BODY_M) {
             state.body_m = Some(state.body_m.map_or(len, |b| 0.95 * b + 0.05 * len));
         }
         let d = p.distance_m;
@@ -361,7 +366,9 @@ impl LapTimer {
             Wall::Far => 2.0 * (self.length_m - at).max(0.0) / state.speed,
             Wall::Start => 2.0 * at.max(0.0) / state.speed,
         };
-        if state.dir == Dir::Unknown || ts - t < self.settings.finish_s || ts - state.last_seen < self.settings.finish_s + hidden_turn_s {
+        // In sight: since the farthest point; out of sight: since the last sighting, less the turn.
+        let waited = if seen { ts - t } else { ts - state.last_seen - hidden_turn_s };
+        if state.dir == Dir::Unknown || ts - t < self.settings.finish_s || waited < self.settings.finish_s {
             return None;
         }
         if self.wall_at(at) != Some(ahead) {
@@ -500,6 +507,20 @@ mod tests {
         // the swim to the wall and back (2 x 2.5 m / 0.8 m/s): from 17.4 s on.
         let (when, touch) = run(false).expect("a finishing touch");
         assert!((touch - 8.125).abs() < 0.1 && (when - 17.375).abs() < 0.2, "{touch} at {when}");
+    }
+
+    #[test]
+    fn a_swimmer_who_stops_at_the_wall_in_sight_has_touched_it() {
+        // Towards the start wall at 1 m/s from 12 m, there (1 m) at 11 s, then resting in sight, its box
+        // jittering a little.
+        let mut timer = LapTimer::new(TimingSettings::default(), 4, 25.0);
+        for i in 0..(16.0 * 25.0) as usize {
+            let t = i as f64 / 25.0;
+            let d = if t <= 11.0 { 12.0 - t } else { 1.0 + 0.01 * (1 + i % 3) as f64 };
+            timer.update(t, &[LanePosition::at(2, d, 1)]);
+        }
+        let first = timer.lanes[1].as_ref().and_then(|s| s.first_touch).expect("a finishing touch in sight");
+        assert!((first - 11.0).abs() < 0.1, "at {first}");
     }
 
     #[test]
