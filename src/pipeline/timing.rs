@@ -332,7 +332,7 @@ impl LapTimer {
     /// seen again going the other way (`pending.seen`): at the swimming speed it went on, turned and
     /// came back within the gap, so the turning point is where the two paths meet and its time
     /// follows. The paths are the head's: the box's centre trails the head both ways, and its paths
-    /// meet later by the time the head takes to swim that distance twice over (0.3-0.5 s); the head
+    /// meet later by the time it takes to swim that distance (0.3-0.5 s); the head
     /// is placed ahead of the centre by the swimmer's length measured while its box was whole (the
     /// box's leading end itself is cut at the picture's edge, where turns go out of sight).
     fn hidden_turn(&self, pending: &Pending) -> (f64, f64) {
