@@ -22,6 +22,8 @@ pub struct Stage {
     zones: Arc<ZoneControl>,
     /// The alarm's view of this frame's swimmers (kept between frames, not allocated for each).
     sightings: Vec<Sighting>,
+    /// The lap timer's view of this frame's swimmers (kept between frames, as `sightings`).
+    positions: Vec<LanePosition>,
 }
 
 impl Stage {
@@ -45,7 +47,7 @@ impl Stage {
         if let Some(t) = &mut timer {
             t.set_settings(cfg.timing.clone());
         }
-        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer, alarms, zones, sightings: Vec::new() }
+        Stage { tracker, lanes, lane_settings: cfg.lanes.clone(), timer, alarms, zones, sightings: Vec::new(), positions: Vec::new() }
     }
 
     /// Feeds one frame's boxes to the tracker: its confirmed swimmers with their lanes, the events, and
@@ -72,8 +74,9 @@ impl Stage {
         };
         let laps = match (&mut self.timer, &self.lanes) {
             (Some(timer), Some(map)) => {
-                let at: Vec<LanePosition> = swimmers.iter().filter_map(|s| LanePosition::of_box(map, &s.track.bbox, size, s.track.id)).collect();
-                timer.update(ts, &at)
+                self.positions.clear();
+                self.positions.extend(swimmers.iter().filter_map(|s| LanePosition::of_box(map, &s.track.bbox, size, s.track.id)));
+                timer.update(ts, &self.positions)
             }
             _ => Vec::new(),
         };
