@@ -163,9 +163,9 @@ impl Default for StdoutSettings {
 }
 
 impl Config {
-    /// The detector's settings: the pool mask and the heatmap and box sections.
+    /// The detector's settings: the pool mask, the heatmap and box sections, and the lanes.
     pub fn detector(&self) -> DetectorSettings {
-        DetectorSettings { pool: self.pool.clone(), heatmap: self.heatmap.clone(), boxes: self.boxes.clone() }
+        DetectorSettings { pool: self.pool.clone(), heatmap: self.heatmap.clone(), boxes: self.boxes.clone(), lanes: self.lanes.clone() }
     }
 
     /// Reads, parses and validates a config file.

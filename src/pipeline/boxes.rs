@@ -3,7 +3,8 @@
 
 use crate::util::setting::{SettingError, in_range};
 use crate::pipeline::heatmap::Heatmap;
-use crate::pipeline::morph::Morphology;
+use crate::pipeline::lanes::LaneMap;
+use crate::pipeline::morph::{Component, Morphology};
 use serde::{Deserialize, Serialize};
 
 /// An axis-aligned box in source-image pixels, `x2`/`y2` exclusive, with a score in [0,1).
@@ -119,6 +120,18 @@ pub const NOISE_AREA_FACTOR: f32 = 1.35;
 /// frame, a 13x9-pixel blob in a 640x480 frame.
 pub const MIN_AREA_FALLBACK: f32 = 0.0004;
 
+/// The default [`BoxSettings::min_area_m2`].
+pub const MIN_AREA_M2: f32 = 0.1;
+
+/// Where lanes are known, boxes in one lane this close along it (metres) are one swimmer's pieces...
+pub const FRAGMENT_GAP_M: f64 = 1.0;
+
+/// ... when together they are no longer than a swimmer (metres, arms stretched).
+pub const SWIMMER_LENGTH_M: f64 = 2.5;
+
+/// The fewest heatmap pixels a blob kept by [`BoxSettings::min_area_m2`] has, however far away.
+pub const MIN_PERSPECTIVE_PX: f32 = 6.0;
+
 /// The default [`BoxSettings::extent_cap`].
 pub const EXTENT_CAP: f32 = 8.0;
 
@@ -141,6 +154,12 @@ pub struct BoxSettings {
     pub close_radius: u8,
     /// Smallest box, as a fraction of the frame's area, or "auto" (from the calibration's noise grain).
     pub min_area: MinArea,
+    /// Where the pool's lanes are known: a blob smaller than `min_area` is still a box when it covers
+    /// at least this many square metres of the pool's surface (0: off). The smallest box is a size in
+    /// pixels, the camera's noise grain, the same all over the picture; a swimmer in the far lanes of a
+    /// camera in the stands is smaller than that (about 25 x 7 pixels in an 8-lane, 50 m pool).
+    /// Never fewer than [`MIN_PERSPECTIVE_PX`] heatmap pixels.
+    pub min_area_m2: f32,
     /// Boxes closer than this fraction of the frame width are merged.
     pub merge_gap: f32,
     pub max_boxes: usize,
@@ -166,6 +185,7 @@ impl Default for BoxSettings {
             open_radius: 1,
             close_radius: 2,
             min_area: MinArea::default(),
+            min_area_m2: MIN_AREA_M2,
             merge_gap: 0.01,
             max_boxes: 32,
             peak_fraction: 0.3,
@@ -188,6 +208,7 @@ impl BoxSettings {
         if let MinArea::Fraction(f) = self.min_area {
             in_range("min_area", f, 0.0..1.0).map_err(|e| SettingError::new(e.key, format!("{} (a fraction of the frame) or \"auto\"", e.message)))?;
         }
+        in_range("min_area_m2", self.min_area_m2, 0.0..=100.0)?;
         in_range("merge_gap", self.merge_gap, 0.0..1.0)?;
         if self.max_boxes == 0 {
             return Err(SettingError::new("max_boxes", "must be at least 1"));
@@ -205,6 +226,8 @@ pub struct BoxExtractor {
     calibrated: Option<f32>,
     /// The smallest box in force, a fraction of the frame.
     min_area: f32,
+    /// The pool's lanes, for [`BoxSettings::min_area_m2`].
+    lanes: Option<LaneMap>,
     /// The thresholded heatmap, 0/1 per model pixel.
     binary: Vec<u8>,
     morph: Morphology,
@@ -214,13 +237,36 @@ impl BoxExtractor {
     pub fn new(settings: BoxSettings, calibrated: Option<f32>) -> BoxExtractor {
         let calibrated = calibrated.map(|t| t * settings.threshold_scale);
         let min_area = resolve_min_area(&settings.min_area, None);
-        BoxExtractor { settings, calibrated, min_area, binary: Vec::new(), morph: Morphology::new() }
+        BoxExtractor { settings, calibrated, min_area, lanes: None, binary: Vec::new(), morph: Morphology::new() }
     }
 
     /// Gives `min_area = "auto"` the calibration's noise grain (see [`MinAreaMode::Auto`]).
     pub fn with_noise_area(mut self, noise_area: Option<f32>) -> BoxExtractor {
         self.min_area = resolve_min_area(&self.settings.min_area, noise_area);
         self
+    }
+
+    /// Gives [`BoxSettings::min_area_m2`] the pool's lanes (in the source frame's pixels).
+    pub fn with_lanes(mut self, lanes: Option<LaneMap>) -> BoxExtractor {
+        self.lanes = lanes;
+        self
+    }
+
+    /// Whether a blob too small for `min_area` covers [`BoxSettings::min_area_m2`] of the pool
+    /// (`scale`: source pixels per heatmap pixel, across and down).
+    fn covers_enough_pool(&self, c: &Component, scale: (f32, f32)) -> bool {
+        let (Some(lanes), m2) = (&self.lanes, self.settings.min_area_m2) else {
+            return false;
+        };
+        if m2 <= 0.0 {
+            return false;
+        }
+        let (cx, cy) = ((c.x1 + c.x2) as f32 / 2.0 * scale.0, (c.y1 + c.y2) as f32 / 2.0 * scale.1);
+        let Some(per_m2) = lanes.pixels_per_m2(cx as f64, cy as f64) else {
+            return false;
+        };
+        let need = (m2 as f64 * per_m2 / (scale.0 * scale.1) as f64) as f32;
+        c.pixels as f32 >= need.max(MIN_PERSPECTIVE_PX)
     }
 
     /// The smallest box in force, as a fraction of the frame.
@@ -280,7 +326,7 @@ impl BoxExtractor {
         let mut boxes: Vec<BBox> = comps
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.pixels as f32 >= min_px.max(1.0))
+            .filter(|(_, c)| c.pixels as f32 >= min_px.max(1.0) || self.covers_enough_pool(c, (sx, sy)))
             .map(|(i, c)| {
                 let (x1, y1, x2, y2) = if frac > 0.0 {
                     self.morph.core_bounds(i, &hm.score, wu, (c.peak * frac).min(cap))
@@ -297,6 +343,9 @@ impl BoxExtractor {
             })
             .collect();
         boxes = merge(boxes, s.merge_gap * src_w as f32);
+        if let Some(lanes) = &self.lanes {
+            boxes = merge_along_lanes(boxes, lanes);
+        }
         boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
         boxes.truncate(s.max_boxes);
         (boxes, thr)
@@ -308,6 +357,36 @@ fn resolve_min_area(setting: &MinArea, noise_area: Option<f32>) -> f32 {
         MinArea::Fraction(f) => *f,
         MinArea::Named(MinAreaMode::Auto) => {
             noise_area.map_or(MIN_AREA_FALLBACK, |a| (a * NOISE_AREA_FACTOR).max(MIN_AREA_FALLBACK))
+        }
+    }
+}
+
+/// Repeatedly merges boxes in the same lane that lie within [`FRAGMENT_GAP_M`] of each other along it
+/// and together span at most [`SWIMMER_LENGTH_M`]: the pieces a swimmer far from the camera breaks
+/// into (head and feet, a few pixels apart there) are one box, while two swimmers one behind the
+/// other, or side by side in two lanes, stay two.
+pub fn merge_along_lanes(mut boxes: Vec<BBox>, lanes: &LaneMap) -> Vec<BBox> {
+    let place = |b: &BBox| {
+        let r = [b.x1, b.y1, b.x2, b.y2];
+        lanes.locate_box(&r).map(|p| (p.lane, lanes.span_along(&r)))
+    };
+    loop {
+        let mut merged = false;
+        'outer: for i in 0..boxes.len() {
+            let Some((lane, (lo, hi))) = place(&boxes[i]) else { continue };
+            for j in i + 1..boxes.len() {
+                let Some((lane_j, (lo_j, hi_j))) = place(&boxes[j]) else { continue };
+                let gap = lo.max(lo_j) - hi.min(hi_j);
+                if lane == lane_j && gap <= FRAGMENT_GAP_M && hi.max(hi_j) - lo.min(lo_j) <= SWIMMER_LENGTH_M {
+                    let b = boxes.swap_remove(j);
+                    boxes[i] = boxes[i].union(&b);
+                    merged = true;
+                    break 'outer;
+                }
+            }
+        }
+        if !merged {
+            return boxes;
         }
     }
 }
@@ -398,6 +477,56 @@ mod tests {
     }
 
     #[test]
+    fn a_small_blob_far_down_the_pool_is_a_box_where_lanes_are_known() {
+        // A 200x100 frame seen as a 100x50 heatmap; the pool in perspective, its far wall at the top
+        // (4 lanes of 2.5 m, 25 m long). Two 4x4 blobs (16 heatmap pixels, 64 source pixels), under the
+        // smallest box (0.5 % of 5000 = 25): one in the far lanes, one near the camera.
+        let lanes = crate::pipeline::lanes::LaneSettings { corners: [[0.0, 100.0], [200.0, 100.0], [120.0, 0.0], [80.0, 0.0]], count: 4, length_m: 25.0 };
+        let map = || Some(LaneMap::new(&lanes).unwrap());
+        let hm = heatmap(100, 50, &[(48, 4, 52, 8, 5.0), (48, 40, 52, 44, 5.0)]);
+        let s = BoxSettings { min_area: MinArea::Fraction(0.005), min_area_m2: 0.5, close_radius: 0, ..settings() };
+        assert!(BoxExtractor::new(s.clone(), None).extract(&hm, 200, 100).0.is_empty());
+        let mut ex = BoxExtractor::new(s.clone(), None).with_lanes(map());
+        let boxes = ex.extract(&hm, 200, 100).0;
+        assert_eq!(boxes.iter().map(|b| (b.y1, b.y2)).collect::<Vec<_>>(), [(8.0, 16.0)], "only the far blob: {boxes:?}");
+        let far = map().unwrap().pixels_per_m2(100.0, 12.0).unwrap();
+        let near = map().unwrap().pixels_per_m2(100.0, 84.0).unwrap();
+        assert!(64.0 >= 0.5 * far && 64.0 < 0.5 * near, "{far} {near} pixels a square metre");
+        // Off, or a blob outside the pool, or under the floor of pixels: no box.
+        let mut off = BoxExtractor::new(BoxSettings { min_area_m2: 0.0, ..s.clone() }, None).with_lanes(map());
+        assert!(off.extract(&hm, 200, 100).0.is_empty());
+        let outside = heatmap(100, 50, &[(2, 4, 6, 8, 5.0)]);
+        assert!(BoxExtractor::new(s.clone(), None).with_lanes(map()).extract(&outside, 200, 100).0.is_empty());
+        let speck = heatmap(100, 50, &[(48, 4, 50, 6, 5.0)]);
+        let tiny = BoxSettings { open_radius: 0, ..s };
+        assert!(BoxExtractor::new(tiny, None).with_lanes(map()).extract(&speck, 200, 100).0.is_empty());
+    }
+
+    #[test]
+    fn pieces_of_one_swimmer_along_a_lane_merge_where_lanes_are_known() {
+        // Seen from above: 4 lanes of 50 pixels across, 25 m along 100 pixels (4 pixels a metre), the
+        // start wall at the bottom.
+        let lanes = LaneMap::new(&crate::pipeline::lanes::LaneSettings { corners: [[0.0, 100.0], [200.0, 100.0], [200.0, 0.0], [0.0, 0.0]], count: 4, length_m: 25.0 }).unwrap();
+        let b = |x1: f32, y1: f32, x2: f32, y2: f32| BBox::new(x1, y1, x2, y2);
+        // Head and feet 0.75 m apart in lane 2: one box.
+        let got = merge_along_lanes(vec![b(60.0, 40.0, 70.0, 44.0), b(62.0, 47.0, 68.0, 50.0)], &lanes);
+        assert_eq!(got, vec![b(60.0, 40.0, 70.0, 50.0)]);
+        // Two swimmers 2 m apart in one lane, side by side in two lanes, and a merge that would be
+        // longer than a swimmer: apart.
+        let apart = [
+            vec![b(60.0, 40.0, 70.0, 44.0), b(60.0, 52.0, 70.0, 56.0)],
+            vec![b(60.0, 40.0, 70.0, 44.0), b(110.0, 40.0, 120.0, 44.0)],
+            vec![b(60.0, 40.0, 70.0, 46.0), b(60.0, 48.0, 70.0, 53.0)],
+        ];
+        for boxes in apart {
+            assert_eq!(merge_along_lanes(boxes.clone(), &lanes), boxes);
+        }
+        // Outside the pool: left alone.
+        let outside = vec![b(-30.0, 40.0, -20.0, 44.0), b(-30.0, 45.0, -20.0, 48.0)];
+        assert_eq!(merge_along_lanes(outside.clone(), &lanes), outside);
+    }
+
+    #[test]
     fn fragments_of_one_swimmer_merge() {
         let hm = heatmap(100, 50, &[(10, 10, 20, 20, 3.0), (23, 10, 33, 20, 4.0)]);
         let mut ex = BoxExtractor::new(BoxSettings { close_radius: 0, ..settings() }, None);
@@ -478,6 +607,7 @@ mod tests {
     fn bad_settings_are_refused() {
         assert!(BoxSettings { threshold: Threshold::Fixed(-1.0), ..Default::default() }.validate().is_err());
         assert!(BoxSettings { min_area: MinArea::Fraction(2.0), ..Default::default() }.validate().is_err());
+        assert!(BoxSettings { min_area_m2: -1.0, ..Default::default() }.validate().is_err());
         assert!(BoxSettings { peak_fraction: 1.0, ..Default::default() }.validate().is_err());
         assert!(BoxSettings { peak_fraction: f32::NAN, ..Default::default() }.validate().is_err());
         assert!(BoxSettings::default().validate().is_ok());

@@ -3,6 +3,7 @@
 
 use crate::pipeline::boxes::{BBox, BoxExtractor, BoxSettings};
 use crate::pipeline::heatmap::{Heatmap, HeatmapBuilder, HeatmapOverrides};
+use crate::pipeline::lanes::{LaneMap, LaneSettings};
 use crate::pipeline::model::{Autoencoder, Calibration, ModelError};
 use crate::pipeline::pool::{MaskError, PoolSettings};
 use crate::pipeline::preprocess::Preprocessor;
@@ -57,6 +58,9 @@ pub struct DetectorSettings {
     /// Heatmap settings that replace the calibrated ones, key by key.
     pub heatmap: HeatmapOverrides,
     pub boxes: BoxSettings,
+    /// The pool's lanes, if known: the box stage's smallest box follows their perspective
+    /// ([`BoxSettings::min_area_m2`]).
+    pub lanes: Option<LaneSettings>,
 }
 
 /// A pool mask at model resolution and the source frame size it was built for.
@@ -93,7 +97,8 @@ impl Detector {
         let calibrated = cal.map(|c| if heat.standardized() { c.threshold } else { c.raw_threshold });
         // The noise grain was measured on the standardised heatmap.
         let noise_area = cal.filter(|_| heat.standardized()).and_then(|c| c.noise_area);
-        let boxes = BoxExtractor::new(cfg.boxes.clone(), calibrated).with_noise_area(noise_area);
+        let lanes = cfg.lanes.as_ref().and_then(|l| LaneMap::new(l).map_err(|e| log::warn!("lanes left out of the box stage: {e}")).ok());
+        let boxes = BoxExtractor::new(cfg.boxes.clone(), calibrated).with_noise_area(noise_area).with_lanes(lanes);
         log::debug!("smallest box: {:.3} % of the frame", boxes.min_area() * 100.0);
         Detector {
             pre: Preprocessor::new(meta.width, meta.height, meta.preprocess.clone()),

@@ -43,6 +43,7 @@ pub struct PoolPosition {
 /// pool's length).
 pub const LANE_WIDTH_M: f64 = 2.5;
 
+#[derive(Clone, Debug)]
 pub struct LaneMap {
     /// Image pixels to (across in [0, 1], along in [0, 1]).
     to_pool: Homography,
@@ -89,12 +90,33 @@ impl LaneMap {
     /// midpoints (a swimmer lies along the lane, so this is about its length, head to feet; across the
     /// lane a box is narrow and adds little).
     pub fn extent_along(&self, b: &[f32; 4]) -> f64 {
+        let (lo, hi) = self.span_along(b);
+        if hi >= lo { hi - lo } else { 0.0 }
+    }
+
+    /// The distances from the start wall, in metres, that a box reaches from and to (see
+    /// [`extent_along`](Self::extent_along)).
+    pub fn span_along(&self, b: &[f32; 4]) -> (f64, f64) {
         let [x1, y1, x2, y2] = b.map(|v| v as f64);
         let (cx, cy) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
         let along = [(x1, cy), (x2, cy), (cx, y1), (cx, y2)].map(|(x, y)| self.to_pool.apply(x, y).1 * self.length_m);
         let lo = along.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = along.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if hi >= lo { hi - lo } else { 0.0 }
+        (lo, hi)
+    }
+
+    /// How many image pixels a square metre of the pool's surface covers at an image point (the
+    /// perspective's local scale, lanes taken as [`LANE_WIDTH_M`] wide); `None` outside the pool.
+    pub fn pixels_per_m2(&self, x: f64, y: f64) -> Option<f64> {
+        self.locate(x, y)?;
+        // The homography's Jacobian by central differences (exact enough over a pixel).
+        let (ul, vl) = self.to_pool.apply(x - 0.5, y);
+        let (ur, vr) = self.to_pool.apply(x + 0.5, y);
+        let (ut, vt) = self.to_pool.apply(x, y - 0.5);
+        let (ub, vb) = self.to_pool.apply(x, y + 0.5);
+        let unit_per_px = ((ur - ul) * (vb - vt) - (ub - ut) * (vr - vl)).abs();
+        let m2_per_px = unit_per_px * self.count as f64 * LANE_WIDTH_M * self.length_m;
+        (m2_per_px.is_finite() && m2_per_px > 0.0).then(|| 1.0 / m2_per_px)
     }
 
     /// A box's centre in pool metres: across (from lane 1's side, lanes taken as [`LANE_WIDTH_M`] wide)
@@ -138,6 +160,23 @@ mod tests {
         let c = m.metres_of_box(&[439.0, 60.0, 439.0, 61.0]).unwrap();
         assert!((c[0] - 20.0).abs() < 0.2 && (c[1] - 50.0).abs() < 0.2, "{c:?}");
         assert!(m.metres_of_box(&[0.0, 0.0, 20.0, 20.0]).is_none());
+    }
+
+    #[test]
+    fn a_square_metre_covers_fewer_pixels_far_away() {
+        // Seen from straight above (a rectangle), every square metre is the same: 560 x 400 pixels
+        // for 8 lanes of 2.5 m by 50 m.
+        let flat = LaneMap::new(&LaneSettings { corners: [[40.0, 460.0], [600.0, 460.0], [600.0, 60.0], [40.0, 60.0]], count: 8, length_m: 50.0 }).unwrap();
+        let want = 560.0 * 400.0 / (20.0 * 50.0);
+        for (x, y) in [(50.0, 450.0), (320.0, 240.0), (590.0, 70.0)] {
+            let got = flat.pixels_per_m2(x, y).unwrap();
+            assert!((got - want).abs() < 1e-6 * want, "{got} at ({x}, {y})");
+        }
+        assert!(flat.pixels_per_m2(10.0, 10.0).is_none());
+        // In perspective the far wall is 240 pixels wide against the near one's 560.
+        let m = LaneMap::new(&settings()).unwrap();
+        let (near, far) = (m.pixels_per_m2(320.0, 455.0).unwrap(), m.pixels_per_m2(320.0, 65.0).unwrap());
+        assert!(far < near / 4.0, "near {near}, far {far}");
     }
 
     #[test]

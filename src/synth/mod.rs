@@ -701,6 +701,15 @@ impl Venue {
         }
     }
 
+    /// The `[lanes]` of the overhead camera's pool ([`Scene::lane_settings`]); the underwater camera
+    /// sees no lanes' ends.
+    pub fn lane_settings(&self) -> Option<crate::pipeline::lanes::LaneSettings> {
+        match self {
+            Venue::Overhead(s) => Some(s.lane_settings()),
+            Venue::Underwater(_) => None,
+        }
+    }
+
     /// The pool's corners in the image, where the camera sees its outline (the underwater camera sees
     /// only water).
     pub fn pool_corners(&self) -> Option<[[f64; 2]; 4]> {

@@ -57,6 +57,18 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
         };
         write_own(&out.join(format!("{i:06}.json")), &ann)?;
     }
+    // One venue's frames: its lanes too, as a config section (`eval --config`, or `[lanes]` to copy).
+    if let (1, Some((_, venue))) = (settings.scenes, &scene)
+        && let Some(lanes) = venue.lane_settings()
+    {
+        #[derive(serde::Serialize)]
+        struct Section<'a> {
+            lanes: &'a crate::pipeline::lanes::LaneSettings,
+        }
+        let path = out.join("lanes.toml");
+        let text = toml::to_string(&Section { lanes: &lanes }).map_err(|e| write_err(&path, &e))?;
+        std::fs::write(&path, format!("# The synthetic venue's lanes (seed {}), for `poolwatch eval --config`.\n{text}", settings.seed)).map_err(|e| write_err(&path, &e))?;
+    }
     Ok(())
 }
 
@@ -75,5 +87,11 @@ mod tests {
             assert_eq!(image::open(&img).unwrap().width(), 64);
             assert!(truth.len() <= 1);
         }
+        // Two venues: no one set of lanes.
+        assert!(!d.path().join("lanes.toml").exists());
+        let one = tempfile::tempdir().unwrap();
+        write_synthetic(one.path(), &SynthSettings { scenes: 1, ..settings }, 1, 0.0, ImageFormat::Png).unwrap();
+        let cfg = crate::device::config::Config::load(&one.path().join("lanes.toml")).unwrap();
+        assert_eq!(cfg.lanes, Some(crate::synth::Scene::new(3, 64, 48, (1, 1)).lane_settings()));
     }
 }

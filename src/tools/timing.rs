@@ -80,6 +80,13 @@ pub struct StopScore {
     pub clear_delay_s: Option<f64>,
 }
 
+/// The `[lanes]` of a venue's camera at the size [`evaluate_timing`] renders it (what `poolwatch run`
+/// takes from the synthetic source).
+pub fn venue_lanes(venue: u64) -> crate::pipeline::lanes::LaneSettings {
+    let run = TimingRun { venue, ..TimingRun::default() };
+    Scene::new(run.venue, run.width, run.height, run.swimmers).lane_settings()
+}
+
 /// Renders `run`, detects, tracks, maps and times it, and scores the lengths against the truth.
 pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &TimingSettings, alarm: &AlarmSettings, run: &TimingRun) -> Result<TimingScore, DetectError> {
     let scene = Scene::new(run.venue, run.width, run.height, run.swimmers).with_swimmers(run.seed, run.swimmers);

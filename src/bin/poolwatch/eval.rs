@@ -57,10 +57,13 @@ pub struct Args {
 pub fn main(a: Args) -> Result<ExitCode, Usage> {
     let cfg = load_config(a.config.as_deref()).map_err(Usage)?;
     let model = Autoencoder::load_or_embedded(a.model.as_deref().or(cfg.model.as_deref())).map_err(usage)?;
-    let mut det = Detector::new(model, &cfg.detector());
+    let mut settings = cfg.detector();
     if a.timing {
-        return timing(&a, &cfg, &mut det);
+        // The daemon's pipeline on the venue's own camera: its lanes, as `poolwatch run` takes them.
+        settings.lanes = Some(poolwatch::tools::timing::venue_lanes(a.venue));
+        return timing(&a, &cfg, &mut Detector::new(model, &settings));
     }
+    let mut det = Detector::new(model, &settings);
     let ev = evaluate(&mut det, &a.test, &a.normal, a.track.then_some(&cfg.tracking)).map_err(usage)?;
     let report = ev.report();
     if report.frames == 0 {
