@@ -115,6 +115,9 @@ pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &Ti
             .tracks()
             .filter_map(|tr| LanePosition::of_box(&map, &tr.bbox, (run.width, run.height), tr.id))
             .collect();
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!("t {t:.2}: {}", at.iter().map(|p| format!("lane {} {:.2} m track {}", p.lane, p.distance_m, p.track)).collect::<Vec<_>>().join(", "));
+        }
         reported.extend(timer.update(t, &at));
         let seen: Vec<Sighting> = tracker
             .tracks()
