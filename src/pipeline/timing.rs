@@ -252,7 +252,9 @@ impl LapTimer {
             return None;
         };
         let Some(p) = here else {
-            if ts - state.last_seen > s.reset_s {
+            // Out of sight for `reset_s` more than a turn hidden at the wall ahead takes: gone. (A camera
+            // that sees a part of a 50 m lane loses a slow swimmer for 40 s at each turn.)
+            if ts - state.last_seen > s.reset_s + Self::hidden_turn_s(state, self.length_m) {
                 self.lanes[idx] = None;
                 return None;
             }
@@ -361,6 +363,18 @@ impl LapTimer {
         ((t1 + (peak - d1).abs() / v).min(t2), peak)
     }
 
+    /// How long a turn at the wall ahead, out of sight, keeps a swimmer away: from the farthest point
+    /// seen to the wall and back at the swimming speed (0 while the direction or speed is unknown).
+    fn hidden_turn_s(state: &LaneState, length_m: f64) -> f64 {
+        let at = state.extreme.1;
+        match state.dir {
+            _ if state.speed < 0.3 => 0.0,
+            Dir::Unknown => 0.0,
+            Dir::Out => 2.0 * (length_m - at).max(0.0) / state.speed,
+            Dir::Back => 2.0 * at.max(0.0) / state.speed,
+        }
+    }
+
     /// A swimmer that has gone no further for `finish_s` near the wall ahead has touched it. Out of
     /// sight (not `seen` this frame), it may be turning there unseen: it has finished only once it has
     /// been away for `finish_s` more than the swim to the wall and back from where it was last seen.
@@ -371,11 +385,7 @@ impl LapTimer {
             Dir::Out => Wall::Far,
             _ => Wall::Start,
         };
-        let hidden_turn_s = match ahead {
-            _ if seen || state.speed < 0.3 => 0.0,
-            Wall::Far => 2.0 * (self.length_m - at).max(0.0) / state.speed,
-            Wall::Start => 2.0 * at.max(0.0) / state.speed,
-        };
+        let hidden_turn_s = if seen { 0.0 } else { Self::hidden_turn_s(state, self.length_m) };
         // In sight: since the farthest point; out of sight: since the last sighting, less the turn.
         let waited = if seen { ts - t } else { ts - state.last_seen - hidden_turn_s };
         if state.dir == Dir::Unknown || ts - t < self.settings.finish_s || waited < self.settings.finish_s {
@@ -643,11 +653,44 @@ mod tests {
     fn an_empty_lane_ends_its_session() {
         let mut timer = LapTimer::new(TimingSettings { reset_s: 5.0, ..TimingSettings::default() }, 2, 25.0);
         run(&mut timer, &swim(60.0, 0.0), 1);
-        assert!(timer.laps()[0] > 0);
-        for i in 0..200 {
-            timer.update(60.0 + i as f64 * 0.04, &[]);
+        let laps = timer.laps()[0];
+        assert!(laps > 0);
+        // Last seen 13 m from the start wall swimming towards it at 1.25 m/s: for the 20.8 s a turn
+        // there would take, and `reset_s` more, the session goes on.
+        let mut t = 60.0;
+        while t < 85.0 {
+            timer.update(t, &[]);
+            t += 0.04;
+        }
+        assert_eq!(timer.laps()[0], laps);
+        while t < 87.0 {
+            timer.update(t, &[]);
+            t += 0.04;
         }
         assert_eq!(timer.laps()[0], 0);
+    }
+
+    #[test]
+    fn a_slow_swimmer_out_of_sight_for_longer_than_reset_s_at_a_turn_keeps_counting() {
+        // 1.1 m/s between 1 m and 49 m of a 50 m pool, seen only between 20 m and 37 m: each turn at the
+        // start wall keeps the swimmer away 35 s, more than `reset_s` (30). Turns at 21.8 s, 65.5 s,
+        // 109.1 s, 152.7 s and 196.4 s: four lengths after the first touch.
+        let d = |t: f64| {
+            let p = (24.0 + 1.1 * t) % 96.0;
+            if p < 48.0 { 1.0 + p } else { 49.0 - (p - 48.0) }
+        };
+        let mut timer = LapTimer::new(TimingSettings::default(), 8, 50.0);
+        let mut laps = Vec::new();
+        for i in 0..(230.0 * 25.0) as usize {
+            let t = i as f64 / 25.0;
+            let at: Vec<LanePosition> = if (20.0..=37.0).contains(&d(t)) { vec![LanePosition::at(4, d(t), 1)] } else { vec![] };
+            laps.extend(timer.update(t, &at));
+        }
+        let times: Vec<f64> = laps.iter().map(|l| l.ts).collect();
+        assert_eq!(laps.len(), 4, "{times:?}");
+        for (got, want) in times.iter().zip([65.45, 109.09, 152.73, 196.36]) {
+            assert!((got - want).abs() < 0.3, "{times:?}");
+        }
     }
 
     #[test]
