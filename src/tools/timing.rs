@@ -104,11 +104,14 @@ pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &Ti
     let mut alarms = Alarms::new(alarm.clone());
     let frames = (run.seconds * run.fps).round() as u64;
     let mut img = image::RgbImage::new(run.width, run.height);
+    let mut in_sight = InSight::new(run.fps);
     let mut reported: Vec<Lap> = Vec::new();
     let mut raised: Vec<AlarmEvent> = Vec::new();
     for i in 0..frames {
         let t = i as f64 / run.fps;
-        scene.render_into(t as f32, i, &mut img);
+        for truth in scene.render_into(t as f32, i, &mut img) {
+            in_sight.seen(truth.lane, t);
+        }
         let d = det.detect(&img)?;
         tracker.update(i, &d.boxes);
         let at: Vec<LanePosition> = tracker
@@ -144,7 +147,7 @@ pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &Ti
     for t in scene.touches(0.0, run.seconds) {
         log::debug!("true turn {t:?}");
     }
-    let mut score = score_laps(&scene, run.seconds, &reported, frames, lanes.count);
+    let mut score = score_laps(&scene, run.seconds, &reported, frames, lanes.count, Some(&in_sight));
     score_alarms(&mut score, stop.map(|(l, f, s)| (l, f as f64, s as f64)), &raised, run.seconds, alarm);
     Ok(score)
 }
@@ -195,20 +198,61 @@ fn score_alarms(score: &mut TimingScore, stop: Option<(u32, f64, f64)>, raised: 
 /// about 5 s), so no timer can know those.
 pub const EDGE_S: f64 = 5.0;
 
+/// A turn is known from the swimming before and after it: a length is scored only if its swimmer was
+/// in the picture for this long (seconds, in all) in the length before it, in it, and in the one after
+/// it (or, for the first and last, since the recording began and until it ends). A camera that sees a
+/// part of a 50 m lane loses a swimmer for up to 40 s at a turn; a turn the recording begins or ends
+/// within is not known to any timer.
+pub const IN_SIGHT_S: f64 = 2.0;
+
+/// When each lane's swimmer was in the picture (from the synthetic truth), frame by frame.
+#[derive(Clone, Debug, Default)]
+pub struct InSight {
+    fps: f64,
+    /// Per lane, the frame times (ascending) its swimmer was in the picture.
+    lanes: std::collections::BTreeMap<u32, Vec<f64>>,
+}
+
+impl InSight {
+    pub fn new(fps: f64) -> InSight {
+        InSight { fps, lanes: Default::default() }
+    }
+
+    /// The swimmer of `lane` is in the picture at `t` (frames in time order).
+    pub fn seen(&mut self, lane: u32, t: f64) {
+        self.lanes.entry(lane).or_default().push(t);
+    }
+
+    /// Seconds the swimmer of `lane` was in the picture between `a` and `b`.
+    fn seconds(&self, lane: u32, a: f64, b: f64) -> f64 {
+        let Some(times) = self.lanes.get(&lane) else { return 0.0 };
+        (times.partition_point(|&x| x < b) - times.partition_point(|&x| x <= a)) as f64 / self.fps
+    }
+}
+
 /// Matches reported lengths to the scene's turns, within 1 s; scores those not at the recording's
-/// edges ([`EDGE_S`]).
-pub fn score_laps(scene: &Scene, seconds: f64, reported: &[Lap], frames: u64, lanes: u32) -> TimingScore {
+/// edges ([`EDGE_S`]) and, given when the swimmers were in the picture, those whose turns could be
+/// seen coming and going ([`IN_SIGHT_S`]).
+pub fn score_laps(scene: &Scene, seconds: f64, reported: &[Lap], frames: u64, lanes: u32, in_sight: Option<&InSight>) -> TimingScore {
     let touches = scene.touches(0.0, seconds);
     let inside = |from: f64, to: f64| from >= EDGE_S && to <= seconds - EDGE_S;
     // A lane's first turn starts its session, as the timer's does; each later one ends a length: lane,
     // time, wall, and whether it is scored.
     let mut truth: Vec<(u32, f64, Wall, bool)> = Vec::new();
-    let mut last = std::collections::BTreeMap::new();
+    let mut by_lane: std::collections::BTreeMap<u32, Vec<(f64, bool)>> = Default::default();
     for &(lane, t, far) in &touches {
-        if let Some(from) = last.insert(lane, t) {
-            truth.push((lane, t, if far { Wall::Far } else { Wall::Start }, inside(from, t)));
+        by_lane.entry(lane).or_default().push((t, far));
+    }
+    for (&lane, turns) in &by_lane {
+        for k in 1..turns.len() {
+            let (from, (to, far)) = (turns[k - 1].0, turns[k]);
+            let prev = if k >= 2 { turns[k - 2].0 } else { 0.0 };
+            let next = turns.get(k + 1).map_or(seconds, |n| n.0);
+            let known = in_sight.is_none_or(|s| [(prev, from), (from, to), (to, next)].iter().all(|&(a, b)| s.seconds(lane, a, b) >= IN_SIGHT_S));
+            truth.push((lane, to, if far { Wall::Far } else { Wall::Start }, inside(from, to) && known));
         }
     }
+    truth.sort_by(|a, b| a.1.total_cmp(&b.1));
     let mut used = vec![false; reported.len()];
     let mut errors = Vec::new();
     for &(lane, t, wall, scored) in &truth {
@@ -287,7 +331,7 @@ mod tests {
         assert!(n >= 4, "{lengths:?}");
         // Every length reported 0.1 s late: exact.
         let perfect: Vec<Lap> = lengths.iter().map(|&(l, t, f, from)| lap(l, t + 0.1, f, t - from)).collect();
-        let s = score_laps(&scene, 200.0, &perfect, 5000, scene.lanes());
+        let s = score_laps(&scene, 200.0, &perfect, 5000, scene.lanes(), None);
         assert_eq!((s.laps_exact, s.laps_true, s.laps_unscored, s.lanes_count_exact), (1.0, n, lengths.len() - n, 2));
         assert!((s.touch_error_s_median.unwrap() - 0.1).abs() < 1e-9);
         // One scored length missed and one invented in the middle of a length: (n - 1) / (n + 1).
@@ -295,7 +339,7 @@ mod tests {
         let (lane, mid, far) = (lengths[first].0, (lengths[first].1 + lengths[first].3) / 2.0, lengths[first].2);
         let mut off: Vec<Lap> = perfect.iter().enumerate().filter(|(i, _)| *i != first).map(|(_, l)| l.clone()).collect();
         off.push(lap(lane, mid, far, 1.0));
-        let s = score_laps(&scene, 200.0, &off, 5000, scene.lanes());
+        let s = score_laps(&scene, 200.0, &off, 5000, scene.lanes(), None);
         let n = n as f64;
         assert!((s.laps_exact - (n - 1.0) / (n + 1.0)).abs() < 1e-9, "{s:?}");
         // A length invented that began in the first seconds, or ends in the last, is not held against
@@ -303,7 +347,24 @@ mod tests {
         let mut edges = perfect.clone();
         edges.push(lap(lane, mid, far, mid - 1.0));
         edges.push(lap(lane, 200.0 - EDGE_S / 2.0, far, 1.0));
-        let s = score_laps(&scene, 200.0, &edges, 5000, scene.lanes());
+        let s = score_laps(&scene, 200.0, &edges, 5000, scene.lanes(), None);
         assert_eq!((s.laps_exact, s.laps_true), (1.0, n as usize), "{s:?}");
+        // The first scored length's swimmer out of the picture from its end on, but for 1 s: none of
+        // the lane's lengths from that one on is known, and missing them is not held against the timer.
+        let (lane, end) = (lengths[first].0, lengths[first].1);
+        let mut sight = InSight::new(25.0);
+        for i in 0..5000 {
+            let t = i as f64 / 25.0;
+            for l in 1..=scene.lanes() {
+                if l != lane || t < end || (end + 5.0..end + 6.0).contains(&t) {
+                    sight.seen(l, t);
+                }
+            }
+        }
+        let next = lengths.iter().position(|l| l.0 == lane && l.3 == end);
+        let gone: Vec<Lap> = perfect.iter().enumerate().filter(|(i, _)| *i != first && Some(*i) != next).map(|(_, l)| l.clone()).collect();
+        let s = score_laps(&scene, 200.0, &gone, 5000, scene.lanes(), Some(&sight));
+        let lane_rest = lengths.iter().filter(|l| l.0 == lane && l.1 > end && scored(l)).count();
+        assert_eq!((s.laps_exact, s.laps_true), (1.0, n as usize - 1 - lane_rest), "{s:?}");
     }
 }
