@@ -120,8 +120,10 @@ pub const NOISE_AREA_FACTOR: f32 = 1.35;
 /// frame, a 13x9-pixel blob in a 640x480 frame.
 pub const MIN_AREA_FALLBACK: f32 = 0.0004;
 
-/// The default [`BoxSettings::min_area_m2`].
-pub const MIN_AREA_M2: f32 = 0.1;
+/// The default [`BoxSettings::min_area_m2`]: off. 0.1 finds the far lanes' swimmers of a camera in the
+/// stands (synthetic venue 2: recall 0.659 -> 0.976) but cost the demo venue a length on one of ten
+/// timing seeds (docs/accuracy.md), so it is a venue's choice, not yet every venue's default.
+pub const MIN_AREA_M2: f32 = 0.0;
 
 /// Where lanes are known, boxes in one lane this close along it (metres) are one swimmer's pieces...
 pub const FRAGMENT_GAP_M: f64 = 1.0;
@@ -155,7 +157,8 @@ pub struct BoxSettings {
     /// Smallest box, as a fraction of the frame's area, or "auto" (from the calibration's noise grain).
     pub min_area: MinArea,
     /// Where the pool's lanes are known: a blob smaller than `min_area` is still a box when it covers
-    /// at least this many square metres of the pool's surface (0: off). The smallest box is a size in
+    /// at least this many square metres of the pool's surface (0, the default: off; 0.1 for a camera
+    /// whose far lanes' swimmers are smaller than the noise grain). The smallest box is a size in
     /// pixels, the camera's noise grain, the same all over the picture; a swimmer in the far lanes of a
     /// camera in the stands is smaller than that (about 25 x 7 pixels in an 8-lane, 50 m pool).
     /// Never fewer than [`MIN_PERSPECTIVE_PX`] heatmap pixels.
@@ -226,7 +229,7 @@ pub struct BoxExtractor {
     calibrated: Option<f32>,
     /// The smallest box in force, a fraction of the frame.
     min_area: f32,
-    /// The pool's lanes, for [`BoxSettings::min_area_m2`].
+    /// The pool's lanes, for [`merge_along_lanes`] and [`BoxSettings::min_area_m2`].
     lanes: Option<LaneMap>,
     /// The thresholded heatmap, 0/1 per model pixel.
     binary: Vec<u8>,
@@ -246,7 +249,8 @@ impl BoxExtractor {
         self
     }
 
-    /// Gives [`BoxSettings::min_area_m2`] the pool's lanes (in the source frame's pixels).
+    /// The pool's lanes (in the source frame's pixels): a swimmer's pieces along a lane merge
+    /// ([`merge_along_lanes`]), and [`BoxSettings::min_area_m2`] applies.
     pub fn with_lanes(mut self, lanes: Option<LaneMap>) -> BoxExtractor {
         self.lanes = lanes;
         self

@@ -58,8 +58,8 @@ pub struct DetectorSettings {
     /// Heatmap settings that replace the calibrated ones, key by key.
     pub heatmap: HeatmapOverrides,
     pub boxes: BoxSettings,
-    /// The pool's lanes, if known: the box stage's smallest box follows their perspective
-    /// ([`BoxSettings::min_area_m2`]).
+    /// The pool's lanes, if known: the box stage merges a swimmer's pieces along a lane and, with
+    /// [`BoxSettings::min_area_m2`], sizes its smallest box by their perspective.
     pub lanes: Option<LaneSettings>,
 }
 
