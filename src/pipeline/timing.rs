@@ -23,7 +23,8 @@ pub struct TimingSettings {
     pub reverse_m: f64,
     /// Seconds without going further, near the wall ahead, that make a finishing touch.
     pub finish_s: f64,
-    /// A lane nobody has been seen in for this long (seconds) ends its session.
+    /// A lane nobody has been seen in for this long (seconds) ends its session, counted after the
+    /// time a turn hidden at the wall ahead would keep its swimmer away.
     pub reset_s: f64,
     /// Lengths faster than this (seconds) are not believed (a box that jumped across the pool).
     pub min_length_s: f64,
