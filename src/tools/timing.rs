@@ -226,7 +226,8 @@ impl InSight {
     /// Seconds the swimmer of `lane` was in the picture between `a` and `b`.
     fn seconds(&self, lane: u32, a: f64, b: f64) -> f64 {
         let Some(times) = self.lanes.get(&lane) else { return 0.0 };
-        (times.partition_point(|&x| x < b) - times.partition_point(|&x| x <= a)) as f64 / self.fps
+        // (a, b) is empty when b <= a: no frame.
+        times.partition_point(|&x| x < b).saturating_sub(times.partition_point(|&x| x <= a)) as f64 / self.fps
     }
 }
 
@@ -361,6 +362,7 @@ mod tests {
                 }
             }
         }
+        assert_eq!((sight.seconds(lane, end, end), sight.seconds(lane, 3.0, 1.0)), (0.0, 0.0), "an empty interval");
         let next = lengths.iter().position(|l| l.0 == lane && l.3 == end);
         let gone: Vec<Lap> = perfect.iter().enumerate().filter(|(i, _)| *i != first && Some(*i) != next).map(|(_, l)| l.clone()).collect();
         let s = score_laps(&scene, 200.0, &gone, 5000, scene.lanes(), Some(&sight));
