@@ -369,39 +369,32 @@ fn resolve_min_area(setting: &MinArea, noise_area: Option<f32>) -> f32 {
 /// and together span at most [`SWIMMER_LENGTH_M`]: the pieces a swimmer far from the camera breaks
 /// into (head and feet, a few pixels apart there) are one box, while two swimmers one behind the
 /// other, or side by side in two lanes, stay two.
-pub fn merge_along_lanes(mut boxes: Vec<BBox>, lanes: &LaneMap) -> Vec<BBox> {
+pub fn merge_along_lanes(boxes: Vec<BBox>, lanes: &LaneMap) -> Vec<BBox> {
     let place = |b: &BBox| {
         let r = [b.x1, b.y1, b.x2, b.y2];
         lanes.locate_box(&r).map(|p| (p.lane, lanes.span_along(&r)))
     };
-    loop {
-        let mut merged = false;
-        'outer: for i in 0..boxes.len() {
-            let Some((lane, (lo, hi))) = place(&boxes[i]) else { continue };
-            for j in i + 1..boxes.len() {
-                let Some((lane_j, (lo_j, hi_j))) = place(&boxes[j]) else { continue };
-                let gap = lo.max(lo_j) - hi.min(hi_j);
-                if lane == lane_j && gap <= FRAGMENT_GAP_M && hi.max(hi_j) - lo.min(lo_j) <= SWIMMER_LENGTH_M {
-                    let b = boxes.swap_remove(j);
-                    boxes[i] = boxes[i].union(&b);
-                    merged = true;
-                    break 'outer;
-                }
-            }
+    merge_while(boxes, |a, b| match (place(a), place(b)) {
+        (Some((lane, (lo, hi))), Some((lane_b, (lo_b, hi_b)))) => {
+            lane == lane_b && lo.max(lo_b) - hi.min(hi_b) <= FRAGMENT_GAP_M && hi.max(hi_b) - lo.min(lo_b) <= SWIMMER_LENGTH_M
         }
-        if !merged {
-            return boxes;
-        }
-    }
+        _ => false,
+    })
 }
 
 /// Repeatedly merges boxes that overlap or lie within `gap` pixels of each other.
-pub fn merge(mut boxes: Vec<BBox>, gap: f32) -> Vec<BBox> {
+pub fn merge(boxes: Vec<BBox>, gap: f32) -> Vec<BBox> {
+    merge_while(boxes, |a, b| a.gap(b) <= gap)
+}
+
+/// Repeatedly replaces the first pair of boxes (in order) that `together` accepts by their union,
+/// until no pair is left.
+fn merge_while(mut boxes: Vec<BBox>, together: impl Fn(&BBox, &BBox) -> bool) -> Vec<BBox> {
     loop {
         let mut merged = false;
         'outer: for i in 0..boxes.len() {
             for j in i + 1..boxes.len() {
-                if boxes[i].gap(&boxes[j]) <= gap {
+                if together(&boxes[i], &boxes[j]) {
                     let b = boxes.swap_remove(j);
                     boxes[i] = boxes[i].union(&b);
                     merged = true;
