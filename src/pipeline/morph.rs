@@ -17,6 +17,10 @@ pub struct Morphology {
     parent: Vec<u32>,
     slot: Vec<u32>,
     comps: Vec<Component>,
+    /// [`core_parts`](Morphology::core_parts)' scratch: visited pixels of the component's bounds, and the
+    /// flood fill's stack.
+    seen: Vec<u8>,
+    stack: Vec<(u32, u32)>,
 }
 
 /// One 8-connected component: its bounds (`x2`, `y2` exclusive), pixel count and highest score.
@@ -229,6 +233,64 @@ impl Morphology {
         }
         if x2 == 0 { (c.x1, c.y1, c.x2, c.y2) } else { (x1, y1, x2, y2) }
     }
+
+    /// The 8-connected parts of component `index`'s pixels (of the last [`components`](Self::components)
+    /// call) whose `score` is at least `level`, each with its bounds, pixel count and highest score,
+    /// in the raster order of their first pixel; none when `level` is above the component's peak.
+    /// `out` is cleared first.
+    pub fn core_parts(&mut self, index: usize, score: &[f32], w: usize, level: f32, out: &mut Vec<Component>) {
+        out.clear();
+        let c = self.comps[index];
+        let label = index as u32 + 1;
+        let bw = (c.x2 - c.x1) as usize;
+        self.seen.clear();
+        self.seen.resize(bw * (c.y2 - c.y1) as usize, 0);
+        let inside = |labels: &[u32], x: u32, y: u32| {
+            let i = y as usize * w + x as usize;
+            labels[i] == label && score[i] >= level
+        };
+        for y in c.y1..c.y2 {
+            for x in c.x1..c.x2 {
+                let li = (y - c.y1) as usize * bw + (x - c.x1) as usize;
+                if self.seen[li] != 0 || !inside(&self.labels, x, y) {
+                    continue;
+                }
+                self.seen[li] = 1;
+                let mut part = Component { x1: x, y1: y, x2: x + 1, y2: y + 1, pixels: 0, peak: f32::MIN };
+                self.stack.clear();
+                self.stack.push((x, y));
+                while let Some((px, py)) = self.stack.pop() {
+                    part.x1 = part.x1.min(px);
+                    part.x2 = part.x2.max(px + 1);
+                    part.y1 = part.y1.min(py);
+                    part.y2 = part.y2.max(py + 1);
+                    part.pixels += 1;
+                    part.peak = part.peak.max(score[py as usize * w + px as usize]);
+                    for (nx, ny) in [
+                        (px.wrapping_sub(1), py.wrapping_sub(1)),
+                        (px, py.wrapping_sub(1)),
+                        (px + 1, py.wrapping_sub(1)),
+                        (px.wrapping_sub(1), py),
+                        (px + 1, py),
+                        (px.wrapping_sub(1), py + 1),
+                        (px, py + 1),
+                        (px + 1, py + 1),
+                    ] {
+                        // Outside the component's bounds (a wrapped 0 - 1 included) is not in it.
+                        if nx < c.x1 || nx >= c.x2 || ny < c.y1 || ny >= c.y2 {
+                            continue;
+                        }
+                        let ni = (ny - c.y1) as usize * bw + (nx - c.x1) as usize;
+                        if self.seen[ni] == 0 && inside(&self.labels, nx, ny) {
+                            self.seen[ni] = 1;
+                            self.stack.push((nx, ny));
+                        }
+                    }
+                }
+                out.push(part);
+            }
+        }
+    }
 }
 
 /// Whether a row of a 0/1 mask has a set pixel (a whole-row OR, which vectorises; no early exit).
@@ -390,5 +452,36 @@ mod tests {
         assert_eq!(mo.core_bounds(l, &score, w, 1.0), (1, 1, 5, 4));
         // A level above the peak keeps the component's own bounds.
         assert_eq!(mo.core_bounds(l, &score, w, 6.0), (1, 1, 5, 4));
+    }
+
+    #[test]
+    fn core_parts_are_the_connected_pieces_above_the_level() {
+        // One component, a row of scores 5 5 1 1 7 7 7 with a diagonal step down to a 6 on the next row,
+        // and a lone 9 of another component inside its bounds.
+        let (w, h) = (9usize, 3usize);
+        let mut m = vec![0u8; w * h];
+        let mut score = vec![0.0f32; w * h];
+        for (x, y, v) in [(0, 0, 5.0), (1, 0, 5.0), (2, 0, 1.0), (3, 0, 1.0), (4, 0, 7.0), (5, 0, 7.0), (6, 0, 7.0), (7, 1, 6.0), (2, 2, 9.0)] {
+            m[y * w + x] = 1;
+            score[y * w + x] = v;
+        }
+        let mut mo = Morphology::new();
+        let comps = mo.components(&m, &score, w, h).to_vec();
+        let big = comps.iter().position(|c| c.pixels == 8).unwrap();
+        let mut parts = Vec::new();
+        mo.core_parts(big, &score, w, 2.0, &mut parts);
+        assert_eq!(
+            parts,
+            vec![
+                Component { x1: 0, y1: 0, x2: 2, y2: 1, pixels: 2, peak: 5.0 },
+                // Diagonal neighbours join, as in `components`.
+                Component { x1: 4, y1: 0, x2: 8, y2: 2, pixels: 4, peak: 7.0 },
+            ]
+        );
+        // At the lowest score it is the whole component; above its peak, nothing.
+        mo.core_parts(big, &score, w, 1.0, &mut parts);
+        assert_eq!(parts, vec![Component { x1: 0, y1: 0, x2: 8, y2: 2, pixels: 8, peak: 7.0 }]);
+        mo.core_parts(big, &score, w, 8.0, &mut parts);
+        assert!(parts.is_empty());
     }
 }
