@@ -16,13 +16,19 @@ pub struct TrackSettings {
     pub iou: f32,
     /// When IoU is lower: largest centre distance, as a fraction of the larger box side, to still match.
     pub max_jump: f32,
-    /// While a track is not yet confirmed, a box this many times larger or smaller (in area) than its
-    /// last restarts its count of hits (0: no limit). A swimmer's box changes size little from one
-    /// frame to the next; the stirred surface's blobs, which come and go in the same place, jump: 2
-    /// takes T1's false boxes from 0.18 to 0.02 a frame over three training seeds and changes no
-    /// number of T2 or V1 (docs/accuracy.md, session 18).
+    /// While a track is not yet confirmed, a box this many times larger or smaller (in area, each
+    /// area counted with [`RESIZE_SLACK`] of the frame added) than its last restarts its count of hits
+    /// (0: no limit). A swimmer's box changes size little from one frame to the next; the stirred
+    /// surface's blobs, which come and go in the same place, jump: 2 takes T1's false boxes from 0.18
+    /// to 0.02 a frame over three training seeds and changes no number of T2 or V1 (docs/accuracy.md,
+    /// session 18).
     pub max_resize: f32,
 }
+
+/// [`TrackSettings::max_resize`] compares areas with this fraction of the frame added to each: a far
+/// swimmer a few pixels long whose box doubles as its head and feet join is no jump (an 8-lane pool
+/// filmed from the stands lost lengths without it), a patch of surface a tenth of the frame is.
+pub const RESIZE_SLACK: f32 = 0.002;
 
 /// The default [`TrackSettings::max_resize`].
 pub const MAX_RESIZE: f32 = 2.0;
@@ -130,12 +136,13 @@ fn affinity(s: &TrackSettings, t: &[f32; 4], b: &BBox) -> Option<f32> {
     (d <= s.max_jump).then_some(1.0 - d / (s.max_jump + 1e-6))
 }
 
-/// Whether `b` is more than `max` times larger or smaller in area than the box `t` (never with `max` 0).
-fn resized(t: &[f32; 4], b: &BBox, max: f32) -> bool {
+/// Whether `b` is more than `max` times larger or smaller in area than the box `t`, both areas with
+/// `slack` added (never with `max` 0).
+fn resized(t: &[f32; 4], b: &BBox, max: f32, slack: f32) -> bool {
     if max <= 0.0 {
         return false;
     }
-    let (a, c) = (BBox::new(t[0], t[1], t[2], t[3]).area().max(1.0), b.area().max(1.0));
+    let (a, c) = ((BBox::new(t[0], t[1], t[2], t[3]).area() + slack).max(1.0), (b.area() + slack).max(1.0));
     a.max(c) > max * a.min(c)
 }
 
@@ -153,8 +160,10 @@ impl Tracker {
         self.settings = settings;
     }
 
-    /// Matches this frame's boxes to the live tracks; returns the events of the frame.
-    pub fn update(&mut self, seq: u64, boxes: &[BBox]) -> Vec<TrackEvent> {
+    /// Matches this frame's boxes (of a `frame`-sized image, width and height) to the live tracks;
+    /// returns the events of the frame.
+    pub fn update(&mut self, seq: u64, boxes: &[BBox], frame: (u32, u32)) -> Vec<TrackEvent> {
+        let slack = RESIZE_SLACK * frame.0 as f32 * frame.1 as f32;
         // Greedy assignment on the best affinities first: optimal enough for a handful of swimmers.
         let mut pairs = Vec::new();
         for (ti, l) in self.live.iter().enumerate() {
@@ -175,7 +184,7 @@ impl Tracker {
             track_used[ti] = true;
             box_used[bi] = true;
             let l = &mut self.live[ti];
-            if !l.confirmed && resized(&l.track.bbox, &boxes[bi], self.settings.max_resize) {
+            if !l.confirmed && resized(&l.track.bbox, &boxes[bi], self.settings.max_resize, slack) {
                 l.track.hits = 0;
                 l.track.since = seq;
             }
@@ -241,6 +250,9 @@ impl Tracker {
 mod tests {
     use super::*;
 
+    /// The frame the test boxes are in: 640 x 480, so the slack of [`RESIZE_SLACK`] is 614 pixels.
+    const FRAME: (u32, u32) = (640, 480);
+
     fn b(x: f32, y: f32) -> BBox {
         let mut b = BBox::new(x, y, x + 40.0, y + 20.0);
         b.score = 1.0;
@@ -254,17 +266,17 @@ mod tests {
     #[test]
     fn a_box_is_reported_after_min_hits_and_ends_after_max_missed() {
         let mut t = Tracker::new(TrackSettings { min_hits: 3, max_missed: 2, ..Default::default() });
-        assert!(t.update(0, &[b(10.0, 10.0)]).is_empty());
-        assert!(t.update(1, &[b(14.0, 10.0)]).is_empty());
+        assert!(t.update(0, &[b(10.0, 10.0)], FRAME).is_empty());
+        assert!(t.update(1, &[b(14.0, 10.0)], FRAME).is_empty());
         assert_eq!(t.tracks().count(), 0);
-        assert_eq!(kinds(&t.update(2, &[b(18.0, 10.0)])), [(EventKind::New, 1)]);
+        assert_eq!(kinds(&t.update(2, &[b(18.0, 10.0)], FRAME)), [(EventKind::New, 1)]);
         assert_eq!(t.tracks().next().unwrap().bbox, [18.0, 10.0, 58.0, 30.0]);
-        assert_eq!(kinds(&t.update(3, &[b(22.0, 10.0)])), [(EventKind::Update, 1)]);
+        assert_eq!(kinds(&t.update(3, &[b(22.0, 10.0)], FRAME)), [(EventKind::Update, 1)]);
         // Unseen for two frames: still alive; the third ends it.
-        assert!(t.update(4, &[]).is_empty());
-        assert!(t.update(5, &[]).is_empty());
+        assert!(t.update(4, &[], FRAME).is_empty());
+        assert!(t.update(5, &[], FRAME).is_empty());
         assert_eq!(t.tracks().next().unwrap().missed, 2);
-        assert_eq!(kinds(&t.update(6, &[])), [(EventKind::End, 1)]);
+        assert_eq!(kinds(&t.update(6, &[], FRAME)), [(EventKind::End, 1)]);
         assert_eq!(t.tracks().count(), 0);
     }
 
@@ -274,7 +286,7 @@ mod tests {
         for seq in 0..20 {
             // A glint seen every third frame at the same place.
             let boxes = if seq % 3 == 0 { vec![b(100.0, 100.0)] } else { vec![] };
-            assert!(t.update(seq, &boxes).is_empty(), "frame {seq}");
+            assert!(t.update(seq, &boxes, FRAME).is_empty(), "frame {seq}");
         }
     }
 
@@ -284,7 +296,7 @@ mod tests {
         let mut ids = Vec::new();
         for i in 0..10 {
             let x = i as f32 * 8.0;
-            let ev = t.update(i, &[b(x, 0.0), b(200.0 - x, 60.0)]);
+            let ev = t.update(i, &[b(x, 0.0), b(200.0 - x, 60.0)], FRAME);
             let mut frame: Vec<_> = ev.iter().map(|e| (e.track.id, e.track.bbox[1] as i32)).collect();
             frame.sort();
             ids.push(frame);
@@ -298,11 +310,11 @@ mod tests {
     #[test]
     fn a_fast_swimmer_matches_by_centre_distance() {
         let mut t = Tracker::new(TrackSettings { min_hits: 2, max_missed: 0, iou: 0.3, max_jump: 0.75, ..Default::default() });
-        t.update(0, &[b(0.0, 0.0)]);
+        t.update(0, &[b(0.0, 0.0)], FRAME);
         // Moved 28 px: IoU 0.18, but the centre is within 0.75 box sides.
-        assert_eq!(kinds(&t.update(1, &[b(28.0, 0.0)])), [(EventKind::New, 1)]);
+        assert_eq!(kinds(&t.update(1, &[b(28.0, 0.0)], FRAME)), [(EventKind::New, 1)]);
         // Far away: a different swimmer, and the first one ends.
-        let ev = t.update(2, &[b(300.0, 0.0)]);
+        let ev = t.update(2, &[b(300.0, 0.0)], FRAME);
         assert_eq!(kinds(&ev), [(EventKind::End, 1)]);
     }
 
@@ -310,29 +322,34 @@ mod tests {
     fn a_tentative_box_that_jumps_in_size_starts_counting_again_a_confirmed_one_does_not() {
         let s = TrackSettings { min_hits: 3, max_missed: 0, max_resize: 2.0, ..Default::default() };
         let sized = |w: f32| {
-            let mut b = BBox::new(100.0, 100.0, 100.0 + w, 120.0);
+            let mut b = BBox::new(100.0, 100.0, 100.0 + w, 200.0);
             b.score = 1.0;
             b
         };
-        // 40 -> 90 wide (2.25 times the area) after two hits: the count restarts.
+        // 40 -> 90 wide (100 high: with the slack, 2.08 times the area) after two hits: the count restarts.
         let mut t = Tracker::new(s.clone());
-        assert!(t.update(0, &[sized(40.0)]).is_empty());
-        assert!(t.update(1, &[sized(40.0)]).is_empty());
-        assert!(t.update(2, &[sized(90.0)]).is_empty(), "the third hit came with a jump");
-        assert!(t.update(3, &[sized(90.0)]).is_empty());
-        let ev = t.update(4, &[sized(90.0)]);
+        assert!(t.update(0, &[sized(40.0)], FRAME).is_empty());
+        assert!(t.update(1, &[sized(40.0)], FRAME).is_empty());
+        assert!(t.update(2, &[sized(90.0)], FRAME).is_empty(), "the third hit came with a jump");
+        assert!(t.update(3, &[sized(90.0)], FRAME).is_empty());
+        let ev = t.update(4, &[sized(90.0)], FRAME);
         assert_eq!(kinds(&ev), [(EventKind::New, 1)], "the same ID, confirmed three steady hits after the jump");
         assert_eq!((ev[0].track.hits, ev[0].track.since), (3, 2));
         // Once confirmed, a box may change size as it likes (a swimmer turning, a limb joining).
-        let ev = t.update(5, &[sized(200.0)]);
+        let ev = t.update(5, &[sized(200.0)], FRAME);
         assert_eq!(kinds(&ev), [(EventKind::Update, 1)]);
         // Growing within the factor never restarts; with no limit, nothing does.
         for max_resize in [2.0, 0.0] {
             let mut t = Tracker::new(TrackSettings { max_resize, ..s.clone() });
             let widths: &[f32] = if max_resize > 0.0 { &[40.0, 70.0, 120.0] } else { &[40.0, 400.0, 40.0] };
-            let ev: Vec<_> = widths.iter().enumerate().flat_map(|(i, &w)| t.update(i as u64, &[sized(w)])).collect();
+            let ev: Vec<_> = widths.iter().enumerate().flat_map(|(i, &w)| t.update(i as u64, &[sized(w)], FRAME)).collect();
             assert_eq!(kinds(&ev), [(EventKind::New, 1)], "max_resize {max_resize}");
         }
+        // A far swimmer's 10 x 5 box that doubles to 20 x 5 is no jump: the slack is larger than it.
+        let mut t = Tracker::new(s);
+        let small = |w: f32| BBox { score: 1.0, ..BBox::new(300.0, 300.0, 300.0 + w, 305.0) };
+        let ev: Vec<_> = [10.0, 20.0, 10.0].iter().enumerate().flat_map(|(i, &w)| t.update(i as u64, &[small(w)], FRAME)).collect();
+        assert_eq!(kinds(&ev), [(EventKind::New, 1)]);
     }
 
     #[test]
@@ -384,7 +401,7 @@ mod tests {
                 let mut life: HashMap<u64, Life> = HashMap::new();
                 for (seq, boxes) in frames.iter().enumerate() {
                     let seq = seq as u64;
-                    let ev = t.update(seq, boxes);
+                    let ev = t.update(seq, boxes, FRAME);
                     let mut fed = 0;
                     let mut seen_ids = Vec::new();
                     for e in &ev {

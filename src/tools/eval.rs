@@ -342,7 +342,7 @@ pub fn evaluate(det: &mut Detector, tests: &[PathBuf], normal: &[PathBuf], track
                         tracker = Some((video, Tracker::new(settings.clone())));
                     }
                     let Some((_, t)) = &mut tracker else { unreachable!("set just above") };
-                    t.update(seq as u64, &d.boxes);
+                    t.update(seq as u64, &d.boxes, img.dimensions());
                     t.tracks().map(|t| t.as_bbox()).collect()
                 }
                 None => d.boxes,

@@ -113,7 +113,7 @@ pub fn evaluate_timing(det: &mut Detector, tracking: &TrackSettings, timing: &Ti
             in_sight.seen(truth.lane, t);
         }
         let d = det.detect(&img)?;
-        tracker.update(i, &d.boxes);
+        tracker.update(i, &d.boxes, img.dimensions());
         let at: Vec<LanePosition> = tracker
             .tracks()
             .filter_map(|tr| LanePosition::of_box(&map, &tr.bbox, (run.width, run.height), tr.id))

@@ -53,7 +53,7 @@ impl Stage {
     /// Feeds one frame's boxes to the tracker: its confirmed swimmers with their lanes, the events, and
     /// the swimmers per lane.
     fn track(&mut self, seq: u64, ts: f64, size: (u32, u32), boxes: &[crate::pipeline::boxes::BBox]) -> Tracked {
-        let events = self.tracker.update(seq, boxes);
+        let events = self.tracker.update(seq, boxes, size);
         let locate = |b: &[f32; 4]| self.lanes.as_ref().and_then(|m| m.locate_box(b));
         let swimmers: Vec<Swimmer> = self.tracker.tracks().map(|t| Swimmer::new(t.clone(), locate(&t.bbox))).collect();
         let events: Vec<Event> = events
