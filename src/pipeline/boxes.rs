@@ -384,8 +384,9 @@ impl BoxExtractor {
                     self.morph.core_parts(i, &hm.score, wu, level, &mut self.parts);
                     let strong = self.parts.iter().filter(|p| p.peak >= c.peak * frac);
                     let b = strong.fold((u32::MAX, u32::MAX, 0, 0), |b, p| (b.0.min(p.x1), b.1.min(p.y1), b.2.max(p.x2), b.3.max(p.y2)));
-                    // The piece holding the peak always reaches it, so `b` is never empty.
-                    push(b, c.peak);
+                    // The piece holding the peak reaches it, so `b` is empty only for scores that do not
+                    // compare (NaN): then the blob's own bounds.
+                    push(if b.2 == 0 { (c.x1, c.y1, c.x2, c.y2) } else { b }, c.peak);
                 }
                 Cores::Joined | Cores::Strong => push(self.morph.core_bounds(i, &hm.score, wu, level), c.peak),
                 Cores::Main => {
