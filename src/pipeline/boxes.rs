@@ -198,10 +198,11 @@ pub struct BoxSettings {
     /// and the synthetic pool as they were (docs/accuracy.md).
     pub extent_cap: f32,
     /// Which pieces above the extent cut make the blob's box. `"strong"` takes V1 to F1 0.721 at IoU
-    /// 0.5 but costs synthetic underwater venue 1 0.047 there; `"main"` helps the close underwater
-    /// cameras of the ietr-pool footage (with `[heatmap] white_weight = 0.2`, every dev video over
-    /// F1 0.85) but costs a synthetic underwater venue the far one of two swimmers seen one behind
-    /// the other, so `"joined"` stays the default (docs/accuracy.md, session 18).
+    /// 0.5 but costs synthetic underwater venue 1 0.047 there; `"main"` (with `[heatmap] white_weight
+    /// = 0.2`) helped the close underwater cameras of the ietr-pool footage before the smoothing was
+    /// capped, no longer beats the defaults there, and costs a synthetic underwater venue the far one
+    /// of two swimmers seen one behind the other; so `"joined"` stays the default (docs/accuracy.md,
+    /// session 18).
     pub cores: Cores,
     /// With `cores = "main"`: pieces closer than this fraction of the frame width are one piece (a
     /// limb the cut separates from the torso).
@@ -407,34 +408,24 @@ impl BoxExtractor {
     }
 }
 
-/// Groups `parts` (in place) whose bounds lie within `gap` pixels of each other, repeatedly, and
-/// returns the group holding the highest peak; `None` without parts.
+/// Groups `parts` whose bounds lie within `gap` pixels of each other, repeatedly, and returns the
+/// group holding the highest peak; `None` without parts.
 fn main_group(parts: &mut Vec<Component>, gap: f32) -> Option<Component> {
     let apart = |p: &Component, q: &Component| {
         let dx = p.x1.max(q.x1) as f32 - p.x2.min(q.x2) as f32;
         let dy = p.y1.max(q.y1) as f32 - p.y2.min(q.y2) as f32;
         dx.max(dy)
     };
-    'grow: loop {
-        for a in 0..parts.len() {
-            for b in a + 1..parts.len() {
-                if apart(&parts[a], &parts[b]) <= gap {
-                    let q = parts.swap_remove(b);
-                    let p = &mut parts[a];
-                    *p = Component {
-                        x1: p.x1.min(q.x1),
-                        y1: p.y1.min(q.y1),
-                        x2: p.x2.max(q.x2),
-                        y2: p.y2.max(q.y2),
-                        pixels: p.pixels + q.pixels,
-                        peak: p.peak.max(q.peak),
-                    };
-                    continue 'grow;
-                }
-            }
-        }
-        return parts.iter().copied().max_by(|p, q| p.peak.total_cmp(&q.peak));
-    }
+    let union = |p: &Component, q: &Component| Component {
+        x1: p.x1.min(q.x1),
+        y1: p.y1.min(q.y1),
+        x2: p.x2.max(q.x2),
+        y2: p.y2.max(q.y2),
+        pixels: p.pixels + q.pixels,
+        peak: p.peak.max(q.peak),
+    };
+    merge_while(parts, |p, q| apart(p, q) <= gap, union);
+    parts.iter().copied().max_by(|p, q| p.peak.total_cmp(&q.peak))
 }
 
 fn resolve_min_area(setting: &MinArea, noise_area: Option<f32>) -> f32 {
@@ -450,42 +441,41 @@ fn resolve_min_area(setting: &MinArea, noise_area: Option<f32>) -> f32 {
 /// and together span at most [`SWIMMER_LENGTH_M`]: the pieces a swimmer far from the camera breaks
 /// into (head and feet, a few pixels apart there) are one box, while two swimmers one behind the
 /// other, or side by side in two lanes, stay two.
-pub fn merge_along_lanes(boxes: Vec<BBox>, lanes: &LaneMap) -> Vec<BBox> {
+pub fn merge_along_lanes(mut boxes: Vec<BBox>, lanes: &LaneMap) -> Vec<BBox> {
     let place = |b: &BBox| {
         let r = [b.x1, b.y1, b.x2, b.y2];
         lanes.locate_box(&r).map(|p| (p.lane, lanes.span_along(&r)))
     };
-    merge_while(boxes, |a, b| match (place(a), place(b)) {
+    let together = |a: &BBox, b: &BBox| match (place(a), place(b)) {
         (Some((lane, (lo, hi))), Some((lane_b, (lo_b, hi_b)))) => {
             lane == lane_b && lo.max(lo_b) - hi.min(hi_b) <= FRAGMENT_GAP_M && hi.max(hi_b) - lo.min(lo_b) <= SWIMMER_LENGTH_M
         }
         _ => false,
-    })
+    };
+    merge_while(&mut boxes, together, BBox::union);
+    boxes
 }
 
 /// Repeatedly merges boxes that overlap or lie within `gap` pixels of each other.
-pub fn merge(boxes: Vec<BBox>, gap: f32) -> Vec<BBox> {
-    merge_while(boxes, |a, b| a.gap(b) <= gap)
+pub fn merge(mut boxes: Vec<BBox>, gap: f32) -> Vec<BBox> {
+    merge_while(&mut boxes, |a, b| a.gap(b) <= gap, BBox::union);
+    boxes
 }
 
-/// Repeatedly replaces the first pair of boxes (in order) that `together` accepts by their union,
-/// until no pair is left.
-fn merge_while(mut boxes: Vec<BBox>, together: impl Fn(&BBox, &BBox) -> bool) -> Vec<BBox> {
-    loop {
-        let mut merged = false;
-        'outer: for i in 0..boxes.len() {
-            for j in i + 1..boxes.len() {
-                if together(&boxes[i], &boxes[j]) {
-                    let b = boxes.swap_remove(j);
-                    boxes[i] = boxes[i].union(&b);
-                    merged = true;
-                    break 'outer;
+/// Repeatedly replaces the first pair of items (in order) that `together` accepts by their `union`,
+/// until no pair is left: boxes by their gap or their lane, a blob's pieces by their gap.
+fn merge_while<T>(items: &mut Vec<T>, together: impl Fn(&T, &T) -> bool, union: impl Fn(&T, &T) -> T) {
+    'grow: loop {
+        for i in 0..items.len() {
+            for j in i + 1..items.len() {
+                if together(&items[i], &items[j]) {
+                    let b = items.swap_remove(j);
+                    items[i] = union(&items[i], &b);
+                    continue 'grow;
                 }
             }
         }
-        if !merged {
-            return boxes;
-        }
+        return;
     }
 }
 

@@ -71,7 +71,8 @@ pub struct Track {
     pub hits: u32,
     /// Frames since it was last seen (0 = in this frame).
     pub missed: u32,
-    /// Frame sequence number it was first seen at.
+    /// Frame sequence number it was first seen at (while tentative, a box that jumped in size
+    /// ([`TrackSettings::max_resize`]) starts it again).
     pub since: u64,
 }
 
