@@ -42,7 +42,7 @@ fn settings(arch: &str, epochs: usize) -> TrainSettings {
 }
 
 fn data(dir: &Path) -> Dataset {
-    Dataset::load(&DatasetSpec { normal: vec![dir.to_path_buf()], inpaint: vec![], footage: vec![], footage_settings: Default::default(), mask: MaskSpec::None, val_fraction: 0.25, max_size: (128, 96) })
+    Dataset::load(&DatasetSpec { normal: vec![dir.to_path_buf()], inpaint: vec![], footage: vec![], footage_settings: Default::default(), footage_found: Default::default(), mask: MaskSpec::None, val_fraction: 0.25, max_size: (128, 96) })
         .unwrap()
 }
 
@@ -216,7 +216,10 @@ fn footage_without_annotations_trains_reports_what_it_left_out_and_refuses_too_l
         std::fs::copy(p, footage.join(p.file_name().unwrap())).unwrap();
     }
     let model = dir.path().join("m.onnx");
-    let (code, _, err) = run(trainer, &["train", "--footage", footage.to_str().unwrap(), "--out", model.to_str().unwrap(), "--size", "128x96", "--epochs", "2", "--quiet"]);
+    let (code, _, err) = run(
+        trainer,
+        &["train", "--footage", footage.to_str().unwrap(), "--out", model.to_str().unwrap(), "--size", "128x96", "--epochs", "2", "--footage-rounds", "2", "--quiet"],
+    );
     assert_eq!(code, Some(0), "{err}");
     let m = Autoencoder::load(&model).unwrap();
     let cal = m.meta().calibration.clone().expect("calibrated on the held-out footage");
@@ -229,6 +232,10 @@ fn footage_without_annotations_trains_reports_what_it_left_out_and_refuses_too_l
     assert_eq!(frames.len(), 40);
     assert!(frames.iter().all(|x| (0.0..=1.0).contains(&x["fraction_left_out"].as_f64().unwrap())), "{frames:?}");
     assert!(frames[0]["frame"].as_str().unwrap().ends_with("000000.png"));
+    // The second round: what the first model found unusual (the swimmers the analysis of motion is
+    // too coarse for) is left out too, in most frames.
+    let found = f["frames_with_what_the_first_model_found"].as_u64().unwrap();
+    assert!(found >= 20, "{found} of 40 frames");
     let examples = f["examples"].as_array().unwrap();
     assert_eq!(examples.len(), 6);
     for e in examples {
@@ -246,6 +253,10 @@ fn footage_without_annotations_trains_reports_what_it_left_out_and_refuses_too_l
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("too few") && err.trim().lines().count() == 1, "{err}");
     assert!(!bad.exists());
+    // Rounds out of range: clap's one-line error.
+    let (code, _, err) = run(trainer, &["train", "--footage", footage.to_str().unwrap(), "--out", bad.to_str().unwrap(), "--footage-rounds", "0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--footage-rounds"), "{err}");
     // Neither --normal nor --footage: clap names both.
     let (code, _, err) = run(trainer, &["train", "--out", bad.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");

@@ -8,6 +8,8 @@ use crate::train::inpaint::inpaint_boxes;
 use crate::pipeline::pool::MaskSpec;
 use crate::media::images::{image_paths, load_rgb};
 use image::{GrayImage, RgbImage};
+use crate::pipeline::boxes::BBox;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,10 @@ pub struct FootageDir {
     /// Per frame (training and held-out), its path and the fraction left out.
     pub frames: Vec<(PathBuf, f32)>,
     pub median_fraction: f32,
+    /// The frames' size (all of a directory's frames have one).
+    pub size: (u32, u32),
+    /// How many of its frames had boxes an earlier round's model found left out too.
+    pub found_frames: usize,
     /// A few frames with what was left out tinted, at the working size.
     pub previews: Vec<(PathBuf, RgbImage)>,
 }
@@ -49,6 +55,9 @@ pub struct DatasetSpec {
     /// Recordings with swimmers and no annotations, split like the normal directories.
     pub footage: Vec<PathBuf>,
     pub footage_settings: FootageSettings,
+    /// Per footage frame (by path), boxes in its own pixels that an earlier round's model found
+    /// ([`crate::train::selftrain`]): left out too, like what moves.
+    pub footage_found: HashMap<PathBuf, Vec<BBox>>,
     pub mask: MaskSpec,
     /// Fraction of each normal and footage directory (its last frames, as frames are consecutive) held out.
     pub val_fraction: f32,
@@ -136,37 +145,63 @@ fn load_footage(dir: &Path, spec: &DatasetSpec, ds: &mut Dataset) -> Result<(), 
     let n_val = held_out(loaded.len(), spec.val_fraction);
     let n_train = loaded.len() - n_val;
     let work_size = work[0].dimensions();
+    // What moved, and what an earlier round's model found, in the working size's pixels.
+    let mut found_frames = 0;
+    let boxes: Vec<Vec<BBox>> = loaded
+        .iter()
+        .zip(&a.exclusions)
+        .map(|((p, img), ex)| {
+            let mut b = ex.boxes.clone();
+            if let Some(found) = spec.footage_found.get(p).filter(|f| !f.is_empty()) {
+                found_frames += 1;
+                b.extend(footage::scale_boxes(found, img.dimensions(), work_size));
+            }
+            b
+        })
+        .collect();
+    let fractions: Vec<f32> = boxes.iter().map(|b| footage::left_out(work_size.0, work_size.1, b)).collect();
     let mut full_bg: Option<RgbImage> = None;
     for (i, ((p, img), small)) in loaded.iter().zip(&work).enumerate() {
-        let ex = &a.exclusions[i];
         if i < n_train {
-            let keep = footage::keep_mask(work_size.0, work_size.1, &ex.boxes);
-            ds.train.push(footage_sample(p, small, &a.background, &keep, ex.fraction, spec)?);
+            let keep = footage::keep_mask(work_size.0, work_size.1, &boxes[i]);
+            ds.train.push(footage_sample(p, small, &a.background, &keep, fractions[i], spec)?);
         } else {
             let size = img.dimensions();
             let bg = full_bg.get_or_insert_with(|| image::imageops::resize(&a.background, size.0, size.1, image::imageops::FilterType::Triangle));
             if bg.dimensions() != size {
                 return Err(DatasetError::Dir { dir: dir.to_path_buf(), reason: format!("{}: frames of different sizes", p.display()) });
             }
-            let keep = footage::keep_mask(size.0, size.1, &footage::scale_boxes(&ex.boxes, work_size, size));
-            ds.val.push(footage_sample(p, img, bg, &keep, ex.fraction, spec)?);
+            let keep = footage::keep_mask(size.0, size.1, &footage::scale_boxes(&boxes[i], work_size, size));
+            ds.val.push(footage_sample(p, img, bg, &keep, fractions[i], spec)?);
         }
     }
     let step = (loaded.len() / 6).max(1);
-    let previews = (0..loaded.len()).step_by(step).take(6).map(|i| (loaded[i].0.clone(), footage::preview(&work[i], &a.exclusions[i].boxes))).collect();
+    let previews = (0..loaded.len())
+        .step_by(step)
+        .take(6)
+        .map(|i| {
+            let found = spec.footage_found.get(&loaded[i].0).map(|f| footage::scale_boxes(f, loaded[i].1.dimensions(), work_size)).unwrap_or_default();
+            (loaded[i].0.clone(), footage::preview(&work[i], &a.exclusions[i].boxes, &found))
+        })
+        .collect();
+    let mut sorted = fractions.clone();
+    let median_fraction = crate::util::stats::median_f32(&mut sorted).unwrap_or(0.0);
     ds.footage.push(FootageDir {
         dir: dir.to_path_buf(),
-        frames: loaded.iter().zip(&a.exclusions).map(|((p, _), e)| (p.clone(), e.fraction)).collect(),
-        median_fraction: a.median_fraction,
+        frames: loaded.iter().zip(&fractions).map(|((p, _), f)| (p.clone(), *f)).collect(),
+        median_fraction,
+        size: loaded[0].1.dimensions(),
+        found_frames,
         previews,
     });
     log::info!(
-        "{}: {} frames, {} held out; the median frame has {:.1}% left out as moving (largest {:.1}%)",
+        "{}: {} frames, {} held out; the median frame has {:.1}% left out (largest {:.1}%){}",
         dir.display(),
         loaded.len(),
         n_val,
-        a.median_fraction * 100.0,
-        a.exclusions.iter().map(|e| e.fraction).fold(0.0, f32::max) * 100.0
+        median_fraction * 100.0,
+        fractions.iter().copied().fold(0.0, f32::max) * 100.0,
+        if spec.footage_found.is_empty() { String::new() } else { format!(", {found_frames} frames with what the first model found") }
     );
     Ok(())
 }
@@ -232,7 +267,7 @@ mod tests {
     use super::*;
 
     fn spec(normal: Vec<PathBuf>, inpaint: Vec<PathBuf>) -> DatasetSpec {
-        DatasetSpec { normal, inpaint, footage: vec![], footage_settings: FootageSettings::default(), mask: MaskSpec::None, val_fraction: 0.25, max_size: (64, 48) }
+        DatasetSpec { normal, inpaint, footage: vec![], footage_settings: FootageSettings::default(), footage_found: HashMap::new(), mask: MaskSpec::None, val_fraction: 0.25, max_size: (64, 48) }
     }
 
     #[test]
@@ -271,6 +306,44 @@ mod tests {
         assert_eq!((ds.train.len(), ds.val.len()), (4, 1));
         let inp = ds.train.iter().find(|s| s.inpainted).unwrap();
         assert_eq!(inp.image.get_pixel(15, 15).0, [0, 0, 200], "the swimmer is gone");
+    }
+
+    #[test]
+    fn boxes_an_earlier_model_found_are_left_out_of_footage_too() {
+        // Calm water (steady noise) for 40 frames; a still 8x8 patch the motion analysis cannot see
+        // (it never moves), which a first round's model "found" in frames 5 and 35 (held out).
+        let d = tempfile::tempdir().unwrap();
+        let mut rng = crate::util::rng::Rng::new(9);
+        for i in 0..40 {
+            let mut img = RgbImage::from_fn(128, 96, |_, _| image::Rgb([30, (140.0 + rng.f32() * 6.0) as u8, 200]));
+            for y in 40..48 {
+                for x in 60..68 {
+                    img.put_pixel(x, y, image::Rgb([200, 120, 90]));
+                }
+            }
+            img.save(d.path().join(format!("{i:02}.png"))).unwrap();
+        }
+        let mut sp = spec(vec![], vec![]);
+        sp.footage = vec![d.path().into()];
+        let plain = Dataset::load(&sp).unwrap();
+        assert_eq!(plain.footage[0].found_frames, 0);
+        let at = |ds: &Dataset, name: &str| {
+            let s = ds.train.iter().chain(&ds.val).find(|s| s.origin.ends_with(name)).unwrap().clone();
+            (s.mask.get_pixel(s.mask.width() * 64 / 128, s.mask.height() * 44 / 96)[0], s.excluded)
+        };
+        assert_eq!(at(&plain, "05.png"), (255, 0.0), "a still patch is not motion");
+        let found = vec![BBox::new(58.0, 38.0, 70.0, 50.0)];
+        sp.footage_found = HashMap::from([(d.path().join("05.png"), found.clone()), (d.path().join("35.png"), found)]);
+        let ds = Dataset::load(&sp).unwrap();
+        assert_eq!(ds.footage[0].found_frames, 2);
+        for name in ["05.png", "35.png"] {
+            let (m, excluded) = at(&ds, name);
+            assert_eq!(m, 0, "{name}: left out of the mask");
+            assert!((excluded - 144.0 / (128.0 * 96.0)).abs() < 0.004, "{name}: {excluded}");
+        }
+        assert_eq!(at(&ds, "06.png"), (255, 0.0), "other frames as they were");
+        let train = ds.train.iter().find(|s| s.origin.ends_with("05.png")).unwrap();
+        assert_eq!(train.image.dimensions(), (64, 48), "at the working size");
     }
 
     #[test]

@@ -204,8 +204,7 @@ pub fn analyse(frames: &[RgbImage], s: &FootageSettings) -> Result<Analysis, Foo
     for t in 0..found.len() {
         let near = t.saturating_sub(s.neighbours)..(t + s.neighbours + 1).min(found.len());
         let boxes: Vec<BBox> = found[near].iter().flatten().copied().collect();
-        let keep = keep_mask(w, h, &boxes);
-        let fraction = keep.pixels().filter(|p| p[0] == 0).count() as f32 / (w * h) as f32;
+        let fraction = left_out(w, h, &boxes);
         exclusions.push(Exclusion { boxes, fraction });
     }
     let mut fractions: Vec<f32> = exclusions.iter().map(|e| e.fraction).collect();
@@ -231,6 +230,12 @@ pub fn keep_mask(w: u32, h: u32, boxes: &[BBox]) -> GrayImage {
     m
 }
 
+/// The fraction of a `w` x `h` frame that `boxes` cover (overlaps counted once).
+pub fn left_out(w: u32, h: u32, boxes: &[BBox]) -> f32 {
+    let keep = keep_mask(w, h, boxes);
+    keep.pixels().filter(|p| p[0] == 0).count() as f32 / (w * h).max(1) as f32
+}
+
 /// `boxes` given for a `from`-sized frame, in the coordinates of a `to`-sized one.
 pub fn scale_boxes(boxes: &[BBox], from: (u32, u32), to: (u32, u32)) -> Vec<BBox> {
     let (sx, sy) = (to.0 as f32 / from.0 as f32, to.1 as f32 / from.1 as f32);
@@ -248,19 +253,23 @@ pub fn fill(frame: &RgbImage, background: &RgbImage, keep: &GrayImage) -> RgbIma
     out
 }
 
-/// The frame as the training report shows it: what was left out tinted red and outlined.
-pub fn preview(frame: &RgbImage, boxes: &[BBox]) -> RgbImage {
-    let keep = keep_mask(frame.width(), frame.height(), boxes);
+/// The frame as the training report shows it: what was left out tinted red, outlined red where it
+/// moved, yellow where a first round's model found it ([`crate::train::selftrain`]).
+pub fn preview(frame: &RgbImage, moving: &[BBox], found: &[BBox]) -> RgbImage {
+    let all: Vec<BBox> = moving.iter().chain(found).copied().collect();
+    let keep = keep_mask(frame.width(), frame.height(), &all);
     let mut out = frame.clone();
     for (o, k) in out.pixels_mut().zip(keep.pixels()) {
         if k[0] == 0 {
             *o = Rgb([((o[0] as u16 + 255) / 2) as u8, o[1] / 2, o[2] / 2]);
         }
     }
-    for b in boxes {
-        let (x1, y1) = (b.x1.max(0.0) as i32, b.y1.max(0.0) as i32);
-        let (bw, bh) = ((b.width().round() as u32).max(1), (b.height().round() as u32).max(1));
-        imageproc::drawing::draw_hollow_rect_mut(&mut out, imageproc::rect::Rect::at(x1, y1).of_size(bw, bh), Rgb([255, 40, 40]));
+    for (boxes, colour) in [(moving, Rgb([255, 40, 40])), (found, Rgb([255, 230, 0]))] {
+        for b in boxes {
+            let (x1, y1) = (b.x1.max(0.0) as i32, b.y1.max(0.0) as i32);
+            let (bw, bh) = ((b.width().round() as u32).max(1), (b.height().round() as u32).max(1));
+            imageproc::drawing::draw_hollow_rect_mut(&mut out, imageproc::rect::Rect::at(x1, y1).of_size(bw, bh), colour);
+        }
     }
     out
 }

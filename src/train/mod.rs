@@ -1,6 +1,7 @@
 //! The trainer's side: everything that makes or changes a model file, and nothing the device runs.
 //! Behind feature `export` (the `poolwatch-train` binary and the tests turn it on; a board's
-//! `poolwatch` never compiles it): calibration on empty frames, datasets, augmentation, inpainting, footage without an empty pool,
+//! `poolwatch` never compiles it): calibration on empty frames, datasets, augmentation, inpainting, footage without an empty pool
+//! (and its self-training rounds),
 //! the ONNX writer (with its sub-pixel form) and the int8 quantiser. Behind feature `train` as well,
 //! libtorch through tch: the autoencoder as tensors, the training loop, its report and int8 export.
 
@@ -11,6 +12,7 @@ pub mod footage;
 pub mod inpaint;
 pub mod onnx;
 pub mod quant;
+pub mod selftrain;
 pub mod subpixel;
 pub mod weights;
 

@@ -123,7 +123,8 @@ pub fn write(model_path: &Path, summary: &TrainSummary, cal: &Calibration, data:
             let fraction = f.frames.iter().find(|(p, _)| p == origin).map_or(0.0, |x| x.1);
             let mut img = img.clone();
             let name = origin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            overlay::status_line(&mut img, &format!("{name}: {:.1}% left out as moving (red)", fraction * 100.0));
+            let what = if f.found_frames > 0 { "moving: red, unusual to the first model: yellow" } else { "moving" };
+            overlay::status_line(&mut img, &format!("{name}: {:.1}% left out ({what})", fraction * 100.0));
             let p = dir.join("examples").join(format!("footage{d}-{k}.jpg"));
             img.save(&p).map_err(|e| img_err(&p, e))?;
             shown.push(p.file_name().map(|n| n.to_string_lossy().into_owned()));
@@ -131,6 +132,7 @@ pub fn write(model_path: &Path, summary: &TrainSummary, cal: &Calibration, data:
         footage.push(serde_json::json!({
             "dir": f.dir,
             "median_fraction_left_out": f.median_fraction,
+            "frames_with_what_the_first_model_found": f.found_frames,
             "examples": shown,
             "frames": f.frames.iter().map(|(p, x)| serde_json::json!({ "frame": p, "fraction_left_out": x })).collect::<Vec<_>>(),
         }));

@@ -44,7 +44,7 @@ fn recalibrate(path: &Path, model: &mut Autoencoder, normal: &[PathBuf], pool: &
     heatmap.blur_sigma = blur_sigma.unwrap_or(REFERENCE_BLUR);
     let blur = if blur_sigma.is_some() { Blur::AsSet } else { Blur::Auto };
     // Frames at their own size, as training's held-out frames are: the same frames give the same calibration.
-    let spec = DatasetSpec { normal: normal.to_vec(), inpaint: vec![], footage: vec![], footage_settings: Default::default(), mask: pool.mask.clone(), val_fraction: 0.0, max_size: (u32::MAX, u32::MAX) };
+    let spec = DatasetSpec { normal: normal.to_vec(), inpaint: vec![], footage: vec![], footage_settings: Default::default(), footage_found: Default::default(), mask: pool.mask.clone(), val_fraction: 0.0, max_size: (u32::MAX, u32::MAX) };
     let data = Dataset::load(&spec)?;
     let frames: Vec<_> = data.train.iter().chain(&data.val).map(|s| s.image.clone()).collect();
     let cal = calibrate(model, &frames, pool, heatmap, blur, DEFAULT_QUANTILE)?.context("no frames to calibrate on")?;

@@ -24,7 +24,7 @@ pub struct Args {
 pub fn main(a: Args) -> Result<()> {
     let pool = a.mask.pool()?;
     let size = Autoencoder::load(&a.model)?.size();
-    let spec = DatasetSpec { normal: a.normal, inpaint: vec![], footage: vec![], footage_settings: Default::default(), mask: pool.mask.clone(), val_fraction: 0.15, max_size: (size.0 * 2, size.1 * 2) };
+    let spec = DatasetSpec { normal: a.normal, inpaint: vec![], footage: vec![], footage_settings: Default::default(), footage_found: Default::default(), mask: pool.mask.clone(), val_fraction: 0.15, max_size: (size.0 * 2, size.1 * 2) };
     let data = Dataset::load(&spec)?;
     let out = a.out.unwrap_or_else(|| int8_path(&a.model));
     let train: Vec<_> = data.train.iter().map(|s| &s.image).collect();

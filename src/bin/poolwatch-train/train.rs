@@ -9,7 +9,9 @@ use poolwatch::pipeline::model::{Arch, Preprocess};
 use poolwatch::train::augment::AugmentSettings;
 use poolwatch::train::calibrate::REFERENCE_BLUR;
 use poolwatch::train::dataset::{Dataset, DatasetSpec};
+use poolwatch::pipeline::model::Autoencoder;
 use poolwatch::train::footage::FootageSettings;
+use poolwatch::train::selftrain::{SelfTrainSettings, find_missed};
 use poolwatch::train::int8::{int8_path, make_int8};
 use poolwatch::train::report::report_dir;
 use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
@@ -26,6 +28,14 @@ pub struct Args {
     /// calibration. Alone or with --normal; at least 30 consecutive frames of one camera each.
     #[arg(long, num_args = 1..)]
     pub footage: Vec<PathBuf>,
+    /// Training rounds with --footage: after the first, its model looks at the footage again and what
+    /// it cannot reconstruct is left out as well, and the model trained again (1: what moves only).
+    #[arg(long, default_value_t = SelfTrainSettings::default().rounds, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=5))]
+    pub footage_rounds: usize,
+    /// With --footage-rounds 2 or more: a pixel is left out when its error is this many robust
+    /// deviations above its median over the recording.
+    #[arg(long, default_value_t = SelfTrainSettings::default().k, value_parser = parse_positive)]
+    pub footage_k: f32,
     /// Directories of frames with annotated swimmers, inpainted out and added to training.
     #[arg(long, num_args = 1..)]
     pub inpaint: Vec<PathBuf>,
@@ -100,9 +110,16 @@ pub struct Args {
     pub brightness_weight: f32,
 }
 
+fn parse_positive(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}': a positive number")),
+    }
+}
+
 pub fn main(a: Args) -> Result<()> {
     let Args {
-        normal, inpaint, footage, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
+        normal, inpaint, footage, footage_rounds, footage_k, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
         patience, val_fraction, nonpool_target, nonpool_weight, no_augment, augment, range, bright_clip, mask, threads, quiet, int8,
         blur_sigma, brightness_weight,
     } = a;
@@ -141,10 +158,35 @@ pub fn main(a: Args) -> Result<()> {
         auto_blur: blur_sigma.0.is_none(),
         pool: pool.clone(),
     };
-    let spec = DatasetSpec { normal, inpaint, footage, footage_settings: FootageSettings::default(), mask: pool.mask.clone(), val_fraction, max_size: (width * 2, height * 2) };
-    let data = Dataset::load(&spec)?;
+    let mut spec = DatasetSpec {
+        normal,
+        inpaint,
+        footage,
+        footage_settings: FootageSettings::default(),
+        footage_found: Default::default(),
+        mask: pool.mask.clone(),
+        val_fraction,
+        max_size: (width * 2, height * 2),
+    };
+    let mut data = Dataset::load(&spec)?;
     log::info!("{} training frames ({} inpainted), {} held out", data.train.len(), data.train.iter().filter(|s| s.inpainted).count(), data.val.len());
-    let summary = train(&settings, &data, &out, resume.as_deref(), device, !quiet)?;
+    let mut summary = train(&settings, &data, &out, resume.as_deref(), device, !quiet)?;
+    let st = SelfTrainSettings { rounds: footage_rounds, k: footage_k, ..SelfTrainSettings::default() };
+    for round in 2..=if data.footage.is_empty() { 1 } else { st.rounds } {
+        let model = Autoencoder::load(&out).with_context(|| format!("self-training round {round}"))?;
+        let found = find_missed(model, &data, &pool, &st).with_context(|| format!("self-training round {round}"))?;
+        let boxes: usize = found.boxes.values().map(Vec::len).sum();
+        log::info!(
+            "round {round}: the model found {boxes} unusual regions in {} of {} footage frames; training again with them left out too",
+            found.boxes.len(),
+            found.frames
+        );
+        for (p, b) in found.boxes {
+            spec.footage_found.entry(p).or_default().extend(b);
+        }
+        data = Dataset::load(&spec)?;
+        summary = train(&settings, &data, &out, None, device, !quiet)?;
+    }
     log::info!("wrote {} after {} epochs (best {}), {:.0} s", out.display(), summary.epochs_run, summary.best_epoch, summary.seconds);
     if int8 {
         let train_imgs: Vec<_> = data.train.iter().map(|s| &s.image).collect();
