@@ -56,7 +56,7 @@ pub struct DatasetSpec {
     pub footage: Vec<PathBuf>,
     pub footage_settings: FootageSettings,
     /// Per footage frame (by path), boxes in its own pixels that an earlier round's model found
-    /// ([`crate::train::selftrain`]): left out too, like what moves.
+    /// (the self-training round, `selftrain.rs`): left out too, like what moves.
     pub footage_found: HashMap<PathBuf, Vec<BBox>>,
     pub mask: MaskSpec,
     /// Fraction of each normal and footage directory (its last frames, as frames are consecutive) held out.

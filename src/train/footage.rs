@@ -254,7 +254,7 @@ pub fn fill(frame: &RgbImage, background: &RgbImage, keep: &GrayImage) -> RgbIma
 }
 
 /// The frame as the training report shows it: what was left out tinted red, outlined red where it
-/// moved, yellow where a first round's model found it ([`crate::train::selftrain`]).
+/// moved, yellow where a first round's model found it (the self-training round, `selftrain.rs`).
 pub fn preview(frame: &RgbImage, moving: &[BBox], found: &[BBox]) -> RgbImage {
     let all: Vec<BBox> = moving.iter().chain(found).copied().collect();
     let keep = keep_mask(frame.width(), frame.height(), &all);
