@@ -186,6 +186,13 @@ fn load_footage(dir: &Path, spec: &DatasetSpec, ds: &mut Dataset) -> Result<(), 
         .collect();
     let mut sorted = fractions.clone();
     let median_fraction = crate::util::stats::median_f32(&mut sorted).unwrap_or(0.0);
+    if found_frames > 0 && median_fraction > spec.footage_settings.warn_excluded && a.median_fraction <= spec.footage_settings.warn_excluded {
+        log::warn!(
+            "{}: with what the first model found, half of the frames have more than {:.0}% of the picture left out: the model learns the pool from what remains, which may be too little",
+            dir.display(),
+            median_fraction * 100.0
+        );
+    }
     ds.footage.push(FootageDir {
         dir: dir.to_path_buf(),
         frames: loaded.iter().zip(&fractions).map(|((p, _), f)| (p.clone(), *f)).collect(),

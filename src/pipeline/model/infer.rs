@@ -3,7 +3,7 @@
 //! on the CPU, or on an NVIDIA GPU through tract's CUDA runtime when built with the `cuda` feature and a
 //! GPU is there (else the CPU, said in the log).
 
-use super::contract::{Calibration, ModelError, ModelMeta};
+use super::contract::{ModelError, ModelMeta};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use tract_onnx::pb;
@@ -117,12 +117,6 @@ impl Autoencoder {
 
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
-    }
-
-    /// Replaces the calibration the model carries in memory (its file is not touched): the trainer's
-    /// self-training round detects with one of its own.
-    pub fn set_calibration(&mut self, cal: Option<Calibration>) {
-        self.meta.calibration = cal;
     }
 
     pub fn path(&self) -> &Path {
