@@ -193,7 +193,7 @@ fn cuda_when_there_is_none_is_a_clear_error() {
 /// How well such a model finds swimmers is measured, not asserted here: on this venue (150 frames a
 /// second apart, the next 30 scored, `--mask auto`) one round finds none (the motion analysis is too
 /// coarse for the overhead camera's swimmers, so they are learned and calibrated over), two rounds
-/// (the default) find recall 0.878 at 0.07 false boxes a frame on the recording of venue seed 3 and
+/// (`--footage-rounds 2`, as here) find recall 0.878 at 0.07 false boxes a frame on the recording of venue seed 3 and
 /// 0.079 at 1.30 on venue seed 4; issue 20's aim is recall >= 0.9 at <= 0.1 (docs/accuracy.md, sessions
 /// 14 and 19; `footage::tests` and `selftrain::tests` check the two rounds' finding itself).
 #[test]

@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 /// How the rounds after the first find what to leave out. Built by its caller.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SelfTrainSettings {
-    /// Training rounds with footage; 1: the motion analysis alone decides what is left out.
+    /// Training rounds with footage; 1 (the default): the motion analysis alone decides what is left
+    /// out. Two rounds find T1's and the synthetic overhead camera's swimmers but cost A2 (three seeds)
+    /// and the synthetic underwater recording (docs/accuracy.md, session 19).
     pub rounds: usize,
     /// A pixel is unusual in a frame when its error exceeds its median over the recording by this
     /// many robust deviations (1.4826 median absolute deviations, the standard deviation of a normal
@@ -39,7 +41,7 @@ pub struct SelfTrainSettings {
 
 impl Default for SelfTrainSettings {
     fn default() -> Self {
-        SelfTrainSettings { rounds: 2, k: 6.0, blur: 1.5, min_area: 0.0005, margin: 0.25 }
+        SelfTrainSettings { rounds: 1, k: 6.0, blur: 1.5, min_area: 0.0005, margin: 0.25 }
     }
 }
 

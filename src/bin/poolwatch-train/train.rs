@@ -28,8 +28,9 @@ pub struct Args {
     /// calibration. Alone or with --normal; at least 30 consecutive frames of one camera each.
     #[arg(long, num_args = 1..)]
     pub footage: Vec<PathBuf>,
-    /// Training rounds with --footage: after the first, its model looks at the footage again and what
-    /// it cannot reconstruct is left out as well, and the model trained again (1: what moves only).
+    /// Training rounds with --footage: after the first, its model looks at the footage again, what is
+    /// unusual for its pixel is left out as well, and the model trained again (1: what moves only; 2
+    /// helps an overhead camera's small swimmers, see README).
     #[arg(long, default_value_t = SelfTrainSettings::default().rounds, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=5))]
     pub footage_rounds: usize,
     /// With --footage-rounds 2 or more: a pixel is left out when its error is this many robust
