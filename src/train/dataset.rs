@@ -145,20 +145,11 @@ fn load_footage(dir: &Path, spec: &DatasetSpec, ds: &mut Dataset) -> Result<(), 
     let n_val = held_out(loaded.len(), spec.val_fraction);
     let n_train = loaded.len() - n_val;
     let work_size = work[0].dimensions();
-    // What moved, and what an earlier round's model found, in the working size's pixels.
-    let mut found_frames = 0;
-    let boxes: Vec<Vec<BBox>> = loaded
-        .iter()
-        .zip(&a.exclusions)
-        .map(|((p, img), ex)| {
-            let mut b = ex.boxes.clone();
-            if let Some(found) = spec.footage_found.get(p).filter(|f| !f.is_empty()) {
-                found_frames += 1;
-                b.extend(footage::scale_boxes(found, img.dimensions(), work_size));
-            }
-            b
-        })
-        .collect();
+    // What an earlier round's model found, and with what moved, in the working size's pixels.
+    let found: Vec<Vec<BBox>> =
+        loaded.iter().map(|(p, img)| spec.footage_found.get(p).map(|f| footage::scale_boxes(f, img.dimensions(), work_size)).unwrap_or_default()).collect();
+    let found_frames = found.iter().filter(|f| !f.is_empty()).count();
+    let boxes: Vec<Vec<BBox>> = a.exclusions.iter().zip(&found).map(|(ex, f)| ex.boxes.iter().chain(f).copied().collect()).collect();
     let fractions: Vec<f32> = boxes.iter().map(|b| footage::left_out(work_size.0, work_size.1, b)).collect();
     let mut full_bg: Option<RgbImage> = None;
     for (i, ((p, img), small)) in loaded.iter().zip(&work).enumerate() {
@@ -179,10 +170,7 @@ fn load_footage(dir: &Path, spec: &DatasetSpec, ds: &mut Dataset) -> Result<(), 
     let previews = (0..loaded.len())
         .step_by(step)
         .take(6)
-        .map(|i| {
-            let found = spec.footage_found.get(&loaded[i].0).map(|f| footage::scale_boxes(f, loaded[i].1.dimensions(), work_size)).unwrap_or_default();
-            (loaded[i].0.clone(), footage::preview(&work[i], &a.exclusions[i].boxes, &found))
-        })
+        .map(|i| (loaded[i].0.clone(), footage::preview(&work[i], &a.exclusions[i].boxes, &found[i])))
         .collect();
     let mut sorted = fractions.clone();
     let median_fraction = crate::util::stats::median_f32(&mut sorted).unwrap_or(0.0);

@@ -173,7 +173,9 @@ pub fn main(a: Args) -> Result<()> {
     log::info!("{} training frames ({} inpainted), {} held out", data.train.len(), data.train.iter().filter(|s| s.inpainted).count(), data.val.len());
     let mut summary = train(&settings, &data, &out, resume.as_deref(), device, !quiet)?;
     let st = SelfTrainSettings { rounds: footage_rounds, k: footage_k, ..SelfTrainSettings::default() };
-    for round in 2..=if data.footage.is_empty() { 1 } else { st.rounds } {
+    // Later rounds only look at footage: without it, one round is all there is.
+    let rounds = if data.footage.is_empty() { 1 } else { st.rounds };
+    for round in 2..=rounds {
         let model = Autoencoder::load(&out).with_context(|| format!("self-training round {round}"))?;
         let found = find_missed(model, &data, &pool, &st).with_context(|| format!("self-training round {round}"))?;
         let boxes: usize = found.boxes.values().map(Vec::len).sum();
