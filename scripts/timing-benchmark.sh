@@ -34,9 +34,9 @@ mkdir -p "$out"
 res="$out/venue$venue-${TRAIN_SEED:-1}.jsonl"
 : > "$res"
 run() { # LABEL ARGS...
-    local label="$1" out; shift
-    out="$($pw eval --timing --venue "$venue" "${model[@]}" --json "$@")"  # a failed run stops the script
-    printf '%s\t%s\n' "$label" "$out" >> "$res"
+    local label="$1" json; shift
+    json="$($pw eval --timing --venue "$venue" "${model[@]}" --json "$@")"  # a failed run stops the script
+    printf '%s\t%s\n' "$label" "$json" >> "$res"
 }
 for s in $seeds; do run "seed $s" --seed "$s"; done
 for s in 21 22 23; do run "stop $s" --seed "$s" --stop; done
