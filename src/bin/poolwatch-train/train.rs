@@ -5,11 +5,10 @@ use crate::args::{BlurArg, MaskArgs, parse_blur, parse_brightness_weight, parse_
 use anyhow::{Context, Result, anyhow};
 use poolwatch::pipeline::heatmap::{BRIGHTNESS_WEIGHT, HeatmapSettings};
 use poolwatch::pipeline::model::contract::parse_size;
-use poolwatch::pipeline::model::{Arch, Preprocess};
+use poolwatch::pipeline::model::{Arch, Autoencoder, Preprocess};
 use poolwatch::train::augment::AugmentSettings;
 use poolwatch::train::calibrate::REFERENCE_BLUR;
 use poolwatch::train::dataset::{Dataset, DatasetSpec};
-use poolwatch::pipeline::model::Autoencoder;
 use poolwatch::train::footage::FootageSettings;
 use poolwatch::train::selftrain::{SelfTrainSettings, find_missed};
 use poolwatch::train::int8::{int8_path, make_int8};
