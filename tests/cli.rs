@@ -364,8 +364,11 @@ fn detection_threads_keep_frame_order_and_results() {
     let mut outs = Vec::new();
     for threads in [1, 3] {
         let cfg = dir.path().join(format!("threads{threads}.toml"));
-        // Quick confirmation, so that 12 frames have tracked swimmers to compare.
-        std::fs::write(&cfg, format!("[pipeline]\nthreads = {threads}\n[tracking]\nmin_hits = 3\n")).unwrap();
+        // Quick confirmation, so that 12 frames have tracked swimmers to compare. The alarm is off:
+        // its stillness is timed by the capture clock, which for files is how fast they are taken,
+        // so one thread and three differ where detection is slow (under qemu, 12 frames outlast
+        // warn_s and the slower run raises a warning the faster one does not).
+        std::fs::write(&cfg, format!("[pipeline]\nthreads = {threads}\n[tracking]\nmin_hits = 3\n[alarm]\nenabled = false\n")).unwrap();
         let o = run(&["run", "--config", cfg.to_str().unwrap(), "--input", frames.to_str().unwrap(), "--model", "models/poolwatch.onnx"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         outs.push(strip(stdout_lines(&o)));
