@@ -125,8 +125,9 @@ pub const MIN_AREA_FALLBACK: f32 = 0.0004;
 /// timing seeds (docs/accuracy.md), so it is a venue's choice, not yet every venue's default.
 pub const MIN_AREA_M2: f32 = 0.0;
 
-/// Where lanes are known, boxes in one lane this close along it (metres) are one swimmer's pieces...
-pub const FRAGMENT_GAP_M: f64 = 1.0;
+/// Where lanes are known, boxes in one lane this close along it (metres) are one swimmer's pieces
+/// (the default of [`BoxSettings::lane_gap_m`])...
+pub const FRAGMENT_GAP_M: f32 = 1.0;
 
 /// ... when together they are no longer than a swimmer (metres, arms stretched).
 pub const SWIMMER_LENGTH_M: f64 = 2.5;
@@ -183,6 +184,11 @@ pub struct BoxSettings {
     /// camera in the stands is smaller than that (about 25 x 7 pixels in an 8-lane, 50 m pool).
     /// Never fewer than [`MIN_PERSPECTIVE_PX`] heatmap pixels.
     pub min_area_m2: f32,
+    /// Where lanes are known: boxes in one lane this many metres apart along it, or closer, are one
+    /// swimmer's pieces and merge, as long as together they are at most a swimmer's length
+    /// ([`SWIMMER_LENGTH_M`]); a dark suit over a dark floor line can leave the cap and the feet
+    /// more than a metre apart.
+    pub lane_gap_m: f32,
     /// Boxes closer than this fraction of the frame width are merged.
     pub merge_gap: f32,
     pub max_boxes: usize,
@@ -219,6 +225,7 @@ impl Default for BoxSettings {
             close_radius: 2,
             min_area: MinArea::default(),
             min_area_m2: MIN_AREA_M2,
+            lane_gap_m: FRAGMENT_GAP_M,
             merge_gap: 0.01,
             max_boxes: 32,
             peak_fraction: 0.3,
@@ -244,6 +251,7 @@ impl BoxSettings {
             in_range("min_area", f, 0.0..1.0).map_err(|e| SettingError::new(e.key, format!("{} (a fraction of the frame) or \"auto\"", e.message)))?;
         }
         in_range("min_area_m2", self.min_area_m2, 0.0..=100.0)?;
+        in_range("lane_gap_m", self.lane_gap_m, 0.0..=SWIMMER_LENGTH_M as f32)?;
         in_range("merge_gap", self.merge_gap, 0.0..1.0)?;
         if self.max_boxes == 0 {
             return Err(SettingError::new("max_boxes", "must be at least 1"));
@@ -400,7 +408,7 @@ impl BoxExtractor {
         self.comps = comps;
         boxes = merge(boxes, s.merge_gap * src_w as f32);
         if let Some(lanes) = &self.lanes {
-            boxes = merge_along_lanes(boxes, lanes);
+            boxes = merge_along_lanes(boxes, lanes, s.lane_gap_m as f64);
         }
         boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
         boxes.truncate(s.max_boxes);
@@ -437,18 +445,18 @@ fn resolve_min_area(setting: &MinArea, noise_area: Option<f32>) -> f32 {
     }
 }
 
-/// Repeatedly merges boxes in the same lane that lie within [`FRAGMENT_GAP_M`] of each other along it
+/// Repeatedly merges boxes in the same lane that lie within `gap_m` metres of each other along it
 /// and together span at most [`SWIMMER_LENGTH_M`]: the pieces a swimmer far from the camera breaks
 /// into (head and feet, a few pixels apart there) are one box, while two swimmers one behind the
 /// other, or side by side in two lanes, stay two.
-pub fn merge_along_lanes(mut boxes: Vec<BBox>, lanes: &LaneMap) -> Vec<BBox> {
+pub fn merge_along_lanes(mut boxes: Vec<BBox>, lanes: &LaneMap, gap_m: f64) -> Vec<BBox> {
     let place = |b: &BBox| {
         let r = [b.x1, b.y1, b.x2, b.y2];
         lanes.locate_box(&r).map(|p| (p.lane, lanes.span_along(&r)))
     };
     let together = |a: &BBox, b: &BBox| match (place(a), place(b)) {
         (Some((lane, (lo, hi))), Some((lane_b, (lo_b, hi_b)))) => {
-            lane == lane_b && lo.max(lo_b) - hi.min(hi_b) <= FRAGMENT_GAP_M && hi.max(hi_b) - lo.min(lo_b) <= SWIMMER_LENGTH_M
+            lane == lane_b && lo.max(lo_b) - hi.min(hi_b) <= gap_m && hi.max(hi_b) - lo.min(lo_b) <= SWIMMER_LENGTH_M
         }
         _ => false,
     };
@@ -576,8 +584,9 @@ mod tests {
         // start wall at the bottom.
         let lanes = LaneMap::new(&crate::pipeline::lanes::LaneSettings { corners: [[0.0, 100.0], [200.0, 100.0], [200.0, 0.0], [0.0, 0.0]], count: 4, length_m: 25.0 }).unwrap();
         let b = |x1: f32, y1: f32, x2: f32, y2: f32| BBox::new(x1, y1, x2, y2);
+        let gap = FRAGMENT_GAP_M as f64;
         // Head and feet 0.75 m apart in lane 2: one box.
-        let got = merge_along_lanes(vec![b(60.0, 40.0, 70.0, 44.0), b(62.0, 47.0, 68.0, 50.0)], &lanes);
+        let got = merge_along_lanes(vec![b(60.0, 40.0, 70.0, 44.0), b(62.0, 47.0, 68.0, 50.0)], &lanes, gap);
         assert_eq!(got, vec![b(60.0, 40.0, 70.0, 50.0)]);
         // Two swimmers 2 m apart in one lane, side by side in two lanes, and a merge that would be
         // longer than a swimmer: apart.
@@ -587,11 +596,16 @@ mod tests {
             vec![b(60.0, 40.0, 70.0, 46.0), b(60.0, 48.0, 70.0, 53.0)],
         ];
         for boxes in apart {
-            assert_eq!(merge_along_lanes(boxes.clone(), &lanes), boxes);
+            assert_eq!(merge_along_lanes(boxes.clone(), &lanes, gap), boxes);
         }
         // Outside the pool: left alone.
         let outside = vec![b(-30.0, 40.0, -20.0, 44.0), b(-30.0, 45.0, -20.0, 48.0)];
-        assert_eq!(merge_along_lanes(outside.clone(), &lanes), outside);
+        assert_eq!(merge_along_lanes(outside.clone(), &lanes, gap), outside);
+        // A cap and feet 1.25 m apart (a dark suit over the floor line), 2.5 m together: one box
+        // from a gap of 1.25 m, two under it.
+        let wide = vec![b(60.0, 40.0, 70.0, 42.0), b(61.0, 47.0, 69.0, 50.0)];
+        assert_eq!(merge_along_lanes(wide.clone(), &lanes, 1.0), wide);
+        assert_eq!(merge_along_lanes(wide.clone(), &lanes, 1.5), vec![b(60.0, 40.0, 70.0, 50.0)]);
     }
 
     #[test]
