@@ -127,7 +127,7 @@ pub const MIN_AREA_M2: f32 = 0.0;
 
 /// Where lanes are known, boxes in one lane this close along it (metres) are one swimmer's pieces
 /// (the default of [`BoxSettings::lane_gap_m`])...
-pub const FRAGMENT_GAP_M: f32 = 1.0;
+pub const FRAGMENT_GAP_M: f32 = 1.5;
 
 /// ... when together they are no longer than a swimmer (metres, arms stretched).
 pub const SWIMMER_LENGTH_M: f64 = 2.5;
