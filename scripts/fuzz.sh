@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every parser fed from outside the device (fuzz/fuzz_targets: the TOML config, the MJPEG stream,
 # raw RGB frames, the model file's contract and metadata, annotations, HTTP request heads, the set-up
-# page's requests and zone switches) for SECONDS
+# page's requests and zone switches, a replay folder's times.csv) for SECONDS
 # each, one after another, with libFuzzer and AddressSanitizer (cargo fuzz, nightly).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (default 60 s, every target)
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(config mjpeg rgb model annotations http setup)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(config mjpeg rgb model annotations http setup times)
 
 rustup run nightly rustc --version >/dev/null 2>&1 || { echo "fuzz: the nightly toolchain is missing (rustup toolchain install nightly)" >&2; exit 2; }
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

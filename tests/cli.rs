@@ -347,34 +347,45 @@ fn run_on_a_directory_stops_at_the_end_and_skips_bad_frames() {
 #[test]
 fn detection_threads_keep_frame_order_and_results() {
     let dir = tempfile::tempdir().unwrap();
+    // 12 frames 0.5 s apart on the synthetic clock, which `synth` writes in times.csv beside them.
     let frames = synth(dir.path(), &["--swimmers", "2..3"]);
-    let strip = |lines: Vec<serde_json::Value>| -> Vec<String> {
-        lines
-            .into_iter()
-            .map(|mut l| {
-                let o = l.as_object_mut().unwrap();
-                // Wall-clock fields differ between runs.
-                for k in ["ms", "ts"] {
-                    o.remove(k);
+    assert!(frames.join("times.csv").is_file());
+    // Times on the replay's clock (the first frame's is when it was read): as seconds after the
+    // first record's, the same however fast the frames are read, or with how many threads.
+    fn relative(v: &mut serde_json::Value, t0: f64) {
+        match v {
+            serde_json::Value::Object(o) => {
+                o.remove("ms");
+                if let Some(ts) = o.get_mut("ts").filter(|t| t.is_number()) {
+                    *ts = serde_json::json!(((ts.as_f64().unwrap() - t0) * 100.0).round() / 100.0);
                 }
-                l.to_string()
-            })
-            .collect()
+                o.values_mut().for_each(|x| relative(x, t0));
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| relative(x, t0)),
+            _ => {}
+        }
+    }
+    let strip = |mut lines: Vec<serde_json::Value>| -> Vec<String> {
+        let t0 = lines[0]["ts"].as_f64().unwrap();
+        lines.iter_mut().for_each(|l| relative(l, t0));
+        lines.iter().map(|l| l.to_string()).collect()
     };
     let mut outs = Vec::new();
     for threads in [1, 3] {
         let cfg = dir.path().join(format!("threads{threads}.toml"));
-        // Quick confirmation, so that 12 frames have tracked swimmers to compare. The alarm is off:
-        // its stillness is timed by the capture clock, which for files is how fast they are taken,
-        // so one thread and three differ where detection is slow (under qemu, 12 frames outlast
-        // warn_s and the slower run raises a warning the faster one does not).
-        std::fs::write(&cfg, format!("[pipeline]\nthreads = {threads}\n[tracking]\nmin_hits = 3\n[alarm]\nenabled = false\n")).unwrap();
+        // Quick confirmation, so that 12 frames have tracked swimmers to compare. The alarm is on:
+        // its stillness is timed by the frames' clock, the recording's (before times.csv, by how
+        // fast the files were read: under qemu 12 frames outlasted warn_s and one thread raised a
+        // warning that three did not).
+        std::fs::write(&cfg, format!("[pipeline]\nthreads = {threads}\n[tracking]\nmin_hits = 3\n")).unwrap();
         let o = run(&["run", "--config", cfg.to_str().unwrap(), "--input", frames.to_str().unwrap(), "--model", "models/poolwatch.onnx"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         outs.push(strip(stdout_lines(&o)));
     }
     assert_eq!(outs[0].len(), 12);
     assert!(outs[0].iter().any(|l| l.contains("\"swimmers\":[{")), "the tracker confirms swimmers: {:?}", outs[0]);
+    let times: Vec<f64> = outs[0].iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"].as_f64().unwrap()).collect();
+    assert_eq!(times, (0..12).map(|i| i as f64 * 0.5).collect::<Vec<_>>(), "the recording's clock");
     assert_eq!(outs[0], outs[1]);
 }
 

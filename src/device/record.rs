@@ -1,6 +1,7 @@
 //! Recording raw frames from the configured source to files: what a venue trains its model on.
 
 use crate::device::source::{FrameSource, Reopening, SourceError, SourceSettings};
+use crate::media::times::{self, TimesWriter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -40,10 +41,12 @@ pub enum RecordError {
 }
 
 /// Saves `frames` frames (one in `every` of those the source delivers) into `out` as
-/// `frame-000000.EXT`, ... until the source ends or `stop` is set. A frame that cannot be read is
+/// `frame-000000.EXT`, ... with their capture times in `times.csv`, until the source ends or `stop` is set. A frame that cannot be read is
 /// skipped; a camera that goes away is reopened. Returns how many were saved.
 pub fn record(source: SourceSettings, out: &Path, frames: u64, every: u64, format: ImageFormat, stop: Arc<AtomicBool>) -> Result<u64, RecordError> {
     let mut source = Reopening::start(source, stop, Box::new(|_| {}))?;
+    // When each frame was taken, so a replay of the folder keeps the recording's clock.
+    let mut times = TimesWriter::create(out).map_err(|e| RecordError::Write { path: out.join(times::FILE_NAME), reason: e.to_string() })?;
     let every = every.max(1);
     let (mut saved, mut seen) = (0u64, 0u64);
     while saved < frames {
@@ -53,8 +56,10 @@ pub fn record(source: SourceSettings, out: &Path, frames: u64, every: u64, forma
                 if (seen - 1) % every != 0 {
                     continue;
                 }
-                let path = out.join(format!("frame-{:06}.{}", saved, format.extension()));
+                let name = format!("frame-{:06}.{}", saved, format.extension());
+                let path = out.join(&name);
                 save(&f.image, &path, format).map_err(|reason| RecordError::Write { path, reason })?;
+                times.add(&name, f.unix_ts()).map_err(|e| RecordError::Write { path: out.join(times::FILE_NAME), reason: e.to_string() })?;
                 saved += 1;
             }
             Ok(None) => break,
@@ -92,6 +97,10 @@ mod tests {
         assert_eq!(n, 3);
         let red: Vec<u8> = (0..3).map(|i| image::open(out.path().join(format!("frame-{i:06}.png"))).unwrap().to_rgb8().get_pixel(0, 0)[0]).collect();
         assert_eq!(red, [0, 80, 160]);
+        // Each saved frame with the time it was taken, in order.
+        let t = times::read(out.path()).unwrap().unwrap();
+        let at: Vec<f64> = (0..3).map(|i| t[&format!("frame-{i:06}.png")]).collect();
+        assert!(at[0] > 1.7e9 && at[0] <= at[1] && at[1] <= at[2], "{at:?}");
         assert!(ImageFormat::parse("gif").is_none());
     }
 }

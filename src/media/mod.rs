@@ -1,6 +1,7 @@
-//! Frames and ground truth on disk: image files ([`images`]) and swimmer annotations in the formats
-//! poolwatch reads and writes ([`annotations`]). Used by the device's file source, the trainer and
-//! the tools alike.
+//! Frames and ground truth on disk: image files ([`images`]), swimmer annotations in the formats
+//! poolwatch reads and writes ([`annotations`]) and the times the frames were taken at ([`times`]).
+//! Used by the device's file source, the trainer and the tools alike.
 
 pub mod annotations;
 pub mod images;
+pub mod times;

@@ -3,6 +3,7 @@
 
 use crate::device::record::ImageFormat;
 use crate::media::annotations::{AnnotationError, OwnAnnotation, OwnBox, write_own};
+use crate::media::times::TimesWriter;
 use crate::synth::{SynthSettings, Venue, frame_plan};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
     let (width, height) = (settings.width, settings.height);
     let mut scene: Option<(u64, Venue)> = None;
     let mut img = RgbImage::new(width, height);
+    // One venue's frames are one recording: their times on the synthetic clock, for a replay's alarms.
+    let times_path = out.join(crate::media::times::FILE_NAME);
+    let mut times = if settings.scenes.max(1) == 1 { Some(TimesWriter::create(out).map_err(|e| write_err(&times_path, &e))?) } else { None };
     for i in 0..frames {
         let (scene_seed, t) = frame_plan(settings, frames, i);
         if scene.as_ref().is_none_or(|(s, _)| *s != scene_seed) {
@@ -38,7 +42,7 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
         let path = out.join(&name);
         img.save(&path).map_err(|e| write_err(&path, &e))?;
         let ann = OwnAnnotation {
-            image: name,
+            image: name.clone(),
             width,
             height,
             boxes: truth
@@ -56,6 +60,9 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
             pool: sc.pool_corners().map(|c| c.to_vec()),
         };
         write_own(&out.join(format!("{i:06}.json")), &ann)?;
+        if let Some(w) = &mut times {
+            w.add(&name, f64::from(start + t)).map_err(|e| write_err(&times_path, &e))?;
+        }
     }
     // One venue's frames: its lanes too, as a config section (`eval --config`, or `[lanes]` to copy).
     if let (1, Some((_, venue))) = (settings.scenes, &scene)
@@ -87,10 +94,14 @@ mod tests {
             assert_eq!(image::open(&img).unwrap().width(), 64);
             assert!(truth.len() <= 1);
         }
-        // Two venues: no one set of lanes.
+        // Two venues: no one set of lanes, nor one clock.
         assert!(!d.path().join("lanes.toml").exists());
+        assert!(!d.path().join(crate::media::times::FILE_NAME).exists());
         let one = tempfile::tempdir().unwrap();
-        write_synthetic(one.path(), &SynthSettings { scenes: 1, ..settings }, 1, 0.0, ImageFormat::Png).unwrap();
+        write_synthetic(one.path(), &SynthSettings { scenes: 1, ..settings }, 3, 10.0, ImageFormat::Png).unwrap();
+        // Its frames' times on the synthetic clock, `interval` apart from `start`.
+        let t = crate::media::times::read(one.path()).unwrap().unwrap();
+        assert_eq!((t["000000.png"], t["000001.png"], t["000002.png"]), (10.0, 10.5, 11.0));
         let cfg = crate::device::config::Config::load(&one.path().join("lanes.toml")).unwrap();
         assert_eq!(cfg.lanes, Some(crate::synth::Scene::new(3, 64, 48, (1, 1)).lane_settings()));
     }
