@@ -366,19 +366,24 @@ fn detection_threads_keep_frame_order_and_results() {
         }
     }
     let strip = |mut lines: Vec<serde_json::Value>| -> Vec<String> {
+        assert!(!lines.is_empty(), "no records");
         let t0 = lines[0]["ts"].as_f64().unwrap();
         lines.iter_mut().for_each(|l| relative(l, t0));
         lines.iter().map(|l| l.to_string()).collect()
     };
     let mut outs = Vec::new();
-    for threads in [1, 3] {
+    // One thread as fast as the files decode; three paced at a frame a second, half the recording's
+    // speed (12 s: longer than warn_s).
+    for (threads, pace) in [(1, &[][..]), (3, &["--fps", "1"][..])] {
         let cfg = dir.path().join(format!("threads{threads}.toml"));
         // Quick confirmation, so that 12 frames have tracked swimmers to compare. The alarm is on:
         // its stillness is timed by the frames' clock, the recording's (before times.csv, by how
         // fast the files were read: under qemu 12 frames outlasted warn_s and one thread raised a
-        // warning that three did not).
+        // warning that three did not; paced at a frame a second, warnings came at frames 7 and 10).
         std::fs::write(&cfg, format!("[pipeline]\nthreads = {threads}\n[tracking]\nmin_hits = 3\n")).unwrap();
-        let o = run(&["run", "--config", cfg.to_str().unwrap(), "--input", frames.to_str().unwrap(), "--model", "models/poolwatch.onnx"]);
+        let mut args = vec!["run", "--config", cfg.to_str().unwrap(), "--input", frames.to_str().unwrap(), "--model", "models/poolwatch.onnx"];
+        args.extend_from_slice(pace);
+        let o = run(&args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         outs.push(strip(stdout_lines(&o)));
     }

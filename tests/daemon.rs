@@ -954,8 +954,12 @@ fn check_config_and_record() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
-    assert_eq!(names, ["frame-000000.jpg", "frame-000001.jpg", "frame-000002.jpg"]);
+    assert_eq!(names, ["frame-000000.jpg", "frame-000001.jpg", "frame-000002.jpg", "times.csv"]);
     assert_eq!(image::open(out.join("frame-000002.jpg")).unwrap().width(), 640);
+    // When each was taken, in order, for a replay on the recording's clock.
+    let times = poolwatch::media::times::read(&out).unwrap().unwrap();
+    let at: Vec<f64> = (0..3).map(|i| times[&format!("frame-{i:06}.jpg")]).collect();
+    assert!(at[0] > 1.7e9 && at[0] < at[1] && at[1] < at[2], "{at:?}");
 }
 
 #[test]

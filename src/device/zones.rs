@@ -7,7 +7,7 @@ use crate::util::setting::{AboveUpTo, SettingError, in_range};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// One zone (`[zones.NAME]`).
@@ -117,6 +117,8 @@ pub struct ZoneControl {
     zones: Mutex<BTreeMap<String, (ZoneSettings, Option<SystemTime>)>>,
     /// Bumped on every change, so outputs publish only when something changed.
     version: AtomicU64,
+    /// The frames' clock ahead of the wall clock, milliseconds ([`follow`](Self::follow)).
+    lead_ms: AtomicI64,
 }
 
 impl ZoneControl {
@@ -143,6 +145,26 @@ impl ZoneControl {
 
     pub fn is_empty(&self) -> bool {
         crate::util::sync::lock(&self.zones).is_empty()
+    }
+
+    /// Keeps [`now`](Self::now) on the clock of the frames the alarm is timed by (`frame`, the latest
+    /// frame's time): a live camera's is the wall clock, a replay's runs ahead of it or behind.
+    pub fn follow(&self, frame: SystemTime) {
+        let wall = SystemTime::now();
+        let lead = match frame.duration_since(wall) {
+            Ok(d) => d.as_millis().min(i64::MAX as u128) as i64,
+            Err(e) => -(e.duration().as_millis().min(i64::MAX as u128) as i64),
+        };
+        self.lead_ms.store(lead, Ordering::Relaxed);
+    }
+
+    /// The time on the frames' clock now: when a switch from MQTT or HTTP starts, and what states
+    /// are given at, so a zone is off for its minutes of the alarm's time.
+    pub fn now(&self) -> SystemTime {
+        let wall = SystemTime::now();
+        let lead = self.lead_ms.load(Ordering::Relaxed);
+        let d = Duration::from_millis(lead.unsigned_abs());
+        (if lead >= 0 { wall.checked_add(d) } else { wall.checked_sub(d) }).unwrap_or(wall)
     }
 
     /// Switches `zone` at `now`; its new state.
@@ -235,6 +257,26 @@ mod tests {
         // A bare off is the zone's off_min; on ends it at once.
         assert_eq!(c.switch("steps", Switch::Off, up).unwrap().remaining_s, Some(600.0));
         assert_eq!(c.switch("steps", Switch::On, up).unwrap().state, "on");
+    }
+
+    #[test]
+    fn a_switch_lasts_its_minutes_on_the_frames_clock() {
+        // A replay whose frames run an hour ahead of the wall clock (or behind it): a zone switched
+        // off for 2 minutes is off for 2 minutes of the frames' time, as the alarm counts it.
+        for lead in [3600i64, -3600] {
+            let c = ZoneControl::new(&zones());
+            let at = |s: i64| if s >= 0 { SystemTime::now() + Duration::from_secs(s as u64) } else { SystemTime::now() - Duration::from_secs(s.unsigned_abs()) };
+            let frame = at(lead);
+            c.follow(frame);
+            assert!(c.now().duration_since(frame).unwrap_or_default() < Duration::from_secs(5), "lead {lead}");
+            c.switch("shallow", Switch::OffFor(2.0), c.now()).unwrap();
+            assert!(c.muted(50.0, 50.0, frame + Duration::from_secs(100)), "lead {lead}");
+            assert!(!c.muted(50.0, 50.0, frame + Duration::from_secs(130)), "lead {lead}");
+            assert_eq!(c.states(c.now())[0].state, "off");
+        }
+        // Before any frame: the wall clock.
+        let c = ZoneControl::new(&zones());
+        assert!(c.now().duration_since(SystemTime::now() - Duration::from_secs(1)).is_ok());
     }
 
     #[test]

@@ -25,7 +25,15 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
     let mut img = RgbImage::new(width, height);
     // One venue's frames are one recording: their times on the synthetic clock, for a replay's alarms.
     let times_path = out.join(crate::media::times::FILE_NAME);
-    let mut times = if settings.scenes.max(1) == 1 { Some(TimesWriter::create(out).map_err(|e| write_err(&times_path, &e))?) } else { None };
+    let mut times = if settings.scenes.max(1) == 1 {
+        Some(TimesWriter::create(out).map_err(|e| write_err(&times_path, &e))?)
+    } else {
+        // Several venues are not one recording: an earlier run's clock must not be taken for theirs.
+        match std::fs::remove_file(&times_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_err(&times_path, &e)),
+            _ => None,
+        }
+    };
     for i in 0..frames {
         let (scene_seed, t) = frame_plan(settings, frames, i);
         if scene.as_ref().is_none_or(|(s, _)| *s != scene_seed) {
@@ -61,7 +69,7 @@ pub fn write_synthetic(out: &Path, settings: &SynthSettings, frames: u64, start:
         };
         write_own(&out.join(format!("{i:06}.json")), &ann)?;
         if let Some(w) = &mut times {
-            w.add(&name, f64::from(start + t)).map_err(|e| write_err(&times_path, &e))?;
+            w.add(&name, f64::from(start) + f64::from(t)).map_err(|e| write_err(&times_path, &e))?;
         }
     }
     // One venue's frames: its lanes too, as a config section (`eval --config`, or `[lanes]` to copy).
@@ -94,8 +102,11 @@ mod tests {
             assert_eq!(image::open(&img).unwrap().width(), 64);
             assert!(truth.len() <= 1);
         }
-        // Two venues: no one set of lanes, nor one clock.
+        // Two venues: no one set of lanes, nor one clock (an earlier run's is taken away).
         assert!(!d.path().join("lanes.toml").exists());
+        assert!(!d.path().join(crate::media::times::FILE_NAME).exists());
+        std::fs::write(d.path().join(crate::media::times::FILE_NAME), "000000.png,5\n").unwrap();
+        write_synthetic(d.path(), &settings, 4, 0.0, ImageFormat::Png).unwrap();
         assert!(!d.path().join(crate::media::times::FILE_NAME).exists());
         let one = tempfile::tempdir().unwrap();
         write_synthetic(one.path(), &SynthSettings { scenes: 1, ..settings }, 3, 10.0, ImageFormat::Png).unwrap();

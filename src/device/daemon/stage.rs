@@ -82,6 +82,7 @@ impl Stage {
         };
         // Zones switched off mute the alarm for the swimmers whose box centre is in them.
         let now = at_clock(ts);
+        self.zones.follow(now);
         for zone in self.zones.expire(now) {
             log::info!("zone {zone}: its time is up, the alarm watches it again");
         }
@@ -155,5 +156,6 @@ impl Stage {
 /// A frame's time (Unix seconds) as a clock time, for the zones' timers (a time that is not a clock's
 /// is the epoch, never a panic).
 fn at_clock(ts: f64) -> std::time::SystemTime {
-    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(ts).unwrap_or_default()
+    let d = std::time::Duration::try_from_secs_f64(ts).unwrap_or_default();
+    std::time::SystemTime::UNIX_EPOCH.checked_add(d).unwrap_or(std::time::SystemTime::UNIX_EPOCH)
 }

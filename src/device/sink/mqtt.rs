@@ -392,7 +392,7 @@ impl MqttSink {
                             let done = if p.retain {
                                 Err("a retained request is not taken (publish it without retain)".to_string())
                             } else {
-                                Switch::parse(&asked).map_err(|e| e.to_string()).and_then(|w| thread_zones.switch(zone, w, std::time::SystemTime::now()).map_err(|e| e.to_string()))
+                                Switch::parse(&asked).map_err(|e| e.to_string()).and_then(|w| thread_zones.switch(zone, w, thread_zones.now()).map_err(|e| e.to_string()))
                             };
                             match done {
                                 Ok(z) => log::warn!("zone {zone}: switched {} over MQTT ({asked:?}){}", z.state, z.remaining_s.map(|r| format!(" for {:.0} min", r / 60.0)).unwrap_or_default()),
@@ -607,7 +607,7 @@ impl Sink for MqttSink {
         let version = self.zones.version();
         if self.link.connected.load(Ordering::Relaxed) && self.zones_published != Some(version) {
             self.zones_published = Some(version);
-            let states = self.zones.states(std::time::SystemTime::now());
+            let states = self.zones.states(self.zones.now());
             let names: Vec<String> = states.iter().map(|z| z.zone.clone()).collect();
             for gone in std::mem::replace(&mut self.zone_names, names).into_iter().filter(|n| !states.iter().any(|z| &z.zone == n)) {
                 // An empty retained message deletes the broker's retained state of a zone no longer there.

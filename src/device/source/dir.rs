@@ -6,26 +6,33 @@ use crate::media::times;
 use crate::pipeline::frame::Frame;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Frames from a list of image files, optionally looping and paced at a frame rate.
 ///
 /// A folder with a `times.csv` ([`times`], written by `record` and `synth`) is replayed on its own
-/// clock: each frame is stamped with the time its recording took it at, moved so the first frame
-/// read is now, so alarms and lap times count the recording's seconds, not how fast the files are read.
-/// Without one (or when looping) a frame is stamped when it is read.
+/// clock: the first frame is stamped when it is read, and each next one of the same folder the
+/// recording's interval later, so alarms and lap times count the recording's seconds, not how fast
+/// the files are read. Where the recording's clock does not say (a frame without a time, the next
+/// folder, a time earlier than the last) the step is the time between the two reads. Stamps never go
+/// back. Looping sources stamp every frame when it is read.
 pub struct DirSource {
     paths: Vec<PathBuf>,
     next: usize,
     seq: u64,
     looping: bool,
     pace: Option<super::Pacer>,
-    /// Recorded times by path, from the folders' `times.csv`.
-    recorded: HashMap<PathBuf, f64>,
-    /// The first recorded time read and when it was read: the replay's clock.
-    clock: Option<(f64, SystemTime)>,
-    /// The last stamp given: stamps never go back.
-    last: Option<SystemTime>,
+    /// Recorded times by path, with the index of the folder whose `times.csv` gave them.
+    recorded: HashMap<PathBuf, (usize, f64)>,
+    /// The last frame's recorded time (and folder), its stamp, and when it was read.
+    last: Option<Stamped>,
+}
+
+#[derive(Clone, Copy)]
+struct Stamped {
+    recorded: Option<(usize, f64)>,
+    stamp: SystemTime,
+    read: Instant,
 }
 
 impl DirSource {
@@ -35,31 +42,36 @@ impl DirSource {
             return Err(SourceError::Unavailable(format!("no images in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))));
         }
         let mut recorded = HashMap::new();
-        for dir in inputs.iter().filter(|p| p.is_dir()) {
+        for (folder, dir) in inputs.iter().filter(|p| p.is_dir()).enumerate() {
             match times::read(dir) {
                 Ok(Some(t)) if looping => log::info!("{}: not used while looping; frames are stamped when read ({} times)", dir.join(times::FILE_NAME).display(), t.len()),
-                Ok(Some(t)) => recorded.extend(t.into_iter().map(|(name, s)| (dir.join(name), s))),
+                Ok(Some(t)) => recorded.extend(t.into_iter().map(|(name, s)| (dir.join(name), (folder, s)))),
                 Ok(None) => {}
                 Err(e) => log::warn!("{e}; frames are stamped when they are read"),
             }
         }
-        Ok(DirSource { paths, next: 0, seq: 0, looping, pace: None, recorded, clock: None, last: None })
+        Ok(DirSource { paths, next: 0, seq: 0, looping, pace: None, recorded, last: None })
     }
 
-    /// The stamp of the frame at `path`: on the recording's clock where it has a recorded time, else
-    /// now; never before the last.
+    /// The stamp of the frame at `path`, read now: the last stamp plus the recording's interval where
+    /// both frames have a time from the same folder and it runs forward, else plus the time since the
+    /// last read; the first frame's is now.
     fn stamp(&mut self, path: &PathBuf) -> SystemTime {
-        let now = SystemTime::now();
-        let ts = match self.recorded.get(path) {
-            Some(&t) => {
-                let (t0, at) = *self.clock.get_or_insert((t, now));
-                at + Duration::try_from_secs_f64(t - t0).unwrap_or_default()
+        let read = Instant::now();
+        let recorded = self.recorded.get(path).copied();
+        let stamp = match self.last {
+            None => SystemTime::now(),
+            Some(last) => {
+                let step = match (last.recorded, recorded) {
+                    (Some((f0, t0)), Some((f1, t1))) if f0 == f1 && t1 >= t0 => Duration::try_from_secs_f64(t1 - t0).unwrap_or_default(),
+                    _ => read.duration_since(last.read),
+                };
+                // A step past what a clock can hold (a damaged time) keeps the last stamp.
+                last.stamp.checked_add(step).unwrap_or(last.stamp)
             }
-            None => now,
         };
-        let ts = self.last.map_or(ts, |l| l.max(ts));
-        self.last = Some(ts);
-        ts
+        self.last = Some(Stamped { recorded, stamp, read });
+        stamp
     }
 
     /// Delivers at most `fps` frames a second (0 = as fast as they decode).
@@ -136,23 +148,39 @@ mod tests {
     #[test]
     fn a_folder_with_times_is_replayed_on_its_own_clock() {
         let d = tempfile::tempdir().unwrap();
+        let (one, two) = (d.path().join("one"), d.path().join("two"));
         let img = image::RgbImage::from_pixel(4, 3, image::Rgb([1, 2, 3]));
-        for name in ["a.png", "b.png", "c.png", "d.png"] {
-            img.save(d.path().join(name)).unwrap();
+        for (dir, names) in [(&one, ["a.png", "b.png", "c.png", "d.png", "e.png"]), (&two, ["f.png", "g.png", "h.png", "i.png", "j.png"])] {
+            std::fs::create_dir(dir).unwrap();
+            names.iter().for_each(|n| img.save(dir.join(n)).unwrap());
         }
-        // Taken 2 s apart (c went missing from the list, d's time is older than b's: a clock set back).
-        std::fs::write(d.path().join(times::FILE_NAME), "frame,seconds\na.png,1000\nb.png,1002\nd.png,1001\n").unwrap();
-        let mut src = DirSource::new(&[d.path().to_path_buf()], false).unwrap();
-        let ts: Vec<SystemTime> = (0..4).map(|_| src.next_frame().unwrap().unwrap().ts).collect();
-        let after = |i: usize| ts[i].duration_since(ts[0]).unwrap().as_secs_f64();
-        // Read in a moment, stamped 2 s apart; the first is now.
-        assert!((after(1) - 2.0).abs() < 1e-6, "{ts:?}");
+        // Taken 2 s apart; c has no time; e's is older than d's (a clock set back). The second folder
+        // starts again at 0 (another recording), and i's time would overflow any clock.
+        std::fs::write(one.join(times::FILE_NAME), "frame,seconds\na.png,1000\nb.png,1002\nd.png,1004\ne.png,1001\n").unwrap();
+        std::fs::write(two.join(times::FILE_NAME), "f.png,0\ng.png,0.5\nh.png,1\ni.png,1e19\nj.png,1e19\n").unwrap();
+        let mut src = DirSource::new(&[one.clone(), two.clone()], false).unwrap();
+        let ts: Vec<SystemTime> = (0..10).map(|_| src.next_frame().unwrap().unwrap().ts).collect();
+        let step = |i: usize| ts[i].duration_since(ts[i - 1]).unwrap().as_secs_f64();
+        // Read in a moment, stamped on the recording's clock; the first is now.
         assert!(SystemTime::now().duration_since(ts[0]).unwrap() < Duration::from_secs(60));
-        // Without a time: now, never before the last stamp; an older time neither.
-        assert!(after(2) >= 2.0 && after(3) >= after(2), "{ts:?}");
+        assert_eq!(step(1), 2.0);
+        // Where the recording does not say (no time, a time gone back, the next folder), the step
+        // is the time between the reads: small here, never back; then the next folder's own clock.
+        for i in [2, 3, 4, 5] {
+            assert!(step(i) < 1.0, "step {i}: {ts:?}");
+        }
+        assert_eq!((step(6), step(7)), (0.5, 0.5));
+        // A time no clock holds: no panic, the stamp stays.
+        assert_eq!(step(8), 0.0);
+        assert_eq!(step(9), 0.0);
         // A damaged times.csv: the frames are still read, stamped when read.
-        std::fs::write(d.path().join(times::FILE_NAME), "a.png,yesterday\n").unwrap();
-        let mut src = DirSource::new(&[d.path().to_path_buf()], false).unwrap();
+        std::fs::write(one.join(times::FILE_NAME), "a.png,yesterday\n").unwrap();
+        let mut src = DirSource::new(std::slice::from_ref(&one), false).unwrap();
+        let (t0, t1) = (src.next_frame().unwrap().unwrap().ts, src.next_frame().unwrap().unwrap().ts);
+        assert!(t1.duration_since(t0).unwrap() < Duration::from_secs(1));
+        // Looping: stamped when read.
+        std::fs::write(one.join(times::FILE_NAME), "a.png,0\nb.png,100\n").unwrap();
+        let mut src = DirSource::new(&[one], true).unwrap();
         let (t0, t1) = (src.next_frame().unwrap().unwrap().ts, src.next_frame().unwrap().unwrap().ts);
         assert!(t1.duration_since(t0).unwrap() < Duration::from_secs(1));
     }

@@ -131,7 +131,7 @@ pub fn health(m: &Metrics, zones: &ZoneControl) -> (bool, serde_json::Value) {
         body["alarms"] = serde_json::to_value(&s.alarms).unwrap_or_default();
     }
     if !zones.is_empty() {
-        body["zones"] = serde_json::to_value(zones.states(std::time::SystemTime::now())).unwrap_or_default();
+        body["zones"] = serde_json::to_value(zones.states(zones.now())).unwrap_or_default();
     }
     let ok = s.state == Health::Ok;
     body["stats"] = serde_json::to_value(&s).unwrap_or_default();
@@ -366,7 +366,7 @@ fn switch_zone(req: &Request, zones: &ZoneControl, s: &HttpSettings) -> Reply {
         Some(Err(e)) => return Reply::text(400, &format!("set: {e}\n")),
         None => return Reply::text(400, "set=off, set=on or set=MINUTES is needed\n"),
     };
-    match zones.switch(zone, what, std::time::SystemTime::now()) {
+    match zones.switch(zone, what, zones.now()) {
         Ok(z) => {
             log::warn!("zone {zone}: switched {} over HTTP{}", z.state, z.remaining_s.map(|r| format!(" for {:.0} min", r / 60.0)).unwrap_or_default());
             Reply::new(200, "application/json", serde_json::to_string(&z).unwrap_or_default())
@@ -393,7 +393,7 @@ fn answer(req: &Request, latest: &Arc<Latest>, served: &Served, stop: &Arc<Atomi
     }
     let reply = match req.path.as_str() {
         "/" | "/index.html" => Reply::new(200, "text/html; charset=utf-8", PAGE),
-        "/zones" => Reply::new(200, "application/json", serde_json::to_string(&zones.states(std::time::SystemTime::now())).unwrap_or_default()),
+        "/zones" => Reply::new(200, "application/json", serde_json::to_string(&zones.states(zones.now())).unwrap_or_default()),
         "/setup" => Reply::new(200, "text/html; charset=utf-8", SETUP_PAGE),
         // Browsers ask for it; a water drop rather than a 404 in their consoles.
         "/favicon.ico" => Reply::new(200, "image/svg+xml", r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="9" r="6" fill="#3ad"/></svg>"##),
