@@ -41,8 +41,9 @@ pub enum RecordError {
 }
 
 /// Saves `frames` frames (one in `every` of those the source delivers) into `out` as
-/// `frame-000000.EXT`, ... with their capture times in `times.csv`, until the source ends or `stop` is set. A frame that cannot be read is
-/// skipped; a camera that goes away is reopened. Returns how many were saved.
+/// `frame-000000.EXT`, ... with their capture times in `times.csv`, until the source ends or `stop` is
+/// set. A frame that cannot be read is skipped; a camera that goes away is reopened. Returns how many
+/// were saved.
 pub fn record(source: SourceSettings, out: &Path, frames: u64, every: u64, format: ImageFormat, stop: Arc<AtomicBool>) -> Result<u64, RecordError> {
     let mut source = Reopening::start(source, stop, Box::new(|_| {}))?;
     // When each frame was taken, so a replay of the folder keeps the recording's clock.
