@@ -60,6 +60,8 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     let s = settings("6,12:3,3:resize", 10);
     let sum = train(&s, &data, &straight, None, DeviceChoice::Cpu, false).unwrap();
     assert_eq!(sum.epochs_run, 10);
+    // The thread count that shaped the model's float sums is in its summary (model and report).
+    assert!(sum.threads >= 1, "{}", sum.threads);
     let last = |v: &[f64]| v[v.len() - 3..].iter().copied().fold(f64::INFINITY, f64::min);
     assert!(last(&sum.train_loss) < sum.train_loss[0] * 0.7, "loss should fall: {:?}", sum.train_loss);
     assert!(last(&sum.val_loss) < sum.val_loss[0] * 0.7, "{:?}", sum.val_loss);

@@ -29,6 +29,10 @@ pub struct TrainSummary {
     #[serde(default)]
     pub footage_excluded_median: Option<f32>,
     pub device: String,
+    /// libtorch's CPU threads: how its float sums are split, so two machines or thread counts train
+    /// the same seed into different models (0 in reports from before it was recorded).
+    #[serde(default)]
+    pub threads: i32,
     pub seconds: f64,
     pub export_max_diff: f32,
     pub stopped_early: bool,

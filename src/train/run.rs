@@ -208,7 +208,7 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
         std::fs::create_dir_all(dir).map_err(|cause| TrainError::Io { path: dir.to_path_buf(), cause })?;
     }
     let device = device.resolve()?;
-    log::info!("training on {}", if device == Device::Cpu { "the CPU".to_string() } else { format!("{device:?}") });
+    log::info!("training on {} ({} libtorch threads)", if device == Device::Cpu { "the CPU".to_string() } else { format!("{device:?}") }, tch::get_num_threads());
     tch::manual_seed(s.seed as i64);
     let start = Instant::now();
     let ckpt = checkpoint_path(out);
@@ -232,6 +232,7 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
                     crate::util::stats::median_f32(&mut v)
                 },
                 device: format!("{device:?}"),
+                threads: tch::get_num_threads(),
                 ..Default::default()
             };
             (net, best, adam, CheckpointMeta { epoch: 0, step: 0, settings: s.clone(), summary, best_val: f64::INFINITY, since_best: 0 })
