@@ -22,8 +22,9 @@ pub struct DirSource {
     seq: u64,
     looping: bool,
     pace: Option<super::Pacer>,
-    /// Recorded times by path, with the index of the folder whose `times.csv` gave them.
-    recorded: HashMap<PathBuf, (usize, f64)>,
+    /// Each path's recorded time, with the index of the folder whose `times.csv` gave it (looked up
+    /// once, at start).
+    recorded: Vec<Option<(usize, f64)>>,
     /// The last frame's recorded time (and folder), its stamp, and when it was read.
     last: Option<Stamped>,
 }
@@ -41,24 +42,25 @@ impl DirSource {
         if paths.is_empty() {
             return Err(SourceError::Unavailable(format!("no images in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))));
         }
-        let mut recorded = HashMap::new();
+        let mut by_path = HashMap::new();
         for (folder, dir) in inputs.iter().filter(|p| p.is_dir()).enumerate() {
             match times::read(dir) {
                 Ok(Some(t)) if looping => log::info!("{}: not used while looping; frames are stamped when read ({} times)", dir.join(times::FILE_NAME).display(), t.len()),
-                Ok(Some(t)) => recorded.extend(t.into_iter().map(|(name, s)| (dir.join(name), (folder, s)))),
+                Ok(Some(t)) => by_path.extend(t.into_iter().map(|(name, s)| (dir.join(name), (folder, s)))),
                 Ok(None) => {}
                 Err(e) => log::warn!("{e}; frames are stamped when they are read"),
             }
         }
+        let recorded = paths.iter().map(|p| by_path.get(p).copied()).collect();
         Ok(DirSource { paths, next: 0, seq: 0, looping, pace: None, recorded, last: None })
     }
 
-    /// The stamp of the frame at `path`, read now: the last stamp plus the recording's interval where
+    /// The stamp of the frame of path `i`, read now: the last stamp plus the recording's interval where
     /// both frames have a time from the same folder and it runs forward, else plus the time since the
     /// last read; the first frame's is now.
-    fn stamp(&mut self, path: &PathBuf) -> SystemTime {
+    fn stamp(&mut self, i: usize) -> SystemTime {
         let read = Instant::now();
-        let recorded = self.recorded.get(path).copied();
+        let recorded = self.recorded[i];
         let stamp = match self.last {
             None => SystemTime::now(),
             Some(last) => {
@@ -101,13 +103,13 @@ impl FrameSource for DirSource {
         if let Some(p) = &mut self.pace {
             p.wait();
         }
-        let path = self.paths[self.next].clone();
+        let i = self.next;
         self.next += 1;
         let seq = self.seq;
         self.seq += 1;
-        let img = load_rgb(&path)?;
-        let ts = self.stamp(&path);
-        Ok(Some(Frame { ts, ..Frame::new(img, seq, path.display().to_string()) }))
+        let img = load_rgb(&self.paths[i])?;
+        let ts = self.stamp(i);
+        Ok(Some(Frame { ts, ..Frame::new(img, seq, self.paths[i].display().to_string()) }))
     }
 
     fn describe(&self) -> String {
