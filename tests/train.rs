@@ -8,7 +8,7 @@ use poolwatch::pipeline::heatmap::HeatmapSettings;
 use poolwatch::pipeline::model::{Arch, Autoencoder, Preprocess};
 use poolwatch::pipeline::pool::{MaskSpec, PoolSettings};
 use poolwatch::synth::Scene;
-use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
+use poolwatch::train::{DeviceChoice, LrSchedule, NonPoolTarget, TrainSettings, train};
 use std::path::Path;
 
 fn frames(dir: &Path, n: u64) {
@@ -27,6 +27,7 @@ fn settings(arch: &str, epochs: usize) -> TrainSettings {
         epochs,
         batch: 4,
         lr: 3e-3,
+        lr_schedule: LrSchedule::Constant,
         weight_decay: 1e-4,
         dropout: 0.0,
         seed: 3,

@@ -32,4 +32,4 @@ pub use error::TrainError;
 #[cfg(feature = "train")]
 pub use report::TrainSummary;
 #[cfg(feature = "train")]
-pub use run::{DeviceChoice, NonPoolTarget, TrainSettings, train};
+pub use run::{DeviceChoice, LrSchedule, NonPoolTarget, TrainSettings, train};

@@ -54,6 +54,41 @@ pub enum NonPoolTarget {
     Modulo,
 }
 
+/// How the learning rate moves over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` throughout (every model trained before the schedule existed).
+    #[default]
+    Constant,
+    /// From `lr` down to [`LrSchedule::COSINE_FLOOR`] of it along half a cosine over all the run's steps:
+    /// big steps while the loss falls fast, small ones at the end, so the last epochs settle instead of
+    /// hopping between nearby minima.
+    Cosine,
+    /// `lr` for the first [`LrSchedule::TAIL_FROM`] of the steps, then down to the same floor along
+    /// half a cosine over the rest: the fast descent of a constant rate, and a settled end.
+    Tail,
+}
+
+impl LrSchedule {
+    /// Where the cosine ends, as a fraction of `lr`.
+    pub const COSINE_FLOOR: f64 = 0.01;
+    /// Where [`LrSchedule::Tail`] starts to come down, as a fraction of the run's steps.
+    pub const TAIL_FROM: f64 = 0.8;
+
+    /// The rate for optimiser step `step` (0-based) of `total`.
+    pub fn lr(self, lr: f64, step: i64, total: i64) -> f64 {
+        let t = if total <= 1 { 1.0 } else { (step.max(0) as f64 / (total - 1) as f64).min(1.0) };
+        let down = |t: f64| lr * (Self::COSINE_FLOOR + (1.0 - Self::COSINE_FLOOR) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()));
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => down(t),
+            LrSchedule::Tail if t <= Self::TAIL_FROM => lr,
+            LrSchedule::Tail => down((t - Self::TAIL_FROM) / (1.0 - Self::TAIL_FROM)),
+        }
+    }
+}
+
 /// Everything that shapes a training run; stored in checkpoints and in the model's metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
@@ -63,6 +98,9 @@ pub struct TrainSettings {
     pub epochs: usize,
     pub batch: usize,
     pub lr: f64,
+    /// Models trained before the schedule existed ran at a constant rate.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     pub weight_decay: f64,
     pub dropout: f64,
     pub seed: u64,
@@ -240,6 +278,7 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
     };
     let mut batcher = Batcher { pre: Preprocessor::new(s.width, s.height, s.preprocess.clone()), width: s.width, height: s.height, pool: s.pool.clone() };
     let steps_per_epoch = data.train.len().div_ceil(s.batch.max(1));
+    let total_steps = (s.epochs * steps_per_epoch) as i64;
     let bar = progress.then(|| {
         let b = indicatif::ProgressBar::new(((s.epochs.saturating_sub(meta.epoch)) * steps_per_epoch) as u64);
         b.set_style(
@@ -265,6 +304,8 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
             net.zero_grad();
             let l = loss(&net, &x, &mk, s, true);
             l.backward();
+            // From the step count, so a resumed run continues the same curve.
+            adam.lr = s.lr_schedule.lr(s.lr, adam.step, total_steps);
             adam.step(&mut net);
             let v = l.double_value(&[]);
             total += v * chunk.len() as f64;
@@ -360,4 +401,37 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
     write_model(out, &model_meta, &best.weights())?;
     report::write(out, &meta.summary, &cal, data, &s.pool)?;
     Ok(meta.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LrSchedule;
+
+    #[test]
+    fn cosine_runs_from_the_rate_to_its_floor_and_never_rises() {
+        let (lr, total) = (2e-3, 1140);
+        assert_eq!(LrSchedule::Constant.lr(lr, 700, total), lr);
+        assert!((LrSchedule::Cosine.lr(lr, 0, total) - lr).abs() < 1e-15);
+        assert!((LrSchedule::Cosine.lr(lr, total - 1, total) - lr * LrSchedule::COSINE_FLOOR).abs() < 1e-15);
+        // Halfway: the mean of the two ends.
+        let mid = LrSchedule::Cosine.lr(lr, 1, 3);
+        assert!((mid - lr * (1.0 + LrSchedule::COSINE_FLOOR) / 2.0).abs() < 1e-15);
+        let rates: Vec<f64> = (0..total).map(|t| LrSchedule::Cosine.lr(lr, t, total)).collect();
+        assert!(rates.windows(2).all(|w| w[1] <= w[0]));
+        // Past the end (a resumed run given fewer epochs) it stays at the floor; a one-step run takes the floor.
+        assert_eq!(LrSchedule::Cosine.lr(lr, total + 50, total), LrSchedule::Cosine.lr(lr, total - 1, total));
+        assert!((LrSchedule::Cosine.lr(lr, 0, 1) - lr * LrSchedule::COSINE_FLOOR).abs() < 1e-15);
+    }
+
+    #[test]
+    fn tail_holds_the_rate_then_comes_down_to_the_floor() {
+        let (lr, total) = (2e-3, 1001);
+        // Steps 0..=800 are the first 80 %: the rate as given.
+        assert!((0..=800).all(|t| LrSchedule::Tail.lr(lr, t, total) == lr));
+        assert!(LrSchedule::Tail.lr(lr, 801, total) < lr);
+        assert!((LrSchedule::Tail.lr(lr, 900, total) - lr * (1.0 + LrSchedule::COSINE_FLOOR) / 2.0).abs() < 1e-12);
+        assert!((LrSchedule::Tail.lr(lr, total - 1, total) - lr * LrSchedule::COSINE_FLOOR).abs() < 1e-15);
+        let rates: Vec<f64> = (0..total).map(|t| LrSchedule::Tail.lr(lr, t, total)).collect();
+        assert!(rates.windows(2).all(|w| w[1] <= w[0]));
+    }
 }

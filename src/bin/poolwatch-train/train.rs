@@ -13,7 +13,7 @@ use poolwatch::train::footage::FootageSettings;
 use poolwatch::train::selftrain::{SelfTrainSettings, find_missed};
 use poolwatch::train::int8::{int8_path, make_int8};
 use poolwatch::train::report::report_dir;
-use poolwatch::train::{DeviceChoice, NonPoolTarget, TrainSettings, train};
+use poolwatch::train::{DeviceChoice, LrSchedule, NonPoolTarget, TrainSettings, train};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -60,6 +60,10 @@ pub struct Args {
     pub batch: usize,
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
+    /// The learning rate over the run: constant (--lr throughout), cosine (from --lr down to 1 % of it by
+    /// the last step) or tail (--lr for 80 % of the steps, then down to 1 % of it).
+    #[arg(long, value_enum, default_value_t = LrSchedule::default())]
+    pub lr_schedule: LrSchedule,
     #[arg(long, default_value_t = 1e-4)]
     pub weight_decay: f64,
     #[arg(long, default_value_t = 0.0)]
@@ -119,7 +123,7 @@ fn parse_positive(s: &str) -> Result<f32, String> {
 
 pub fn main(a: Args) -> Result<()> {
     let Args {
-        normal, inpaint, footage, footage_rounds, footage_k, out, epochs, size, arch, device, resume, seed, batch, lr, weight_decay, dropout,
+        normal, inpaint, footage, footage_rounds, footage_k, out, epochs, size, arch, device, resume, seed, batch, lr, lr_schedule, weight_decay, dropout,
         patience, val_fraction, nonpool_target, nonpool_weight, no_augment, augment, range, bright_clip, mask, threads, quiet, int8,
         blur_sigma, brightness_weight,
     } = a;
@@ -142,6 +146,7 @@ pub fn main(a: Args) -> Result<()> {
         epochs,
         batch,
         lr,
+        lr_schedule,
         weight_decay,
         dropout,
         seed,
