@@ -154,6 +154,18 @@ fn trains_exports_resumes_and_refuses_bad_checkpoints() {
     let diff = ra.iter().zip(&rb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(diff < 1e-5, "resumed weights differ by {diff}");
 
+    // A schedule is recorded with the model's training settings and changes the run: the straight run's
+    // constant rate, then the same run with its rate brought down over the last fifth.
+    assert_eq!(model.meta().training["settings"]["lr_schedule"], "constant");
+    let tail = dir.path().join("tail.onnx");
+    let ts = TrainSettings { lr_schedule: LrSchedule::Tail, ..s.clone() };
+    let tsum = train(&ts, &data, &tail, None, DeviceChoice::Cpu, false).unwrap();
+    assert_eq!(Autoencoder::load(&tail).unwrap().meta().training["settings"]["lr_schedule"], "tail");
+    // The first 80 % of the steps run at the same rate as the constant run: the same losses; after, others.
+    let same = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.abs().max(1e-6);
+    assert!(tsum.train_loss[..8].iter().zip(&sum.train_loss[..8]).all(|(a, b)| same(*a, *b)), "{:?} vs {:?}", tsum.train_loss, sum.train_loss);
+    assert!(!same(tsum.train_loss[9], sum.train_loss[9]), "{:?} vs {:?}", tsum.train_loss, sum.train_loss);
+
     // A checkpoint of another architecture is refused with a clear message.
     let other = settings("6,12:3,5:resize", 3);
     let e = train(&other, &data, &dir.path().join("o.onnx"), Some(&ckpt), DeviceChoice::Cpu, false).unwrap_err().to_string();
