@@ -304,7 +304,8 @@ pub fn train(s: &TrainSettings, data: &Dataset, out: &Path, resume: Option<&Path
             net.zero_grad();
             let l = loss(&net, &x, &mk, s, true);
             l.backward();
-            // From the step count, so a resumed run continues the same curve.
+            // From the step count and the run's length: a run resumed with the same --epochs continues
+            // the same curve.
             adam.lr = s.lr_schedule.lr(s.lr, adam.step, total_steps);
             adam.step(&mut net);
             let v = l.double_value(&[]);
