@@ -47,7 +47,8 @@ pub enum RecordError {
 pub fn record(source: SourceSettings, out: &Path, frames: u64, every: u64, format: ImageFormat, stop: Arc<AtomicBool>) -> Result<u64, RecordError> {
     let mut source = Reopening::start(source, stop, Box::new(|_| {}))?;
     // When each frame was taken, so a replay of the folder keeps the recording's clock.
-    let mut times = TimesWriter::create(out).map_err(|e| RecordError::Write { path: out.join(times::FILE_NAME), reason: e.to_string() })?;
+    let times_err = |e: std::io::Error| RecordError::Write { path: out.join(times::FILE_NAME), reason: e.to_string() };
+    let mut times = TimesWriter::create(out).map_err(times_err)?;
     let every = every.max(1);
     let (mut saved, mut seen) = (0u64, 0u64);
     while saved < frames {
@@ -60,7 +61,7 @@ pub fn record(source: SourceSettings, out: &Path, frames: u64, every: u64, forma
                 let name = format!("frame-{:06}.{}", saved, format.extension());
                 let path = out.join(&name);
                 save(&f.image, &path, format).map_err(|reason| RecordError::Write { path, reason })?;
-                times.add(&name, f.unix_ts()).map_err(|e| RecordError::Write { path: out.join(times::FILE_NAME), reason: e.to_string() })?;
+                times.add(&name, f.unix_ts()).map_err(times_err)?;
                 saved += 1;
             }
             Ok(None) => break,
