@@ -131,11 +131,16 @@ pub struct PipelineSettings {
     /// The largest frame taken, in pixels; larger ones are refused (counted as bad frames) before
     /// they are decoded. The default keeps the daemon within the systemd unit's `MemoryMax`.
     pub max_pixels: u64,
+    /// How many of the model file's networks run (`poolwatch-train train --models 2` writes two, whose
+    /// heatmaps are averaged): 1 runs the first alone, one inference a frame instead of two, on a board
+    /// too slow for both. Default: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networks: Option<usize>,
 }
 
 impl Default for PipelineSettings {
     fn default() -> Self {
-        PipelineSettings { every_nth: 1, queue: 1, threads: 1, max_pixels: crate::media::images::DEFAULT_MAX_PIXELS }
+        PipelineSettings { every_nth: 1, queue: 1, threads: 1, max_pixels: crate::media::images::DEFAULT_MAX_PIXELS, networks: None }
     }
 }
 
@@ -145,6 +150,9 @@ impl PipelineSettings {
         in_range("every_nth", self.every_nth, 1..=1000)?;
         in_range("queue", self.queue, 1..=64)?;
         in_range("threads", self.threads, 1..=64)?;
+        if let Some(n) = self.networks {
+            in_range("networks", n, 1..=crate::pipeline::model::contract::MAX_NETWORKS)?;
+        }
         in_range("max_pixels", self.max_pixels, 256..=64 * 1024 * 1024)
     }
 }

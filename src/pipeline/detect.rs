@@ -79,6 +79,12 @@ pub struct Detector {
     /// first frame of a source size, and every fork must use that one, not its own first frame's.
     shared_mask: Arc<Mutex<Option<SizedMask>>>,
     heatmap: Heatmap,
+    /// The file's other networks ([`crate::pipeline::model::contract::Member`]): each one's heatmap
+    /// builder (its own calibration) and the factor that puts its score in the first network's units
+    /// (the first's threshold over its own).
+    members: Vec<(HeatmapBuilder, f32)>,
+    /// A member's heatmap before it is added to the first's.
+    scratch: Heatmap,
 }
 
 impl Detector {
@@ -95,6 +101,20 @@ impl Detector {
         }
         let heat = HeatmapBuilder::new(meta.width, meta.height, settings, cal.map(Calibration::stats));
         let calibrated = cal.map(|c| if heat.standardized() { c.threshold } else { c.raw_threshold });
+        // The contract gives members only beside a calibrated first network.
+        let members = cal
+            .map(|first| {
+                meta.members
+                    .iter()
+                    .map(|m| {
+                        let c = &m.calibration;
+                        let b = HeatmapBuilder::new(meta.width, meta.height, cfg.heatmap.apply(&c.heatmap), Some(c.stats()));
+                        let scale = if b.standardized() { first.threshold / c.threshold } else { first.raw_threshold / c.raw_threshold };
+                        (b, scale)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         // The noise grain was measured on the standardised heatmap.
         let noise_area = cal.filter(|_| heat.standardized()).and_then(|c| c.noise_area);
         let lanes = cfg.lanes.as_ref().and_then(|l| LaneMap::new(l).map_err(|e| log::warn!("lanes left out of the box stage: {e}")).ok());
@@ -108,6 +128,8 @@ impl Detector {
             mask: None,
             shared_mask: Arc::default(),
             heatmap: Heatmap::default(),
+            members,
+            scratch: Heatmap::default(),
             model,
         }
     }
@@ -124,6 +146,8 @@ impl Detector {
             mask: self.mask.clone(),
             shared_mask: Arc::clone(&self.shared_mask),
             heatmap: Heatmap::default(),
+            members: self.members.clone(),
+            scratch: Heatmap::default(),
         })
     }
 
@@ -185,10 +209,21 @@ impl Detector {
         self.prepare(img)?;
         let input = self.pre.run(img);
         let t1 = Instant::now();
-        let recon = self.model.reconstruct(input)?;
+        self.model.run(input)?;
         let t2 = Instant::now();
         let mask = self.mask.as_ref().map(|m| &m.1[..]).unwrap_or(&[]);
-        self.heat.build_into(input, recon, mask, &mut self.heatmap);
+        let recons = self.model.outputs();
+        self.heat.build_into(input, &recons[0], mask, &mut self.heatmap);
+        if !self.members.is_empty() {
+            // The networks' standardised heatmaps averaged, each in the first's units: where they agree
+            // (a body) the score stays, where one alone sees something it is divided.
+            for ((b, scale), recon) in self.members.iter_mut().zip(&recons[1..]) {
+                b.build_into(input, recon, mask, &mut self.scratch);
+                self.heatmap.score.iter_mut().zip(&self.scratch.score).for_each(|(s, m)| *s += m * *scale);
+            }
+            let inv = 1.0 / (1 + self.members.len()) as f32;
+            self.heatmap.score.iter_mut().for_each(|s| *s *= inv);
+        }
         let t3 = Instant::now();
         let (boxes, threshold) = self.boxes.extract(&self.heatmap, img.width(), img.height());
         let t4 = Instant::now();

@@ -19,6 +19,8 @@ pub struct BenchReport {
     pub model: String,
     /// The tract runtime the model ran on: "cpu" or "cuda".
     pub runtime: String,
+    /// The model file's networks that ran each frame.
+    pub networks: usize,
     pub frames: usize,
     pub threads: usize,
     pub size: String,
@@ -150,6 +152,7 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
         })
         .collect();
     let runtime = model.runtime();
+    let networks = model.networks();
     let mut dets = Detector::new(model, &DetectorSettings::default()).with_forks(threads)?;
     let warmup = 5 * threads;
     let end = warmup + frames;
@@ -189,6 +192,7 @@ pub fn run(model: Autoencoder, label: &str, threads: usize, frames: usize, width
     Ok(BenchReport {
         model: label.to_string(),
         runtime: runtime.to_string(),
+        networks,
         frames,
         threads,
         size: format!("{width}x{height}"),

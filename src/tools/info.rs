@@ -20,10 +20,20 @@ pub fn describe(path: &Path) -> Result<serde_json::Value, ModelError> {
         serde_json::json!({"name": a.name, "channels": a.channels, "kernels": a.kernels, "upsample": a.upsample,
             "macs_per_frame": a.macs(meta.width, meta.height)})
     });
+    // The networks after the first, each with its calibration's summary.
+    let members: Vec<_> = meta
+        .members
+        .iter()
+        .map(|m| {
+            let c = &m.calibration;
+            serde_json::json!({"output": m.output, "calibration": {"frames": c.frames, "quantile": c.quantile,
+                "threshold": c.threshold, "raw_threshold": c.raw_threshold, "heatmap": c.heatmap}, "training": m.training})
+        })
+        .collect();
     Ok(serde_json::json!({
         "file": path.display().to_string(), "bytes": size, "input": format!("{}x{}", meta.width, meta.height),
         "quantization": meta.quantization, "arch": arch, "preprocess": meta.preprocess, "calibration": cal,
-        "training": meta.training,
+        "training": meta.training, "networks": meta.networks(), "members": members,
     }))
 }
 

@@ -10,6 +10,7 @@ pub mod calibrate;
 pub mod dataset;
 pub mod footage;
 pub mod inpaint;
+pub mod networks;
 pub mod onnx;
 pub mod quant;
 pub mod selftrain;

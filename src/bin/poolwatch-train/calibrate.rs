@@ -31,13 +31,21 @@ pub struct Args {
 
 pub fn main(a: Args) -> Result<()> {
     let pool = a.mask.pool()?;
-    let mut model = Autoencoder::load(&a.model)?;
-    let mut heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
-    heatmap.brightness_weight = a.brightness_weight.unwrap_or(heatmap.brightness_weight);
-    heatmap.white_weight = a.white_weight.unwrap_or(heatmap.white_weight);
-    let overrides = HeatmapOverrides { white_weight: Some(heatmap.white_weight), ..Default::default() };
-    overrides.validate().map_err(|e| anyhow::anyhow!("--{}: {}", e.key.replace('_', "-"), e.message))?;
-    recalibrate(&a.model, &mut model, &a.normal, &pool, a.blur_sigma.0, heatmap)
+    if let Some(w) = a.white_weight {
+        let overrides = HeatmapOverrides { white_weight: Some(w), ..Default::default() };
+        overrides.validate().map_err(|e| anyhow::anyhow!("--{}: {}", e.key.replace('_', "-"), e.message))?;
+    }
+    // Each network of the file is calibrated on its own.
+    poolwatch::train::networks::each_network(&a.model, &a.model, |src, out| -> Result<()> {
+        let mut model = Autoencoder::load(src)?;
+        let mut heatmap = model.meta().calibration.as_ref().map(|c| c.heatmap.clone()).unwrap_or_default();
+        heatmap.brightness_weight = a.brightness_weight.unwrap_or(heatmap.brightness_weight);
+        heatmap.white_weight = a.white_weight.unwrap_or(heatmap.white_weight);
+        if src != out {
+            std::fs::copy(src, out).with_context(|| format!("cannot write {}", out.display()))?;
+        }
+        recalibrate(out, &mut model, &a.normal, &pool, a.blur_sigma.0, heatmap)
+    })
 }
 
 fn recalibrate(path: &Path, model: &mut Autoencoder, normal: &[PathBuf], pool: &PoolSettings, blur_sigma: Option<f32>, mut heatmap: HeatmapSettings) -> Result<()> {

@@ -4,6 +4,7 @@
 
 mod args;
 mod calibrate;
+mod merge;
 mod quantize;
 mod train;
 mod upgrade;
@@ -29,6 +30,9 @@ enum Command {
     Upgrade(upgrade::Args),
     /// Re-measure a model's calibration on held-out empty frames.
     Calibrate(calibrate::Args),
+    /// Put calibrated models of one venue (e.g. two training seeds) into one file: the device averages
+    /// their heatmaps, which evens out what one training run alone gets wrong.
+    Merge(merge::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Command::Quantize(a) => quantize::main(a),
         Command::Upgrade(a) => upgrade::main(a),
         Command::Calibrate(a) => calibrate::main(a),
+        Command::Merge(a) => merge::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

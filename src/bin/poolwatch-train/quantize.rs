@@ -29,7 +29,13 @@ pub fn main(a: Args) -> Result<()> {
     let out = a.out.unwrap_or_else(|| int8_path(&a.model));
     let train: Vec<_> = data.train.iter().map(|s| &s.image).collect();
     let val: Vec<_> = data.val.iter().map(|s| &s.image).collect();
-    let report = make_int8(&a.model, &out, &train, &val, &pool)?;
+    // Each network of the file is quantised on its own.
+    let mut report = Vec::new();
+    poolwatch::train::networks::each_network(&a.model, &out, |src, dst| -> Result<()> {
+        report.push(make_int8(src, dst, &train, &val, &pool)?);
+        Ok(())
+    })?;
+    let report = if report.len() == 1 { serde_json::to_value(&report[0])? } else { serde_json::to_value(&report)? };
     // A reader gone (`| head`) ends the output quietly; println! would panic.
     match writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&report)?) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}

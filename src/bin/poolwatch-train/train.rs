@@ -4,7 +4,7 @@
 use crate::args::{BlurArg, MaskArgs, parse_blur, parse_brightness_weight, parse_pair};
 use anyhow::{Context, Result, anyhow};
 use poolwatch::pipeline::heatmap::{BRIGHTNESS_WEIGHT, HeatmapSettings};
-use poolwatch::pipeline::model::contract::parse_size;
+use poolwatch::pipeline::model::contract::{MAX_NETWORKS, parse_size};
 use poolwatch::pipeline::model::{Arch, Autoencoder, Preprocess};
 use poolwatch::train::augment::AugmentSettings;
 use poolwatch::train::calibrate::REFERENCE_BLUR;
@@ -13,8 +13,10 @@ use poolwatch::train::footage::FootageSettings;
 use poolwatch::train::selftrain::{SelfTrainSettings, find_missed};
 use poolwatch::train::int8::{int8_path, make_int8};
 use poolwatch::train::report::report_dir;
-use poolwatch::train::{DeviceChoice, LrSchedule, NonPoolTarget, TrainSettings, train};
-use std::path::PathBuf;
+use poolwatch::train::networks::{each_network, merge_files};
+use poolwatch::train::{DeviceChoice, LrSchedule, NonPoolTarget, TrainSettings, TrainSummary, train};
+use poolwatch::pipeline::pool::PoolSettings;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("frames").required(true).multiple(true).args(["normal", "footage"])))]
@@ -56,6 +58,11 @@ pub struct Args {
     pub resume: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Networks trained (seeds --seed, --seed + 1, ...) and put into the one file: the device averages
+    /// their heatmaps, which evens out what one training run alone gets wrong, at one inference per
+    /// network a frame (`[pipeline] networks = 1` runs the first alone on a slow board).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_NETWORKS as u64))]
+    pub models: usize,
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
     #[arg(long, default_value_t = 2e-3)]
@@ -123,7 +130,7 @@ fn parse_positive(s: &str) -> Result<f32, String> {
 
 pub fn main(a: Args) -> Result<()> {
     let Args {
-        normal, inpaint, footage, footage_rounds, footage_k, out, epochs, size, arch, device, resume, seed, batch, lr, lr_schedule, weight_decay, dropout,
+        normal, inpaint, footage, footage_rounds, footage_k, out, epochs, size, arch, device, resume, seed, models, batch, lr, lr_schedule, weight_decay, dropout,
         patience, val_fraction, nonpool_target, nonpool_weight, no_augment, augment, range, bright_clip, mask, threads, quiet, int8,
         blur_sigma, brightness_weight,
     } = a;
@@ -134,6 +141,9 @@ pub fn main(a: Args) -> Result<()> {
     }
     if !(0.0..0.9).contains(&val_fraction) || !(0.0..1.0).contains(&dropout) || batch == 0 || epochs == 0 {
         anyhow::bail!("--val-fraction must be in [0, 0.9), --dropout in [0, 1), --batch and --epochs at least 1");
+    }
+    if models > 1 && resume.is_some() {
+        anyhow::bail!("--resume continues one network's run: resume without --models, then `poolwatch-train merge` it with the others");
     }
     if threads > 0 {
         tch::set_num_threads(threads);
@@ -163,7 +173,7 @@ pub fn main(a: Args) -> Result<()> {
         auto_blur: blur_sigma.0.is_none(),
         pool: pool.clone(),
     };
-    let mut spec = DatasetSpec {
+    let spec = DatasetSpec {
         normal,
         inpaint,
         footage,
@@ -173,34 +183,75 @@ pub fn main(a: Args) -> Result<()> {
         val_fraction,
         max_size: (width * 2, height * 2),
     };
-    let mut data = Dataset::load(&spec)?;
-    log::info!("{} training frames ({} inpainted), {} held out", data.train.len(), data.train.iter().filter(|s| s.inpainted).count(), data.val.len());
-    let mut summary = train(&settings, &data, &out, resume.as_deref(), device, !quiet)?;
     let st = SelfTrainSettings { rounds: footage_rounds, k: footage_k, ..SelfTrainSettings::default() };
-    // Later rounds only look at footage: without it, one round is all there is.
-    let rounds = if data.footage.is_empty() { 1 } else { st.rounds };
-    for round in 2..=rounds {
-        let model = Autoencoder::load(&out).with_context(|| format!("self-training round {round}"))?;
-        let found = find_missed(model, &data, &pool, &st).with_context(|| format!("self-training round {round}"))?;
-        let boxes: usize = found.boxes.values().map(Vec::len).sum();
-        log::info!(
-            "round {round}: the model found {boxes} unusual regions in {} of {} footage frames; training again with them left out too",
-            found.boxes.len(),
-            found.frames
-        );
-        for (p, b) in found.boxes {
-            spec.footage_found.entry(p).or_default().extend(b);
-        }
-        data = Dataset::load(&spec)?;
-        summary = train(&settings, &data, &out, None, device, !quiet)?;
-    }
+    let run = Run { spec: &spec, pool: &pool, st: &st, device, progress: !quiet };
+    let (summary, data) = run.network(&settings, &out, resume.as_deref())?;
     log::info!("wrote {} after {} epochs (best {}), {:.0} s", out.display(), summary.epochs_run, summary.best_epoch, summary.seconds);
+    if models > 1 {
+        let mut files = vec![out.clone()];
+        for k in 2..=models {
+            let path = out.with_extension(format!("net{k}.onnx"));
+            let settings = TrainSettings { seed: seed + k as u64 - 1, ..settings.clone() };
+            log::info!("network {k} of {models}: seed {}", settings.seed);
+            let (summary, _) = run.network(&settings, &path, None)?;
+            log::info!("network {k} after {} epochs (best {}), {:.0} s; its report: {}", summary.epochs_run, summary.best_epoch, summary.seconds, report_dir(&path).display());
+            files.push(path);
+        }
+        merge_files(&files, &out)?;
+        for p in &files[1..] {
+            let _ = std::fs::remove_file(p);
+        }
+        log::info!("wrote {}: {models} networks, whose heatmaps the device averages", out.display());
+    }
     if int8 {
         let train_imgs: Vec<_> = data.train.iter().map(|s| &s.image).collect();
         let val_imgs: Vec<_> = data.val.iter().map(|s| &s.image).collect();
-        let report = make_int8(&out, &int8_path(&out), &train_imgs, &val_imgs, &pool)?;
+        let mut reports = Vec::new();
+        each_network(&out, &int8_path(&out), |src, dst| -> Result<()> {
+            reports.push(make_int8(src, dst, &train_imgs, &val_imgs, &pool)?);
+            Ok(())
+        })?;
+        let report = if reports.len() == 1 { serde_json::to_value(&reports[0])? } else { serde_json::to_value(&reports)? };
         let p = report_dir(&out).join("int8.json");
         std::fs::write(&p, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())
+}
+
+/// What every network of a run shares.
+struct Run<'a> {
+    spec: &'a DatasetSpec,
+    pool: &'a PoolSettings,
+    st: &'a SelfTrainSettings,
+    device: DeviceChoice,
+    progress: bool,
+}
+
+impl Run<'_> {
+    /// One network trained into `out`, with its self-training rounds when there is footage; returns its
+    /// summary and the data of its last round.
+    fn network(&self, settings: &TrainSettings, out: &Path, resume: Option<&Path>) -> Result<(TrainSummary, Dataset)> {
+        let mut spec = self.spec.clone();
+        let mut data = Dataset::load(&spec)?;
+        log::info!("{} training frames ({} inpainted), {} held out", data.train.len(), data.train.iter().filter(|s| s.inpainted).count(), data.val.len());
+        let mut summary = train(settings, &data, out, resume, self.device, self.progress)?;
+        // Later rounds only look at footage: without it, one round is all there is.
+        let rounds = if data.footage.is_empty() { 1 } else { self.st.rounds };
+        for round in 2..=rounds {
+            let model = Autoencoder::load(out).with_context(|| format!("self-training round {round}"))?;
+            let found = find_missed(model, &data, self.pool, self.st).with_context(|| format!("self-training round {round}"))?;
+            let boxes: usize = found.boxes.values().map(Vec::len).sum();
+            log::info!(
+                "round {round}: the model found {boxes} unusual regions in {} of {} footage frames; training again with them left out too",
+                found.boxes.len(),
+                found.frames
+            );
+            for (p, b) in found.boxes {
+                spec.footage_found.entry(p).or_default().extend(b);
+            }
+            data = Dataset::load(&spec)?;
+            summary = train(settings, &data, out, None, self.device, self.progress)?;
+        }
+        Ok((summary, data))
+    }
 }

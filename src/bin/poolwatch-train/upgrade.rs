@@ -14,7 +14,12 @@ pub struct Args {
 
 pub fn main(a: Args) -> Result<()> {
     let out = a.out.unwrap_or_else(|| a.model.clone());
-    let changed = poolwatch::train::onnx::upgrade_file(&a.model, &out)?;
+    // Each network of the file is rewritten on its own.
+    let mut changed = false;
+    poolwatch::train::networks::each_network(&a.model, &out, |src, dst| -> Result<()> {
+        changed |= poolwatch::train::onnx::upgrade_file(src, dst)?;
+        Ok(())
+    })?;
     log::info!("{}: {}", out.display(), if changed { "rewritten in the current graph form, with an integrity hash" } else { "graph already in the current form; integrity hash written" });
     Ok(())
 }

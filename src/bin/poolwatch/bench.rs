@@ -12,6 +12,9 @@ pub struct Args {
     /// The model (default: the shipped one).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// How many of the model file's networks run (default: all).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4))]
+    networks: Option<usize>,
     #[arg(long, default_value_t = 200)]
     frames: usize,
     /// Detection threads, each running the whole pipeline on every T-th frame with a model state of
@@ -30,14 +33,15 @@ pub fn main(a: Args) -> Result<ExitCode> {
     if a.frames == 0 || a.threads == 0 || a.threads > 64 {
         bail!("--frames must be at least 1 and --threads in 1..=64");
     }
-    let m = Autoencoder::load_or_embedded(a.model.as_deref())?;
+    let m = Autoencoder::load_or_embedded_with(a.model.as_deref(), a.networks)?;
     let label = a.model.as_ref().map_or_else(|| "embedded".to_string(), |p| p.display().to_string());
     let r = run(m, &label, a.threads, a.frames, w, h)?;
     if a.json {
         out!("{}", serde_json::to_string(&r)?);
         return Ok(ExitCode::SUCCESS);
     }
-    out!("model {} ({})  {} frames of {}  {} thread(s)", r.model, r.runtime, r.frames, r.size, r.threads);
+    let nets = if r.networks > 1 { format!(", {} networks", r.networks) } else { String::new() };
+    out!("model {} ({}{nets})  {} frames of {}  {} thread(s)", r.model, r.runtime, r.frames, r.size, r.threads);
     out!("{:<11} {:>9} {:>9}", "stage", "median ms", "p99 ms");
     for s in STAGES {
         out!("{s:<11} {:>9.3} {:>9.3}", r.stages[s], r.p99[s]);

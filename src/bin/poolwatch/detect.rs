@@ -30,7 +30,7 @@ pub struct Args {
 pub fn main(a: Args) -> Result<ExitCode, Usage> {
     let cfg = load_config(a.config.as_deref()).map_err(Usage)?;
     let model_path = a.model.or(cfg.model.clone()).ok_or_else(|| Usage::msg("no model: give --model FILE or set `model` in the config"))?;
-    let model = Autoencoder::load(&model_path).map_err(usage)?;
+    let model = Autoencoder::load_or_embedded_with(Some(&model_path), cfg.pipeline.networks).map_err(usage)?;
     if let Some(dir) = &a.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).map_err(Usage)?;
     }

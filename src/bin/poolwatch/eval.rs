@@ -20,6 +20,10 @@ pub struct Args {
     normal: Vec<PathBuf>,
     #[arg(long)]
     config: Option<PathBuf>,
+    /// How many of the model file's networks run (default: the config's `[pipeline] networks`, else
+    /// all).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4))]
+    networks: Option<usize>,
     /// One JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -56,7 +60,7 @@ pub struct Args {
 
 pub fn main(a: Args) -> Result<ExitCode, Usage> {
     let cfg = load_config(a.config.as_deref()).map_err(Usage)?;
-    let model = Autoencoder::load_or_embedded(a.model.as_deref().or(cfg.model.as_deref())).map_err(usage)?;
+    let model = Autoencoder::load_or_embedded_with(a.model.as_deref().or(cfg.model.as_deref()), a.networks.or(cfg.pipeline.networks)).map_err(usage)?;
     let mut settings = cfg.detector();
     if a.timing {
         // The daemon's pipeline on the venue's own camera: its lanes, as `poolwatch run` takes them.

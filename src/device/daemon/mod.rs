@@ -93,7 +93,7 @@ fn with_source_lanes(mut cfg: Config) -> Config {
 
 /// Loads the model a config names (or the shipped one).
 pub fn load_model(cfg: &Config, opts: &RunOptions) -> Result<Autoencoder, crate::pipeline::model::ModelError> {
-    Autoencoder::load_or_embedded(opts.model.as_deref().or(cfg.model.as_deref()))
+    Autoencoder::load_or_embedded_with(opts.model.as_deref().or(cfg.model.as_deref()), cfg.pipeline.networks)
 }
 
 /// `threads` detectors for `model`, one per detection worker; they share its optimised plan.

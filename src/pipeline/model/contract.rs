@@ -24,6 +24,9 @@ const KEY_PREPROCESS: &str = "poolwatch.preprocess";
 const KEY_TRAINING: &str = "poolwatch.training";
 const KEY_CALIBRATION: &str = "poolwatch.calibration";
 const KEY_QUANT: &str = "poolwatch.quantization";
+const KEY_MEMBERS: &str = "poolwatch.members";
+/// The most networks one file may hold (the first and its members).
+pub const MAX_NETWORKS: usize = 4;
 /// `sha256:<hex>` over everything else in the file (see [`integrity`]).
 pub const KEY_INTEGRITY: &str = "poolwatch.integrity";
 
@@ -98,6 +101,27 @@ impl Calibration {
     }
 }
 
+/// Another network in the same file beside the first (`poolwatch-train train --models 2`,
+/// `poolwatch-train merge`): it reads the same input, writes its own output of the same shape, and has
+/// its own calibration. The device builds each network's standardised heatmap with that network's own
+/// calibration and averages them: where the networks agree (a body) the score stays, where only one of
+/// them sees something (its own patch of surface) it halves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Its output's name in the graph (`reconstruction.2`, ...).
+    pub output: String,
+    pub calibration: Calibration,
+    /// Its training summary.
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+/// The output name of the file's `k`-th network (0 is the first, [`OUTPUT_NAME`]).
+pub fn output_name(k: usize) -> String {
+    if k == 0 { OUTPUT_NAME.to_string() } else { format!("{OUTPUT_NAME}.{}", k + 1) }
+}
+
 /// A model's self-description, read from and written to ONNX `metadata_props`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelMeta {
@@ -110,6 +134,8 @@ pub struct ModelMeta {
     pub calibration: Option<Calibration>,
     /// `float` or `int8`.
     pub quantization: String,
+    /// The networks after the first, each with its own output and calibration (empty: one network).
+    pub members: Vec<Member>,
 }
 
 impl ModelMeta {
@@ -122,7 +148,18 @@ impl ModelMeta {
             training: serde_json::Value::Null,
             calibration: None,
             quantization: "float".into(),
+            members: Vec::new(),
         }
+    }
+
+    /// How many networks the file holds (the first and its members).
+    pub fn networks(&self) -> usize {
+        1 + self.members.len()
+    }
+
+    /// The output names of the networks, the first's first.
+    pub fn outputs(&self) -> Vec<String> {
+        std::iter::once(OUTPUT_NAME.to_string()).chain(self.members.iter().map(|m| m.output.clone())).collect()
     }
 
     /// The `metadata_props` entries for this description.
@@ -139,6 +176,9 @@ impl ModelMeta {
         }
         if let Some(cal) = &self.calibration {
             props.push((KEY_CALIBRATION, serde_json::to_string(cal).unwrap_or_default()));
+        }
+        if !self.members.is_empty() {
+            props.push((KEY_MEMBERS, serde_json::to_string(&self.members).unwrap_or_default()));
         }
         props
             .into_iter()
@@ -198,12 +238,30 @@ impl ModelMeta {
             .map(|v| serde_json::from_value::<Calibration>(v).map_err(|e| bad(format!("{KEY_CALIBRATION}: {e}"))))
             .transpose()?;
         preprocess.check().map_err(|e| bad(format!("{KEY_PREPROCESS}: {e}")))?;
-        if let Some(cal) = &calibration {
-            cal.check().map_err(|e| bad(format!("{KEY_CALIBRATION}: {e}")))?;
+        let members = json(KEY_MEMBERS)?
+            .map(|v| serde_json::from_value::<Vec<Member>>(v).map_err(|e| bad(format!("{KEY_MEMBERS}: {e}"))))
+            .transpose()?
+            .unwrap_or_default();
+        if !members.is_empty() && calibration.is_none() {
+            return Err(bad(format!("{KEY_MEMBERS}: the first network has no calibration, and the networks' heatmaps can only be averaged calibrated")));
+        }
+        if members.len() + 1 > MAX_NETWORKS {
+            return Err(bad(format!("{KEY_MEMBERS}: {} networks, at most {MAX_NETWORKS}", members.len() + 1)));
+        }
+        for (k, m) in members.iter().enumerate() {
+            if m.output != output_name(k + 1) {
+                return Err(bad(format!("{KEY_MEMBERS}: network {} must write '{}', not '{}'", k + 2, output_name(k + 1), crate::util::setting::cut(&m.output, 40))));
+            }
+            if !graph.output.iter().any(|o| o.name == m.output) {
+                return Err(bad(format!("{KEY_MEMBERS}: no output named '{}'", m.output)));
+            }
+        }
+        for (key, cal) in calibration.iter().map(|c| (KEY_CALIBRATION.to_string(), c)).chain(members.iter().enumerate().map(|(k, m)| (format!("{KEY_MEMBERS}[{k}]"), &m.calibration))) {
+            cal.check().map_err(|e| bad(format!("{key}: {e}")))?;
             let n = (cal.width * cal.height) as usize;
             if cal.width != width || cal.height != height || cal.mean.len() != n || cal.std.len() != n {
                 return Err(bad(format!(
-                    "calibration maps are {}x{} ({} values) but the model is {width}x{height}",
+                    "{key}: calibration maps are {}x{} ({} values) but the model is {width}x{height}",
                     cal.width,
                     cal.height,
                     cal.mean.len()
@@ -230,6 +288,7 @@ impl ModelMeta {
             training: json(KEY_TRAINING)?.unwrap_or(serde_json::Value::Null),
             calibration,
             quantization: prop(KEY_QUANT).unwrap_or("float").to_string(),
+            members,
         })
     }
 }

@@ -23,7 +23,8 @@ pub struct Autoencoder {
     state: Box<dyn State>,
     /// Which tract runtime runs the model: "cpu" or "cuda".
     runtime: &'static str,
-    output: Vec<f32>,
+    /// The last reconstruction of each network in use, the first's first.
+    outputs: Vec<Vec<f32>>,
 }
 
 impl std::fmt::Debug for Autoencoder {
@@ -72,21 +73,40 @@ impl Autoencoder {
 
     /// The model at `path`, or the embedded one when there is none.
     pub fn load_or_embedded(path: Option<&Path>) -> Result<Autoencoder, ModelError> {
+        Self::load_or_embedded_with(path, None)
+    }
+
+    /// The model at `path` (or the embedded one) running only its first `networks` networks (all of
+    /// them with `None`, or when the file holds fewer): a file of two networks run as one costs one
+    /// network's time a frame.
+    pub fn load_or_embedded_with(path: Option<&Path>, networks: Option<usize>) -> Result<Autoencoder, ModelError> {
         match path {
-            Some(p) => Autoencoder::load(p),
-            None => Autoencoder::embedded(),
+            Some(p) => Self::from_proto_with(p, &read_proto(p)?, networks),
+            None => {
+                let label = Path::new("<embedded models/poolwatch.onnx>");
+                Self::from_proto_with(label, &decode_proto(label, EMBEDDED_MODEL)?, networks)
+            }
         }
     }
 
     /// Builds from an already decoded model; `path` is only used in messages.
     pub fn from_proto(path: &Path, proto: &pb::ModelProto) -> Result<Autoencoder, ModelError> {
-        let meta = ModelMeta::from_proto(path, proto)?;
+        Self::from_proto_with(path, proto, None)
+    }
+
+    /// [`from_proto`](Self::from_proto) running only the first `networks` of the file's networks.
+    pub fn from_proto_with(path: &Path, proto: &pb::ModelProto, networks: Option<usize>) -> Result<Autoencoder, ModelError> {
+        let mut meta = ModelMeta::from_proto(path, proto)?;
+        if let Some(n) = networks {
+            meta.members.truncate(n.max(1) - 1);
+        }
         let tract_err = |e: TractError| ModelError::Tract { path: path.to_path_buf(), reason: format!("{e:#}") };
-        let (plan, runtime) = build_plan(proto, meta.width, meta.height).map_err(tract_err)?;
+        let (plan, runtime) = build_plan(proto, meta.width, meta.height, &meta.outputs()).map_err(tract_err)?;
         let state = plan.spawn().map_err(tract_err)?;
         let n = 3 * (meta.width * meta.height) as usize;
         let (w, h) = (meta.width, meta.height);
-        let mut model = Autoencoder { meta, path: path.to_path_buf(), plan, state, runtime, output: vec![0.0; n] };
+        let outputs = vec![vec![0.0; n]; meta.networks()];
+        let mut model = Autoencoder { meta, path: path.to_path_buf(), plan, state, runtime, outputs };
         // One frame now: a graph whose output is not the image it was given fails here, once, not
         // on every frame after a model swap.
         model.reconstruct(&vec![0.5; n]).map_err(|e| ModelError::Contract {
@@ -106,7 +126,7 @@ impl Autoencoder {
             plan: Arc::clone(&self.plan),
             state,
             runtime: self.runtime,
-            output: vec![0.0; self.output.len()],
+            outputs: self.outputs.iter().map(|o| vec![0.0; o.len()]).collect(),
         })
     }
 
@@ -128,9 +148,26 @@ impl Autoencoder {
         (self.meta.width, self.meta.height)
     }
 
-    /// Runs the model on a CHW input of the model's size (values in [0,1]) and returns the
-    /// reconstruction, CHW, in a buffer owned by the model and reused for the next frame.
+    /// Runs the model on a CHW input of the model's size (values in [0,1]) and returns the first
+    /// network's reconstruction, CHW, in a buffer owned by the model and reused for the next frame (the
+    /// other networks' are in [`outputs`](Self::outputs)).
     pub fn reconstruct(&mut self, input: &[f32]) -> Result<&[f32], ModelError> {
+        self.run(input)?;
+        Ok(&self.outputs[0])
+    }
+
+    /// The last frame's reconstruction of each network in use, the first's first.
+    pub fn outputs(&self) -> &[Vec<f32>] {
+        &self.outputs
+    }
+
+    /// How many networks run a frame.
+    pub fn networks(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Runs every network in use on a CHW input; the reconstructions land in [`outputs`](Self::outputs).
+    pub fn run(&mut self, input: &[f32]) -> Result<(), ModelError> {
         let (w, h) = (self.meta.width as usize, self.meta.height as usize);
         if input.len() != 3 * w * h {
             return Err(ModelError::Run(format!("input has {} values, the model takes 3x{h}x{w}", input.len())));
@@ -139,13 +176,18 @@ impl Autoencoder {
         let out = self.state.run(tvec![tensor.into()]).map_err(|e| ModelError::Run(format!("{e:#}")));
         clear_upper_vector_state();
         let out = out?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(|e| ModelError::Run(e.to_string()))?;
-        let view = view.as_slice().ok_or_else(|| ModelError::Run("output is not contiguous".into()))?;
-        if view.len() != self.output.len() {
-            return Err(ModelError::Run(format!("output has {} values, expected {}", view.len(), self.output.len())));
+        if out.len() != self.outputs.len() {
+            return Err(ModelError::Run(format!("{} outputs, expected {}", out.len(), self.outputs.len())));
         }
-        self.output.copy_from_slice(view);
-        Ok(&self.output)
+        for (t, buf) in out.iter().zip(&mut self.outputs) {
+            let view = t.to_plain_array_view::<f32>().map_err(|e| ModelError::Run(e.to_string()))?;
+            let view = view.as_slice().ok_or_else(|| ModelError::Run("output is not contiguous".into()))?;
+            if view.len() != buf.len() {
+                return Err(ModelError::Run(format!("output has {} values, expected {}", view.len(), buf.len())));
+            }
+            buf.copy_from_slice(view);
+        }
+        Ok(())
     }
 }
 
@@ -188,11 +230,14 @@ pub fn avoid_faulty_kernels() {
 /// The model's optimised plan, ready to spawn states, and the name of the runtime it runs on. Each
 /// frame runs on the calling thread: tract's multithreaded executor did not speed these models up
 /// (docs/speed.md); more frames a second come from more detection threads (`pipeline.threads`).
-fn build_plan(proto: &pb::ModelProto, width: u32, height: u32) -> TractResult<(Arc<dyn Runnable>, &'static str)> {
+///
+/// `outputs` are the networks' outputs to compute, in that order; the graph of a network left out is
+/// pruned when the plan is optimised.
+fn build_plan(proto: &pb::ModelProto, width: u32, height: u32, outputs: &[String]) -> TractResult<(Arc<dyn Runnable>, &'static str)> {
     avoid_faulty_kernels();
-    let model = tract_onnx::onnx()
-        .model_for_proto_model(proto)?
-        .with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())?;
+    let mut model = tract_onnx::onnx().model_for_proto_model(proto)?;
+    model.select_outputs_by_name(outputs.iter().map(String::as_str))?;
+    let model = model.with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())?;
     #[cfg(feature = "cuda")]
     let model = {
         let typed = model.into_typed()?.into_decluttered()?;
