@@ -279,3 +279,106 @@ fn footage_without_annotations_trains_reports_what_it_left_out_and_refuses_too_l
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--normal") && err.contains("--footage"), "{err}");
 }
+
+/// `poolwatch-train train --models 2` end to end through the binaries: one file of two networks (seeds
+/// 3 and 1003), each calibrated; the device runs both or (`--networks 1`) the first alone, which
+/// detects as that network's own file does; `merge` puts two files together the same way; calibrate
+/// and quantize work on each network of the file.
+#[test]
+fn two_networks_train_into_one_file_that_the_device_runs_whole_or_halved() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    frames(&empty, 24);
+    let run = |exe: &str, args: &[&str]| {
+        let o = std::process::Command::new(exe).args(args).env("RUST_LOG", "warn").output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let pw = env!("CARGO_BIN_EXE_poolwatch");
+    let trainer = env!("CARGO_BIN_EXE_poolwatch-train");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["train".to_string(), "--normal".into(), s(&empty), "--out".into(), s(out), "--size".into(), "64x48".into(), "--epochs".into(), "2".into(), "--quiet".into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(trainer, &args)
+    };
+    let pair = dir.path().join("pair.onnx");
+    let (code, _, err) = train(&pair, &["--models", "2", "--seed", "3"]);
+    assert_eq!(code, Some(0), "{err}");
+    let info = |p: &Path| -> serde_json::Value {
+        let (code, out, err) = run(pw, &["info", &s(p)]);
+        assert_eq!(code, Some(0), "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let i = info(&pair);
+    assert_eq!(i["networks"], 2, "{i}");
+    assert_eq!(i["training"]["settings"]["seed"], 3);
+    assert_eq!(i["members"][0]["training"]["settings"]["seed"], 1003, "{i}");
+    assert_eq!(i["members"][0]["output"], "reconstruction.2");
+    assert!(i["members"][0]["calibration"]["threshold"].as_f64().unwrap() > 0.0);
+    // The second network's own file is gone into the pair; its report stays.
+    assert!(!pair.with_extension("net2.onnx").exists());
+    assert!(pair.with_extension("net2.report").join("report.json").exists());
+
+    // Two single-network files merged: run as one network, the file detects as its first network does.
+    let (a, b) = (dir.path().join("a.onnx"), dir.path().join("b.onnx"));
+    for (m, seed) in [(&a, "5"), (&b, "6")] {
+        let (code, _, err) = train(m, &["--seed", seed]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let merged = dir.path().join("ab.onnx");
+    let (code, _, err) = run(trainer, &["merge", &s(&a), &s(&b), "--out", &s(&merged)]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(info(&merged)["networks"], 2);
+    let test = dir.path().join("test");
+    let (code, _, err) = run(pw, &["synth", "--out", &s(&test), "--frames", "6", "--swimmers", "2..3", "--seed", "21", "--size", "128x96"]);
+    assert_eq!(code, Some(0), "{err}");
+    let eval = |m: &Path, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["eval", "--model", m.to_str().unwrap(), "--test", test.to_str().unwrap(), "--json"];
+        args.extend(extra);
+        let (code, out, err) = run(pw, &args);
+        assert_eq!(code, Some(0), "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let (first, halved, both) = (eval(&a, &[]), eval(&merged, &["--networks", "1"]), eval(&merged, &[]));
+    assert_eq!(first["box"], halved["box"], "the file run as one network is its first network");
+    assert_eq!(first["pixel_auroc"], halved["pixel_auroc"]);
+    assert_ne!(first["pixel_auroc"], both["pixel_auroc"], "both networks' heatmaps averaged differ from the first's");
+    let (code, out, err) = run(pw, &["bench", "--model", &s(&merged), "--frames", "3", "--size", "128x96", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["networks"], 2);
+
+    // Calibrated again: each network on its own, both kept.
+    let before = info(&merged);
+    let (code, _, err) = run(trainer, &["calibrate", &s(&merged), "--normal", &s(&empty), "--blur-sigma", "3"]);
+    assert_eq!(code, Some(0), "{err}");
+    let after = info(&merged);
+    assert_eq!(after["networks"], 2);
+    for j in [&after["calibration"], &after["members"][0]["calibration"]] {
+        assert_eq!(j["heatmap"]["blur_sigma"], 3.0, "{after}");
+        assert_eq!(j["frames"], 24);
+    }
+    assert_ne!(before["members"][0]["calibration"]["threshold"], after["members"][0]["calibration"]["threshold"]);
+    assert_eq!(after["members"][0]["training"]["settings"]["seed"], 6);
+    // Quantised: each network on its own, into one int8 file of two.
+    let int8 = dir.path().join("ab.int8.onnx");
+    let (code, out, err) = run(trainer, &["quantize", &s(&merged), "--normal", &s(&empty)]);
+    assert_eq!(code, Some(0), "{err}");
+    let reports: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports.as_array().map(Vec::len), Some(2), "{reports}");
+    let q = info(&int8);
+    assert_eq!((q["networks"].as_u64(), q["quantization"].as_str()), (Some(2), Some("int8")));
+    eval(&int8, &[]);
+    // The networks' temporary files are gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.contains(".net")).collect();
+    assert!(left.iter().all(|n| n.starts_with("pair.net2.")), "{left:?}");
+
+    // --resume continues one network's run: refused with --models 2, in one line.
+    let (code, _, err) = train(&dir.path().join("r.onnx"), &["--models", "2", "--resume", &s(&a.with_extension("ckpt"))]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--resume") && err.trim().lines().count() == 1, "{err}");
+    // Merging a file with an uncalibrated or unrelated one: a one-line error naming it.
+    let (code, _, err) = run(trainer, &["merge", &s(&a), &s(&empty.join("000.png")), "--out", &s(&dir.path().join("x.onnx"))]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("000.png") && err.trim().lines().count() == 1, "{err}");
+}

@@ -349,6 +349,11 @@ mod tests {
         assert!(e.contains("pool.mask.polygon"), "{e}");
         let e = Config::parse("[boxes]\nthreshold = \"sometimes\"").unwrap_err().to_string();
         assert!(e.contains("threshold"), "{e}");
+        for n in [0, 5] {
+            let e = Config::parse(&format!("[pipeline]\nnetworks = {n}")).unwrap_err().to_string();
+            assert!(e.contains("pipeline.networks"), "{e}");
+        }
+        assert_eq!(Config::parse("[pipeline]\nnetworks = 1").unwrap().pipeline.networks, Some(1));
     }
 
     #[test]

@@ -306,6 +306,36 @@ mod tests {
     }
 
     #[test]
+    fn the_detector_averages_the_networks_heatmaps_in_the_first_ones_units() {
+        use crate::pipeline::detect::{Detector, DetectorSettings};
+        use crate::pipeline::model::infer::{EMBEDDED_MODEL, decode_proto};
+        let shipped = decode_proto(Path::new("e"), EMBEDDED_MODEL).unwrap();
+        // The same network twice, the second calibrated with half the spread, so twice the score and
+        // twice the threshold: in the first's units its score is the first's, and the average is the
+        // first network's heatmap.
+        let mut twice = shipped.clone();
+        let mut meta = ModelMeta::from_proto(Path::new("e"), &twice).unwrap();
+        let cal = meta.calibration.as_mut().unwrap();
+        cal.threshold *= 2.0;
+        cal.std.iter_mut().for_each(|s| *s *= 0.5);
+        twice.metadata_props = meta.to_props();
+        let merged = merge(&[("a".into(), shipped.clone()), ("b".into(), twice)]).unwrap();
+        let scene = crate::synth::Scene::new(1, 320, 240, (1, 3));
+        let (img, _) = scene.render(2.0, 7);
+        let heat = |proto: &pb::ModelProto| {
+            let mut d = Detector::new(Autoencoder::from_proto(Path::new("m"), proto).unwrap(), &DetectorSettings::default());
+            let boxes = d.detect(&img).unwrap().boxes;
+            (d.heatmap().score.clone(), boxes)
+        };
+        let (one, one_boxes) = heat(&shipped);
+        let (two, two_boxes) = heat(&merged);
+        assert!(one.iter().any(|&s| s > 1.0), "the frame has something to see");
+        let worst = one.iter().zip(&two).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "relative difference {worst}");
+        assert_eq!(one_boxes.len(), two_boxes.len());
+    }
+
+    #[test]
     fn a_member_whose_output_is_missing_is_refused_at_load() {
         let merged = merge(&[("a.onnx".into(), model(1, 4.0)), ("b.onnx".into(), model(2, 5.0))]).unwrap();
         let mut broken = merged.clone();

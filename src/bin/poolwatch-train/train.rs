@@ -58,9 +58,9 @@ pub struct Args {
     pub resume: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Networks trained (seeds --seed, --seed + 1, ...) and put into the one file: the device averages
-    /// their heatmaps, which evens out what one training run alone gets wrong, at one inference per
-    /// network a frame (`[pipeline] networks = 1` runs the first alone on a slow board).
+    /// Networks trained (seeds --seed, --seed + 1000, --seed + 2000, ...) and put into the one file: the
+    /// device averages their heatmaps, which evens out what one training run alone gets wrong, at one
+    /// inference per network a frame (`[pipeline] networks = 1` runs the first alone on a slow board).
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_NETWORKS as u64))]
     pub models: usize,
     #[arg(long, default_value_t = 8)]
@@ -120,6 +120,9 @@ pub struct Args {
     #[arg(long, default_value_t = BRIGHTNESS_WEIGHT, value_parser = parse_brightness_weight)]
     pub brightness_weight: f32,
 }
+
+/// The seed of network k of a file is `--seed + NETWORK_SEED_STEP * (k - 1)`.
+const NETWORK_SEED_STEP: u64 = 1000;
 
 fn parse_positive(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
@@ -191,7 +194,8 @@ pub fn main(a: Args) -> Result<()> {
         let mut files = vec![out.clone()];
         for k in 2..=models {
             let path = out.with_extension(format!("net{k}.onnx"));
-            let settings = TrainSettings { seed: seed + k as u64 - 1, ..settings.clone() };
+            // Far from the next runs' --seed, so runs with seeds 1, 2, 3 share no network.
+            let settings = TrainSettings { seed: seed.wrapping_add(NETWORK_SEED_STEP * (k as u64 - 1)), ..settings.clone() };
             log::info!("network {k} of {models}: seed {}", settings.seed);
             let (summary, _) = run.network(&settings, &path, None)?;
             log::info!("network {k} after {} epochs (best {}), {:.0} s; its report: {}", summary.epochs_run, summary.best_epoch, summary.seconds, report_dir(&path).display());
