@@ -235,7 +235,7 @@ fn footage_without_annotations_trains_reports_what_it_left_out_and_refuses_too_l
     let model = dir.path().join("m.onnx");
     let (code, _, err) = run(
         trainer,
-        &["train", "--footage", footage.to_str().unwrap(), "--out", model.to_str().unwrap(), "--size", "128x96", "--epochs", "2", "--footage-rounds", "2", "--quiet"],
+        &["train", "--footage", footage.to_str().unwrap(), "--out", model.to_str().unwrap(), "--size", "128x96", "--epochs", "2", "--footage-rounds", "2", "--models", "1", "--quiet"],
     );
     assert_eq!(code, Some(0), "{err}");
     let m = Autoencoder::load(&model).unwrap();
@@ -280,10 +280,11 @@ fn footage_without_annotations_trains_reports_what_it_left_out_and_refuses_too_l
     assert!(err.contains("--normal") && err.contains("--footage"), "{err}");
 }
 
-/// `poolwatch-train train --models 2` end to end through the binaries: one file of two networks (seeds
-/// 3 and 1003), each calibrated; the device runs both or (`--networks 1`) the first alone, which
-/// detects as that network's own file does; `merge` puts two files together the same way; calibrate
-/// and quantize work on each network of the file.
+/// `poolwatch-train train` (two networks by default) end to end through the binaries: three candidates
+/// (seeds 3, 1003, 2003) look for bodies pasted into the held-out frames, the one that finds the fewest
+/// is left out, the other two go into one file in their order, each calibrated; the device runs both
+/// or (`--networks 1`) the first alone, which detects as that network's own file does; `merge` puts
+/// two files together the same way; calibrate and quantize work on each network of the file.
 #[test]
 fn two_networks_train_into_one_file_that_the_device_runs_whole_or_halved() {
     let dir = tempfile::tempdir().unwrap();
@@ -303,7 +304,7 @@ fn two_networks_train_into_one_file_that_the_device_runs_whole_or_halved() {
         run(trainer, &args)
     };
     let pair = dir.path().join("pair.onnx");
-    let (code, _, err) = train(&pair, &["--models", "2", "--seed", "3"]);
+    let (code, _, err) = train(&pair, &["--seed", "3"]);
     assert_eq!(code, Some(0), "{err}");
     let info = |p: &Path| -> serde_json::Value {
         let (code, out, err) = run(pw, &["info", &s(p)]);
@@ -312,18 +313,30 @@ fn two_networks_train_into_one_file_that_the_device_runs_whole_or_halved() {
     };
     let i = info(&pair);
     assert_eq!(i["networks"], 2, "{i}");
-    assert_eq!(i["training"]["settings"]["seed"], 3);
-    assert_eq!(i["members"][0]["training"]["settings"]["seed"], 1003, "{i}");
+    // The candidates, their self-checks and which two were kept.
+    let list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(pair.with_extension("report").join("networks.json")).unwrap()).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.iter().map(|c| c["seed"].as_u64().unwrap()).collect::<Vec<_>>(), [3, 1003, 2003]);
+    let f1: Vec<f64> = list.iter().map(|c| c["probe"]["f1"].as_f64().unwrap()).collect();
+    // Three copies of each held-out frame, two bodies in each.
+    assert!(list.iter().all(|c| c["probe"]["frames"].as_u64().is_some_and(|f| f > 0 && f % 3 == 0) && c["probe"]["bodies"] == 2 * c["probe"]["frames"].as_u64().unwrap()), "{list:?}");
+    let left_out = list.iter().position(|c| c["kept"].is_null()).expect("one candidate left out");
+    assert!(f1.iter().all(|&v| v >= f1[left_out]), "the one left out found the fewest: {f1:?}");
+    let kept: Vec<u64> = list.iter().filter(|c| !c["kept"].is_null()).map(|c| c["seed"].as_u64().unwrap()).collect();
+    assert_eq!(list.iter().filter_map(|c| c["kept"].as_u64()).collect::<Vec<_>>(), [1, 2], "kept in the candidates' order");
+    assert_eq!(i["training"]["settings"]["seed"].as_u64(), Some(kept[0]));
+    assert_eq!(i["members"][0]["training"]["settings"]["seed"].as_u64(), Some(kept[1]), "{i}");
+    assert!(i["training"]["probe"]["recall"].as_f64().is_some(), "the self-check is in the model: {i}");
     assert_eq!(i["members"][0]["output"], "reconstruction.2");
     assert!(i["members"][0]["calibration"]["threshold"].as_f64().unwrap() > 0.0);
-    // The second network's own file is gone into the pair; its report stays.
-    assert!(!pair.with_extension("net2.onnx").exists());
-    assert!(pair.with_extension("net2.report").join("report.json").exists());
+    // The candidates' own files are gone into the pair; their reports stay.
+    assert!(!pair.with_extension("net2.onnx").exists() && !pair.with_extension("net3.onnx").exists());
+    assert!(pair.with_extension("net3.report").join("report.json").exists());
 
     // Two single-network files merged: run as one network, the file detects as its first network does.
     let (a, b) = (dir.path().join("a.onnx"), dir.path().join("b.onnx"));
     for (m, seed) in [(&a, "5"), (&b, "6")] {
-        let (code, _, err) = train(m, &["--seed", seed]);
+        let (code, _, err) = train(m, &["--seed", seed, "--models", "1"]);
         assert_eq!(code, Some(0), "{err}");
     }
     let merged = dir.path().join("ab.onnx");
@@ -371,12 +384,15 @@ fn two_networks_train_into_one_file_that_the_device_runs_whole_or_halved() {
     eval(&int8, &[]);
     // The networks' temporary files are gone.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.contains(".net")).collect();
-    assert!(left.iter().all(|n| n.starts_with("pair.net2.")), "{left:?}");
+    assert!(left.iter().all(|n| n.starts_with("pair.net2.") || n.starts_with("pair.net3.")), "{left:?}");
 
-    // --resume continues one network's run: refused with --models 2, in one line.
-    let (code, _, err) = train(&dir.path().join("r.onnx"), &["--models", "2", "--resume", &s(&a.with_extension("ckpt"))]);
+    // --resume continues one network's run: refused with several candidates, in one line.
+    let (code, _, err) = train(&dir.path().join("r.onnx"), &["--resume", &s(&a.with_extension("ckpt"))]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--resume") && err.trim().lines().count() == 1, "{err}");
+    let (code, _, err) = train(&dir.path().join("r.onnx"), &["--models", "2", "--candidates", "1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--candidates 1 is fewer than --models 2"), "{err}");
     // Merging a file with an uncalibrated or unrelated one: a one-line error naming it.
     let (code, _, err) = run(trainer, &["merge", &s(&a), &s(&empty.join("000.png")), "--out", &s(&dir.path().join("x.onnx"))]);
     assert_eq!(code, Some(2), "{err}");

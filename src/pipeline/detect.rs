@@ -102,7 +102,7 @@ impl Detector {
         let heat = HeatmapBuilder::new(meta.width, meta.height, settings, cal.map(Calibration::stats));
         let calibrated = cal.map(|c| if heat.standardized() { c.threshold } else { c.raw_threshold });
         // The contract gives members only beside a calibrated first network.
-        let members = cal
+        let members: Vec<(HeatmapBuilder, f32)> = cal
             .map(|first| {
                 meta.members
                     .iter()

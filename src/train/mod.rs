@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod footage;
 pub mod inpaint;
 pub mod networks;
+pub mod probe;
 pub mod onnx;
 pub mod quant;
 pub mod selftrain;

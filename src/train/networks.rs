@@ -6,7 +6,7 @@
 //! and writes [`output_name`]`(k - 1)`. Each network's calibration and training summary go with it
 //! ([`Member`]); size, pre-processing and quantisation are the file's and must agree.
 
-use crate::pipeline::model::contract::{INPUT_NAME, MAX_NETWORKS, Member, ModelError, ModelMeta, OUTPUT_NAME, output_name};
+use crate::pipeline::model::contract::{INPUT_NAME, MAX_NETWORKS, Member, ModelError, ModelMeta, OUTPUT_NAME, output_name, seal};
 use crate::pipeline::model::infer::read_proto;
 use crate::train::onnx::write_proto;
 use std::collections::{HashMap, HashSet};
@@ -19,6 +19,7 @@ fn prefix(k: usize) -> String {
 
 /// One file holding the networks of `models` (each a file of one or more networks, already decoded and
 /// named by its path in messages), in that order: the first's calibration, pool mask and settings lead.
+/// It comes sealed (its integrity hash written), as [`split`]'s parts do.
 pub fn merge(models: &[(PathBuf, pb::ModelProto)]) -> Result<pb::ModelProto, ModelError> {
     let mut singles = Vec::new();
     for (path, proto) in models {
@@ -87,6 +88,7 @@ pub fn merge(models: &[(PathBuf, pb::ModelProto)]) -> Result<pb::ModelProto, Mod
         meta.members.push(Member { output: output_name(k), calibration: cal, training: m.training.clone() });
     }
     out.metadata_props = meta.to_props();
+    seal(&mut out);
     Ok(out)
 }
 
@@ -173,6 +175,7 @@ pub fn split(path: &Path, proto: &pb::ModelProto) -> Result<Vec<pb::ModelProto>,
         let mut part = proto.clone();
         part.graph = Some(g);
         part.metadata_props = m.to_props();
+        seal(&mut part);
         parts.push(part);
     }
     Ok(parts)

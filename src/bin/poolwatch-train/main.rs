@@ -5,6 +5,7 @@
 mod args;
 mod calibrate;
 mod merge;
+mod split;
 mod quantize;
 mod train;
 mod upgrade;
@@ -33,6 +34,8 @@ enum Command {
     /// Put calibrated models of one venue (e.g. two training seeds) into one file: the device averages
     /// their heatmaps, which evens out what one training run alone gets wrong.
     Merge(merge::Args),
+    /// Take a file of several networks apart: one file per network, each with its own calibration.
+    Split(split::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Upgrade(a) => upgrade::main(a),
         Command::Calibrate(a) => calibrate::main(a),
         Command::Merge(a) => merge::main(a),
+        Command::Split(a) => split::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

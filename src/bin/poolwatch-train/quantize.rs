@@ -4,7 +4,7 @@ use crate::args::MaskArgs;
 use anyhow::{Context, Result};
 use poolwatch::pipeline::model::Autoencoder;
 use poolwatch::train::dataset::{Dataset, DatasetSpec};
-use poolwatch::train::int8::{int8_path, make_int8};
+use poolwatch::train::int8::{Int8Report, int8_path, make_int8};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -32,7 +32,8 @@ pub fn main(a: Args) -> Result<()> {
     // Each network of the file is quantised on its own.
     let mut report = Vec::new();
     poolwatch::train::networks::each_network(&a.model, &out, |src, dst| -> Result<()> {
-        report.push(make_int8(src, dst, &train, &val, &pool)?);
+        // Named by the file it ends up in, not the network's temporary one.
+        report.push(Int8Report { path: out.clone(), ..make_int8(src, dst, &train, &val, &pool)? });
         Ok(())
     })?;
     let report = if report.len() == 1 { serde_json::to_value(&report[0])? } else { serde_json::to_value(&report)? };

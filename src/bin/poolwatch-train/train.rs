@@ -11,9 +11,10 @@ use poolwatch::train::calibrate::REFERENCE_BLUR;
 use poolwatch::train::dataset::{Dataset, DatasetSpec};
 use poolwatch::train::footage::FootageSettings;
 use poolwatch::train::selftrain::{SelfTrainSettings, find_missed};
-use poolwatch::train::int8::{int8_path, make_int8};
+use poolwatch::train::int8::{Int8Report, int8_path, make_int8};
 use poolwatch::train::report::report_dir;
 use poolwatch::train::networks::{each_network, merge_files};
+use poolwatch::train::probe::{ProbeResult, ProbeSettings, choose, probe};
 use poolwatch::train::{DeviceChoice, LrSchedule, NonPoolTarget, TrainSettings, TrainSummary, train};
 use poolwatch::pipeline::pool::PoolSettings;
 use std::path::{Path, PathBuf};
@@ -61,8 +62,13 @@ pub struct Args {
     /// Networks trained (seeds --seed, --seed + 1000, --seed + 2000, ...) and put into the one file: the
     /// device averages their heatmaps, which evens out what one training run alone gets wrong, at one
     /// inference per network a frame (`[pipeline] networks = 1` runs the first alone on a slow board).
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_NETWORKS as u64))]
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_NETWORKS as u64))]
     pub models: usize,
+    /// Networks trained to choose --models from (default: one more than --models when it is 2 or more):
+    /// each looks for bodies pasted into the held-out frames, and those that find the fewest are left
+    /// out (a training run gone wrong, which reconstructs nearly anything, finds few).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=8))]
+    pub candidates: Option<usize>,
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
     #[arg(long, default_value_t = 2e-3)]
@@ -133,7 +139,7 @@ fn parse_positive(s: &str) -> Result<f32, String> {
 
 pub fn main(a: Args) -> Result<()> {
     let Args {
-        normal, inpaint, footage, footage_rounds, footage_k, out, epochs, size, arch, device, resume, seed, models, batch, lr, lr_schedule, weight_decay, dropout,
+        normal, inpaint, footage, footage_rounds, footage_k, out, epochs, size, arch, device, resume, seed, models, candidates, batch, lr, lr_schedule, weight_decay, dropout,
         patience, val_fraction, nonpool_target, nonpool_weight, no_augment, augment, range, bright_clip, mask, threads, quiet, int8,
         blur_sigma, brightness_weight,
     } = a;
@@ -145,8 +151,12 @@ pub fn main(a: Args) -> Result<()> {
     if !(0.0..0.9).contains(&val_fraction) || !(0.0..1.0).contains(&dropout) || batch == 0 || epochs == 0 {
         anyhow::bail!("--val-fraction must be in [0, 0.9), --dropout in [0, 1), --batch and --epochs at least 1");
     }
-    if models > 1 && resume.is_some() {
-        anyhow::bail!("--resume continues one network's run: resume without --models, then `poolwatch-train merge` it with the others");
+    let candidates = candidates.unwrap_or(if models > 1 { models + 1 } else { 1 });
+    if candidates < models {
+        anyhow::bail!("--candidates {candidates} is fewer than --models {models}: the networks kept are chosen from the candidates");
+    }
+    if candidates > 1 && resume.is_some() {
+        anyhow::bail!("--resume continues one network's run: resume with --models 1 --candidates 1, then `poolwatch-train merge` it with the others");
     }
     if threads > 0 {
         tch::set_num_threads(threads);
@@ -188,31 +198,43 @@ pub fn main(a: Args) -> Result<()> {
     };
     let st = SelfTrainSettings { rounds: footage_rounds, k: footage_k, ..SelfTrainSettings::default() };
     let run = Run { spec: &spec, pool: &pool, st: &st, device, progress: !quiet };
-    let (summary, data) = run.network(&settings, &out, resume.as_deref())?;
-    log::info!("wrote {} after {} epochs (best {}), {:.0} s", out.display(), summary.epochs_run, summary.best_epoch, summary.seconds);
-    if models > 1 {
-        let mut files = vec![out.clone()];
-        for k in 2..=models {
-            let path = out.with_extension(format!("net{k}.onnx"));
-            // Far from the next runs' --seed, so runs with seeds 1, 2, 3 share no network.
-            let settings = TrainSettings { seed: seed.wrapping_add(NETWORK_SEED_STEP * (k as u64 - 1)), ..settings.clone() };
-            log::info!("network {k} of {models}: seed {}", settings.seed);
-            let (summary, _) = run.network(&settings, &path, None)?;
-            log::info!("network {k} after {} epochs (best {}), {:.0} s; its report: {}", summary.epochs_run, summary.best_epoch, summary.seconds, report_dir(&path).display());
-            files.push(path);
+    // Candidate 1 trains into --out (so that --resume continues it), the others beside it.
+    let mut cands = Vec::with_capacity(candidates);
+    let mut data = None;
+    for k in 1..=candidates {
+        let path = if k == 1 { out.clone() } else { out.with_extension(format!("net{k}.onnx")) };
+        // Far from the next runs' --seed, so runs with seeds 1, 2, 3 share no network.
+        let settings = TrainSettings { seed: seed.wrapping_add(NETWORK_SEED_STEP * (k as u64 - 1)), ..settings.clone() };
+        if candidates > 1 {
+            log::info!("network {k} of {candidates}: seed {}", settings.seed);
         }
-        merge_files(&files, &out)?;
-        for p in &files[1..] {
-            let _ = std::fs::remove_file(p);
-        }
-        log::info!("wrote {}: {models} networks, whose heatmaps the device averages", out.display());
+        let (summary, d) = run.network(&settings, &path, if k == 1 { resume.as_deref() } else { None })?;
+        log::info!("wrote {} after {} epochs (best {}), {:.0} s", path.display(), summary.epochs_run, summary.best_epoch, summary.seconds);
+        let val: Vec<_> = d.val.iter().map(|s| &s.image).collect();
+        let found = probe(Autoencoder::load(&path)?, &val, &ProbeSettings::default())?;
+        log::info!(
+            "self-check of {}: {} of {} bodies pasted into the held-out frames found ({:.0} %), {:.2} false boxes a frame",
+            path.display(),
+            found.found,
+            found.bodies,
+            found.recall * 100.0,
+            found.false_boxes_per_frame
+        );
+        record_probe(&path, &found)?;
+        cands.push((path, settings.seed, found));
+        data.get_or_insert(d);
     }
+    if candidates > 1 {
+        keep_best(&cands, models, &out)?;
+    }
+    let data = data.context("no network trained")?;
     if int8 {
         let train_imgs: Vec<_> = data.train.iter().map(|s| &s.image).collect();
         let val_imgs: Vec<_> = data.val.iter().map(|s| &s.image).collect();
         let mut reports = Vec::new();
         each_network(&out, &int8_path(&out), |src, dst| -> Result<()> {
-            reports.push(make_int8(src, dst, &train_imgs, &val_imgs, &pool)?);
+            // Named by the file it ends up in, not the network's temporary one.
+            reports.push(Int8Report { path: int8_path(&out), ..make_int8(src, dst, &train_imgs, &val_imgs, &pool)? });
             Ok(())
         })?;
         let report = if reports.len() == 1 { serde_json::to_value(&reports[0])? } else { serde_json::to_value(&reports)? };
@@ -258,4 +280,55 @@ impl Run<'_> {
         }
         Ok((summary, data))
     }
+}
+
+/// Writes the self-check's result into the model's training summary (`poolwatch info` shows it).
+fn record_probe(path: &Path, found: &ProbeResult) -> Result<()> {
+    use poolwatch::pipeline::model::ModelMeta;
+    let proto = poolwatch::pipeline::model::infer::read_proto(path)?;
+    let mut meta = ModelMeta::from_proto(path, &proto)?;
+    if let serde_json::Value::Object(m) = &mut meta.training {
+        m.insert("probe".into(), serde_json::to_value(found)?);
+    }
+    let mut proto = proto;
+    proto.metadata_props = meta.to_props();
+    poolwatch::train::onnx::write_proto(path, &proto)?;
+    Ok(())
+}
+
+/// Keeps the `models` candidates whose self-check found the most in `out` ([`choose`]: in the order
+/// they were trained, the first kept leading the file's boxes), removes the candidates' own files, and
+/// lists every candidate in the report's `networks.json`.
+fn keep_best(cands: &[(PathBuf, u64, ProbeResult)], models: usize, out: &Path) -> Result<()> {
+    let order = choose(&cands.iter().map(|c| c.2.f1).collect::<Vec<_>>(), models);
+    let kept: Vec<PathBuf> = order.iter().map(|&i| cands[i].0.clone()).collect();
+    let list: Vec<_> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, (p, seed, found))| {
+            let place = order.iter().position(|&o| o == i);
+            serde_json::json!({"seed": seed, "probe": found, "kept": place.map(|r| r + 1), "report": report_dir(p).display().to_string()})
+        })
+        .collect();
+    for (i, (p, seed, found)) in cands.iter().enumerate() {
+        if !order.contains(&i) {
+            log::info!("left out: network of seed {seed} ({}), which found {:.0} % of the pasted bodies", p.display(), found.recall * 100.0);
+        }
+    }
+    if models == 1 {
+        if kept[0] != out {
+            std::fs::copy(&kept[0], out).with_context(|| format!("cannot write {}", out.display()))?;
+        }
+    } else {
+        merge_files(&kept, out)?;
+    }
+    for (p, _, _) in cands.iter().filter(|(p, _, _)| p != out) {
+        let _ = std::fs::remove_file(p);
+    }
+    let dir = report_dir(out);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot write {}", dir.display()))?;
+    let file = dir.join("networks.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&list)?).with_context(|| format!("cannot write {}", file.display()))?;
+    log::info!("wrote {}: {models} of {} networks (their heatmaps averaged); the candidates: {}", out.display(), cands.len(), file.display());
+    Ok(())
 }
