@@ -235,10 +235,11 @@ fn footage_without_annotations_trains_reports_what_it_left_out_and_refuses_too_l
     let model = dir.path().join("m.onnx");
     let (code, _, err) = run(
         trainer,
-        &["train", "--footage", footage.to_str().unwrap(), "--out", model.to_str().unwrap(), "--size", "128x96", "--epochs", "2", "--footage-rounds", "2", "--models", "1", "--quiet"],
+        &["train", "--footage", footage.to_str().unwrap(), "--out", model.to_str().unwrap(), "--size", "128x96", "--epochs", "2", "--footage-rounds", "2", "--quiet"],
     );
     assert_eq!(code, Some(0), "{err}");
     let m = Autoencoder::load(&model).unwrap();
+    assert!(m.meta().members.is_empty(), "one network by default with --footage");
     let cal = m.meta().calibration.clone().expect("calibrated on the held-out footage");
     assert_eq!(cal.frames, 6, "the last 15 % of 40 frames");
     assert_eq!(m.meta().training["summary"]["footage_frames"], 40);

@@ -62,8 +62,10 @@ pub struct Args {
     /// Networks trained (seeds --seed, --seed + 1000, --seed + 2000, ...) and put into the one file: the
     /// device averages their heatmaps, which evens out what one training run alone gets wrong, at one
     /// inference per network a frame (`[pipeline] networks = 1` runs the first alone on a slow board).
-    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_NETWORKS as u64))]
-    pub models: usize,
+    /// Default: 2, or 1 with --footage (where two measured worse, and the self-check's held-out frames
+    /// have swimmers of their own).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_NETWORKS as u64))]
+    pub models: Option<usize>,
     /// Networks trained to choose --models from (default: one more than --models when it is 2 or more):
     /// each looks for bodies pasted into the held-out frames, and those that find the fewest are left
     /// out (a training run gone wrong, which reconstructs nearly anything, finds few).
@@ -151,6 +153,7 @@ pub fn main(a: Args) -> Result<()> {
     if !(0.0..0.9).contains(&val_fraction) || !(0.0..1.0).contains(&dropout) || batch == 0 || epochs == 0 {
         anyhow::bail!("--val-fraction must be in [0, 0.9), --dropout in [0, 1), --batch and --epochs at least 1");
     }
+    let models = models.unwrap_or(if footage.is_empty() { 2 } else { 1 });
     let candidates = candidates.unwrap_or(if models > 1 { models + 1 } else { 1 });
     if candidates < models {
         anyhow::bail!("--candidates {candidates} is fewer than --models {models}: the networks kept are chosen from the candidates");
