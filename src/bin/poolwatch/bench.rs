@@ -13,7 +13,7 @@ pub struct Args {
     #[arg(long)]
     model: Option<PathBuf>,
     /// How many of the model file's networks run (default: all).
-    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4))]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=poolwatch::pipeline::model::contract::MAX_NETWORKS as u64))]
     networks: Option<usize>,
     #[arg(long, default_value_t = 200)]
     frames: usize,

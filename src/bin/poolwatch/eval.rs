@@ -22,7 +22,7 @@ pub struct Args {
     config: Option<PathBuf>,
     /// How many of the model file's networks run (default: the config's `[pipeline] networks`, else
     /// all).
-    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4))]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=poolwatch::pipeline::model::contract::MAX_NETWORKS as u64))]
     networks: Option<usize>,
     /// One JSON object instead of a table.
     #[arg(long)]
