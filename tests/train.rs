@@ -250,10 +250,14 @@ fn footage_without_annotations_trains_reports_what_it_left_out_and_refuses_too_l
     assert_eq!(frames.len(), 40);
     assert!(frames.iter().all(|x| (0.0..=1.0).contains(&x["fraction_left_out"].as_f64().unwrap())), "{frames:?}");
     assert!(frames[0]["frame"].as_str().unwrap().ends_with("000000.png"));
-    // The second round: what the first model found unusual (the swimmers the analysis of motion is
-    // too coarse for) is left out too, in most frames.
-    let found = f["frames_with_what_the_first_model_found"].as_u64().unwrap();
-    assert!(found >= 20, "{found} of 40 frames");
+    // The overhead camera's swimmers are too small for the coarse analysis of motion (160 wide): it is
+    // measured again finer (320 wide, here the 256-wide working frames), which leaves them out of
+    // nearly every frame.
+    assert_eq!(f["motion_analysis_width"], 256, "{f}");
+    let left = frames.iter().filter(|x| x["fraction_left_out"].as_f64().unwrap() > 0.0).count();
+    assert!(left >= 36, "something left out in {left} of 40 frames");
+    // The second round looked again (what the first model found unusual where nothing moved).
+    assert!(f["frames_with_what_the_first_model_found"].as_u64().is_some(), "{f}");
     let examples = f["examples"].as_array().unwrap();
     assert_eq!(examples.len(), 6);
     for e in examples {

@@ -43,6 +43,8 @@ pub struct FootageDir {
     pub size: (u32, u32),
     /// How many of its frames had boxes an earlier round's model found left out too.
     pub found_frames: usize,
+    /// The width its motion was measured at ([`footage::Analysis::width`]).
+    pub analysis_width: u32,
     /// A few frames with what was left out tinted, at the working size.
     pub previews: Vec<(PathBuf, RgbImage)>,
 }
@@ -187,6 +189,7 @@ fn load_footage(dir: &Path, spec: &DatasetSpec, ds: &mut Dataset) -> Result<(), 
         median_fraction,
         size: loaded[0].1.dimensions(),
         found_frames,
+        analysis_width: a.width,
         previews,
     });
     log::info!(

@@ -32,6 +32,16 @@ pub struct FootageSettings {
     pub min_area: f32,
     /// The width the motion is measured at (the background itself is kept at the frames' size).
     pub analysis_width: u32,
+    /// When the analysis at `analysis_width` finds a moving region in fewer than this fraction of the
+    /// frames, the motion is measured again at `fine_width` (0 or not above `analysis_width`: never),
+    /// with regions from `fine_min_area` of the frame, and that is what is left out: footage of a busy
+    /// pool has swimmers in most frames, so a coarse analysis that finds almost nothing is missing
+    /// swimmers too small for it (an overhead camera's), not showing an empty pool.
+    pub fine_below: f32,
+    /// The finer analysis' width (see `fine_below`).
+    pub fine_width: u32,
+    /// The finer analysis' smallest region, a fraction of the frame (see `fine_below`).
+    pub fine_min_area: f32,
     /// Fewer frames than this is an error: the median needs most frames to show water at every pixel.
     pub min_frames: usize,
     /// A warning when the median frame has more than this fraction left out.
@@ -52,6 +62,9 @@ impl Default for FootageSettings {
             neighbours: 0,
             min_area: 0.002,
             analysis_width: 160,
+            fine_below: 0.5,
+            fine_width: 320,
+            fine_min_area: 0.0005,
             min_frames: 30,
             warn_excluded: 0.2,
             max_excluded: 0.5,
@@ -90,6 +103,8 @@ pub struct Analysis {
     pub exclusions: Vec<Exclusion>,
     /// The median over frames of the fraction left out.
     pub median_fraction: f32,
+    /// The width the motion was measured at (`analysis_width`, or `fine_width` for small swimmers).
+    pub width: u32,
 }
 
 /// The per-pixel, per-channel background of `frames` (all the same size, at least one): below one half,
@@ -142,8 +157,48 @@ pub fn analyse(frames: &[RgbImage], s: &FootageSettings) -> Result<Analysis, Foo
         return Err(FootageError::Size { index, got: f.dimensions(), first });
     }
     let background = robust_background(frames, s.background_fraction);
+    let (mut found, typical, mut width) = moving(frames, s, s.analysis_width, s.min_area);
+    if typical > s.max_spread {
+        return Err(FootageError::Unsteady { spread: typical, max: s.max_spread });
+    }
+    let seen = |found: &[Vec<BBox>]| found.iter().filter(|f| !f.is_empty()).count() as f32 / found.len() as f32;
+    let coarse_seen = seen(&found);
+    if s.fine_width > s.analysis_width && coarse_seen < s.fine_below {
+        // Swimmers in most frames, and the coarse analysis finds something in few of them: they are
+        // too small for it (an overhead camera's swimmer is 15 x 2 pixels at 160 wide, which the
+        // opening erases). Small regions at the finer scale are then the swimmers.
+        let (fine, _, fine_width) = moving(frames, s, s.fine_width, s.fine_min_area);
+        log::info!(
+            "moving regions in {:.0} % of the frames at {width} pixels wide: measured again at {fine_width} wide for swimmers too small for that (regions in {:.0} % of the frames)",
+            coarse_seen * 100.0,
+            seen(&fine) * 100.0
+        );
+        (found, width) = (fine, fine_width);
+    }
     let (w, h) = first;
-    let aw = s.analysis_width.clamp(8, w.max(8)).min(w);
+    let mut exclusions = Vec::with_capacity(frames.len());
+    // A swimmer's part that matched the water in one frame seldom does in the next ones: each frame
+    // also leaves out what its neighbours in time found.
+    for t in 0..found.len() {
+        let near = t.saturating_sub(s.neighbours)..(t + s.neighbours + 1).min(found.len());
+        let boxes: Vec<BBox> = found[near].iter().flatten().copied().collect();
+        let fraction = left_out(w, h, &boxes);
+        exclusions.push(Exclusion { boxes, fraction });
+    }
+    let mut fractions: Vec<f32> = exclusions.iter().map(|e| e.fraction).collect();
+    let median_fraction = crate::util::stats::median_f32(&mut fractions).unwrap_or(0.0);
+    if median_fraction > s.max_excluded {
+        return Err(FootageError::TooBusy { median: median_fraction * 100.0, max: s.max_excluded * 100.0 });
+    }
+    Ok(Analysis { background, exclusions, median_fraction, width })
+}
+
+/// Each frame's moving regions measured at `width` (or the frames' own, if narrower): boxes in the
+/// frames' coordinates, grown by the margin; the median pixel's usual distance from the background;
+/// and the width used.
+fn moving(frames: &[RgbImage], s: &FootageSettings, width: u32, min_area: f32) -> (Vec<Vec<BBox>>, f32, u32) {
+    let (w, h) = frames[0].dimensions();
+    let aw = width.clamp(8, w.max(8)).min(w);
     let ah = ((h as f32 * aw as f32 / w as f32).round() as u32).max(1);
     let small: Vec<RgbImage> = frames.iter().map(|f| image::imageops::resize(f, aw, ah, FilterType::Triangle)).collect();
     let small_bg = robust_background(&small, s.background_fraction);
@@ -163,13 +218,9 @@ pub fn analyse(frames: &[RgbImage], s: &FootageSettings) -> Result<Analysis, Foo
         .collect();
     let mut usual: Vec<f32> = threshold.iter().map(|t| t / s.k).collect();
     let typical = crate::util::stats::median_f32(&mut usual).unwrap_or(0.0);
-    if typical > s.max_spread {
-        return Err(FootageError::Unsteady { spread: typical, max: s.max_spread });
-    }
     let (sx, sy) = (w as f32 / aw as f32, h as f32 / ah as f32);
-    let min_px = (s.min_area * plane as f32).max(2.0) as usize;
+    let min_px = (min_area * plane as f32).max(2.0) as usize;
     let mut found: Vec<Vec<BBox>> = Vec::with_capacity(frames.len());
-    let mut exclusions = Vec::with_capacity(frames.len());
     for d in &dist {
         let mut binary = GrayImage::from_fn(aw, ah, |x, y| {
             let i = (y * aw + x) as usize;
@@ -199,20 +250,7 @@ pub fn analyse(frames: &[RgbImage], s: &FootageSettings) -> Result<Analysis, Foo
             .collect();
         found.push(boxes);
     }
-    // A swimmer's part that matched the water in one frame seldom does in the next ones: each frame
-    // also leaves out what its neighbours in time found.
-    for t in 0..found.len() {
-        let near = t.saturating_sub(s.neighbours)..(t + s.neighbours + 1).min(found.len());
-        let boxes: Vec<BBox> = found[near].iter().flatten().copied().collect();
-        let fraction = left_out(w, h, &boxes);
-        exclusions.push(Exclusion { boxes, fraction });
-    }
-    let mut fractions: Vec<f32> = exclusions.iter().map(|e| e.fraction).collect();
-    let median_fraction = crate::util::stats::median_f32(&mut fractions).unwrap_or(0.0);
-    if median_fraction > s.max_excluded {
-        return Err(FootageError::TooBusy { median: median_fraction * 100.0, max: s.max_excluded * 100.0 });
-    }
-    Ok(Analysis { background, exclusions, median_fraction })
+    (found, typical, aw)
 }
 
 /// A `w` x `h` mask: 255 where the pixel is kept, 0 inside any of `boxes`.
@@ -306,6 +344,7 @@ mod tests {
     fn finds_the_swimmer_and_not_the_ripple() {
         let frames = recording(40, true);
         let a = analyse(&frames, &FootageSettings::default()).unwrap();
+        assert_eq!(a.width, 160, "a swimmer the coarse analysis finds keeps it");
         assert_eq!(a.background.get_pixel(50, 64)[0], 40, "the background is water where the swimmer passed");
         for (t, e) in a.exclusions.iter().enumerate() {
             let x0 = (5 + (t as u32 * 4) % 140) as f32;
@@ -319,6 +358,46 @@ mod tests {
         let filled = fill(&frames[0], &a.background, &keep);
         assert_eq!(filled.get_pixel(10, 64)[0], 40, "the swimmer is replaced by water");
         assert_eq!(filled.get_pixel(100, 100), frames[0].get_pixel(100, 100), "the rest is untouched");
+    }
+
+    /// A 640 x 480 recording whose swimmer, a dark 40 x 6 body crossing, is an overhead camera's:
+    /// 10 x 1.5 pixels at the coarse analysis' 160 wide, which its opening erases.
+    fn small_swimmer_recording(n: usize) -> (Vec<RgbImage>, Vec<BBox>) {
+        let mut rng = Rng::new(5);
+        let mut truth = Vec::with_capacity(n);
+        let frames = (0..n)
+            .map(|t| {
+                let mut f = RgbImage::from_fn(640, 480, |_, _| {
+                    let n = (rng.f32() - 0.5) * 6.0;
+                    Rgb([40, (150.0 + n) as u8, (200.0 + n) as u8])
+                });
+                let (x0, y0) = (20 + (t as u32 * 13) % 540, 200 + (t as u32 % 3) * 40);
+                for y in y0..y0 + 6 {
+                    for x in x0..x0 + 40 {
+                        f.put_pixel(x, y, Rgb([120, 90, 70]));
+                    }
+                }
+                truth.push(BBox::new(x0 as f32, y0 as f32, (x0 + 40) as f32, (y0 + 6) as f32));
+                f
+            })
+            .collect();
+        (frames, truth)
+    }
+
+    fn covered(a: &Analysis, truth: &[BBox]) -> usize {
+        a.exclusions.iter().zip(truth).filter(|(e, g)| e.boxes.iter().any(|b| b.x1 <= g.x1 && b.x2 >= g.x2 && b.y1 <= g.y1 && b.y2 >= g.y2)).count()
+    }
+
+    #[test]
+    fn swimmers_too_small_for_the_coarse_analysis_are_measured_again_finer() {
+        let (frames, truth) = small_swimmer_recording(40);
+        let coarse = analyse(&frames, &FootageSettings { fine_below: 0.0, ..FootageSettings::default() }).unwrap();
+        assert_eq!(coarse.width, 160);
+        assert!(covered(&coarse, &truth) < 4, "160 wide misses the small swimmer: {} of 40", covered(&coarse, &truth));
+        let a = analyse(&frames, &FootageSettings::default()).unwrap();
+        assert_eq!(a.width, 320, "measured again at the finer width");
+        assert!(covered(&a, &truth) >= 38, "the swimmer left out in {} of 40 frames", covered(&a, &truth));
+        assert!(a.median_fraction < 0.01, "only the swimmer: {}", a.median_fraction);
     }
 
     #[test]

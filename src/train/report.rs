@@ -137,6 +137,7 @@ pub fn write(model_path: &Path, summary: &TrainSummary, cal: &Calibration, data:
             "dir": f.dir,
             "median_fraction_left_out": f.median_fraction,
             "frames_with_what_the_first_model_found": f.found_frames,
+            "motion_analysis_width": f.analysis_width,
             "examples": shown,
             "frames": f.frames.iter().map(|(p, x)| serde_json::json!({ "frame": p, "fraction_left_out": x })).collect::<Vec<_>>(),
         }));
