@@ -1,7 +1,8 @@
 //! Footage with swimmers in it and no annotations (`poolwatch-train train --footage`): a robust
 //! per-pixel background of the recording (its temporal median, or a mode), what departs from it by more than that
 //! pixel's own usual spread (waves, flicker) taken for a swimmer, and those regions filled with the
-//! background and left out of the loss and of the calibration's statistics.
+//! background and left out of the loss and of the calibration's statistics. The motion is measured on
+//! shrunk frames, measured again finer when that finds almost nothing (swimmers too small for it).
 
 use crate::pipeline::boxes::BBox;
 use image::imageops::FilterType;
