@@ -10,14 +10,25 @@
 # toolchains; scripts/setup.sh installs what is missing first (POOLWATCH_NO_CROSS=1 skips the cross ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Each stage is headed with the minutes since the start, so a slow stage shows in the log.
+# Each stage is headed with the minutes since the start, so a slow stage shows in the log; the heads
+# are also kept in target/stage-times.log and printed again at the end, and after 80 minutes (CI stops
+# a run at 90 and keeps only the log's tail: this says where the time went).
 SECONDS=0
-stage() { printf '== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+mkdir -p target
+: >target/stage-times.log
+stage() {
+    printf '== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"
+    printf '[%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "${*%%:*}" >>target/stage-times.log
+}
+(sleep 4800 >/dev/null 2>&1 </dev/null && echo "== scripts/test.sh has run for 80 minutes; its stages began at:" && cat target/stage-times.log) &
+watchdog=$!
+# The watchdog and its sleep end with the script (the sleep holds none of CI's output open either way).
+trap 'pkill -P "$watchdog" 2>/dev/null; kill "$watchdog" 2>/dev/null; true' EXIT
+stage "setup: packages, npm, cross toolchains (scripts/setup.sh)"
 scripts/setup.sh
 # The trainer's PyTorch (a few GB from PyPI on a fresh machine, the slowest download of a CI run) is
 # installed in the background, at the lowest priority, while the device side builds and runs; the
 # trainer stage waits for it. Its output: target/torch-install.log.
-mkdir -p target
 nice -n 19 bash -c '. scripts/torch-env.sh' >target/torch-install.log 2>&1 &
 torch_install=$!
 stage "layers: every import points down the wings, no circle (ARCHITECTURE.md)"
@@ -105,3 +116,5 @@ scripts/fuzz.sh "$POOLWATCH_FUZZ_SECONDS"
 stage "soak: the daemon for a minute while its broker, serial port and frames fail (scripts/soak.sh; README has 30 minutes)"
 POOLWATCH_BIN=target/debug/poolwatch scripts/soak.sh 1
 stage "all tests passed"
+echo "stages began at:"
+cat target/stage-times.log
