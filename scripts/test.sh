@@ -20,10 +20,18 @@ stage() {
     printf '== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"
     printf '[%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "${*%%:*}" >>target/stage-times.log
 }
-(sleep 4800 >/dev/null 2>&1 </dev/null && echo "== scripts/test.sh has run for 80 minutes; its stages began at:" && cat target/stage-times.log) &
+(
+    # Told to stop, the watchdog ends its sleep (which holds none of CI's output open either way).
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    sleep 4800 >/dev/null 2>&1 </dev/null &
+    sleeper=$!
+    wait "$sleeper" && echo "== scripts/test.sh has run for 80 minutes; its stages began at:" &&
+        cat target/stage-times.log
+) &
 watchdog=$!
-# The watchdog and its sleep end with the script (the sleep holds none of CI's output open either way).
-trap 'pkill -P "$watchdog" 2>/dev/null; kill "$watchdog" 2>/dev/null; true' EXIT
+# The watchdog ends with the script. `|| true`: errexit holds inside the trap too, and a watchdog that
+# has already gone (kill fails) must not turn a passing run's exit status into 1 (stop 37's CI did).
+trap 'kill "$watchdog" 2>/dev/null || true' EXIT
 stage "setup: packages, npm, cross toolchains (scripts/setup.sh)"
 scripts/setup.sh
 # The trainer's PyTorch (a few GB from PyPI on a fresh machine, the slowest download of a CI run) is
