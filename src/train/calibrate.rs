@@ -274,6 +274,11 @@ impl Calibrator {
         let floor = spread_floor(&std);
         // Per frame, the highest score that survives the box stage's opening (a 3x3 minimum): the
         // thresholds sit at quantile `q` of these peaks, with a margin, so empty frames raise no box.
+        // Each frame is standardised with statistics it is part of, so no score exceeds sqrt(n - 1)
+        // (4.1 for 18 frames, 6.6 for 45): with few frames the threshold, and the noise grain measured
+        // at a fraction of it, follow the count more than the camera. Leaving the frame out of its own
+        // statistics steadies the smoothing on a synthetic camera and loses on real ones, whose
+        // heavy-tailed glints then score 10 or more (docs/accuracy.md, session 28).
         let mut raw_peaks = Vec::with_capacity(n);
         let mut std_peaks = Vec::with_capacity(n);
         let mut standardised = vec![0.0f32; plane];
