@@ -21,8 +21,10 @@ stage() {
     printf '[%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "${*%%:*}" >>target/stage-times.log
 }
 (
-    # Told to stop, the watchdog ends its sleep (which holds none of CI's output open either way).
-    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    # Told to stop, the watchdog ends its sleep (which holds none of CI's output open either way);
+    # `sleeper` is set first so that a stop before the sleep starts finds no unset variable (set -u).
+    sleeper=
+    trap '[[ -z $sleeper ]] || kill "$sleeper" 2>/dev/null; exit 0' TERM
     sleep 4800 >/dev/null 2>&1 </dev/null &
     sleeper=$!
     wait "$sleeper" && echo "== scripts/test.sh has run for 80 minutes; its stages began at:" &&
